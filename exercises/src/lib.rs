@@ -1,0 +1,2 @@
+//! The course exercises: one module per exercise, each with a stub to complete,
+//! a hint, tests and a reference solution.

@@ -1,0 +1,3 @@
+//! The `mini-envoy` binary.
+
+fn main() {}

@@ -1,0 +1,582 @@
+//! HTTP header maps, shared by every layer of mini-envoy.
+//!
+//! Mirrors Envoy's `Http::HeaderMap`: one ordered list of `(name, value)` entries
+//! in which
+//!
+//! - names are case-insensitive (stored lowercase, as Envoy's codecs do),
+//! - one name may carry several values (`get_all`, `append`),
+//! - insertion order is kept, so a proxied message keeps its header order,
+//! - HTTP/2-style pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`,
+//!   `:status`) always sit before regular headers, whatever the insertion order.
+//!
+//! The HTTP/1.1 codec (week 3) fills a map from the wire, the router (week 1)
+//! reads it to pick a route, filters mutate it, and the codec encodes it again.
+//! Values are [`Bytes`], so a codec can hand out slices of its read buffer
+//! without copying. Names and values are validated on construction: a value can
+//! never contain CR, LF or NUL, so encoding a map can never inject a header.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Why a header name or value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidHeader {
+    /// The name is empty or has a byte that is not an RFC 9110 token character.
+    #[error("invalid header name {0:?}")]
+    Name(String),
+    /// The value has CR, LF, NUL or another control character other than tab.
+    #[error("invalid header value for {name}: contains a control character")]
+    Value {
+        /// The name the value was meant for, when known.
+        name: String,
+    },
+}
+
+/// `:method`
+pub const METHOD: HeaderName = HeaderName::from_static(":method");
+/// `:path`
+pub const PATH: HeaderName = HeaderName::from_static(":path");
+/// `:authority` (HTTP/1.1's `Host`)
+pub const AUTHORITY: HeaderName = HeaderName::from_static(":authority");
+/// `:scheme`
+pub const SCHEME: HeaderName = HeaderName::from_static(":scheme");
+/// `:status`
+pub const STATUS: HeaderName = HeaderName::from_static(":status");
+
+/// RFC 9110 `tchar`.
+const fn is_token_byte(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+        | b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// A lowercase header name. Pseudo-header names start with `:`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderName(Bytes);
+
+impl HeaderName {
+    /// Validates `name` and lowercases it (without copying when it is already lowercase).
+    pub fn new(name: impl Into<Bytes>) -> Result<Self, InvalidHeader> {
+        let name: Bytes = name.into();
+        let body = name.strip_prefix(b":").unwrap_or(&name);
+        if body.is_empty() || !body.iter().all(|&b| is_token_byte(b)) {
+            return Err(InvalidHeader::Name(String::from_utf8_lossy(&name).into_owned()));
+        }
+        if name.iter().any(u8::is_ascii_uppercase) {
+            Ok(Self(Bytes::from(name.to_ascii_lowercase())))
+        } else {
+            Ok(Self(name))
+        }
+    }
+
+    /// A name known at compile time. It must already be lowercase and valid;
+    /// an invalid literal fails the build when used in a `const`.
+    pub const fn from_static(name: &'static str) -> Self {
+        let bytes = name.as_bytes();
+        assert!(!bytes.is_empty(), "empty header name");
+        let mut i = if bytes[0] == b':' { 1 } else { 0 };
+        assert!(i < bytes.len(), "empty pseudo-header name");
+        while i < bytes.len() {
+            let b = bytes[i];
+            assert!(
+                is_token_byte(b) && !b.is_ascii_uppercase(),
+                "header name literal must be a lowercase token"
+            );
+            i += 1;
+        }
+        Self(Bytes::from_static(bytes))
+    }
+
+    /// The lowercase name as text (names are always ASCII).
+    pub fn as_str(&self) -> &str {
+        // Validated as ASCII token characters on construction.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The lowercase name as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Whether this is a pseudo-header such as `:path`.
+    pub fn is_pseudo(&self) -> bool {
+        self.0.first() == Some(&b':')
+    }
+
+    /// Case-insensitive comparison with a name given as text.
+    pub fn matches(&self, name: &str) -> bool {
+        self.0.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+impl fmt::Debug for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<&str> for HeaderName {
+    type Error = InvalidHeader;
+    fn try_from(name: &str) -> Result<Self, InvalidHeader> {
+        Self::new(Bytes::copy_from_slice(name.as_bytes()))
+    }
+}
+
+impl TryFrom<String> for HeaderName {
+    type Error = InvalidHeader;
+    fn try_from(name: String) -> Result<Self, InvalidHeader> {
+        Self::new(Bytes::from(name))
+    }
+}
+
+/// A header value: any bytes except control characters other than horizontal tab.
+///
+/// HTTP allows obs-text (bytes 0x80–0xFF) in values, so a value is bytes, and
+/// [`HeaderValue::to_str`] answers `None` for a value that is not UTF-8.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderValue(Bytes);
+
+const fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+impl HeaderValue {
+    /// Validates `value`.
+    pub fn new(value: impl Into<Bytes>) -> Result<Self, InvalidHeader> {
+        let value: Bytes = value.into();
+        if value.iter().all(|&b| is_value_byte(b)) {
+            Ok(Self(value))
+        } else {
+            Err(InvalidHeader::Value { name: String::new() })
+        }
+    }
+
+    /// A value known at compile time.
+    pub const fn from_static(value: &'static str) -> Self {
+        let bytes = value.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            assert!(is_value_byte(bytes[i]), "header value literal has a control character");
+            i += 1;
+        }
+        Self(Bytes::from_static(bytes))
+    }
+
+    /// The decimal text of `n`.
+    pub fn from_u64(n: u64) -> Self {
+        Self(Bytes::from(n.to_string()))
+    }
+
+    /// The value as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The value as text, when it is UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The value as text, with invalid UTF-8 replaced.
+    pub fn to_str_lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
+    /// The value's underlying shared bytes.
+    pub fn as_shared(&self) -> &Bytes {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_str_lossy(), f)
+    }
+}
+
+impl TryFrom<&str> for HeaderValue {
+    type Error = InvalidHeader;
+    fn try_from(value: &str) -> Result<Self, InvalidHeader> {
+        Self::new(Bytes::copy_from_slice(value.as_bytes()))
+    }
+}
+
+impl TryFrom<String> for HeaderValue {
+    type Error = InvalidHeader;
+    fn try_from(value: String) -> Result<Self, InvalidHeader> {
+        Self::new(Bytes::from(value))
+    }
+}
+
+/// An ordered, case-insensitive, multi-valued header map.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HeaderMap {
+    entries: Vec<(HeaderName, HeaderValue)>,
+    /// Number of leading entries that are pseudo-headers.
+    pseudo_count: usize,
+    /// Sum of name and value lengths, as Envoy's `byteSize()`.
+    byte_size: usize,
+}
+
+impl HeaderMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { entries: Vec::with_capacity(n), ..Self::default() }
+    }
+
+    /// Number of entries (a name with two values counts twice).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Total bytes of names and values: what `max_request_headers_kb` limits.
+    pub fn byte_size(&self) -> usize {
+        self.byte_size
+    }
+
+    /// Adds a value, keeping any existing values of the same name.
+    pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
+        self.byte_size += name.as_bytes().len() + value.len();
+        if name.is_pseudo() {
+            self.entries.insert(self.pseudo_count, (name, value));
+            self.pseudo_count += 1;
+        } else {
+            self.entries.push((name, value));
+        }
+    }
+
+    /// Sets the only value of `name`: the first existing entry is replaced in
+    /// place (keeping its position) and any others are removed.
+    pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        match self.position(name.as_str()) {
+            Some(first) => {
+                let old = &mut self.entries[first].1;
+                self.byte_size = self.byte_size - old.len() + value.len();
+                *old = value;
+                let mut i = first + 1;
+                while i < self.entries.len() {
+                    if self.entries[i].0 == name {
+                        self.remove_at(i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            None => self.append(name, value),
+        }
+    }
+
+    /// [`append`](Self::append) from text, validating both parts.
+    pub fn try_append(&mut self, name: &str, value: &str) -> Result<(), InvalidHeader> {
+        let name = HeaderName::try_from(name)?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|_| InvalidHeader::Value { name: name.to_string() })?;
+        self.append(name, value);
+        Ok(())
+    }
+
+    /// [`insert`](Self::insert) from text, validating both parts.
+    pub fn try_insert(&mut self, name: &str, value: &str) -> Result<(), InvalidHeader> {
+        let name = HeaderName::try_from(name)?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|_| InvalidHeader::Value { name: name.to_string() })?;
+        self.insert(name, value);
+        Ok(())
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        let range = if name.starts_with(':') {
+            &self.entries[..self.pseudo_count]
+        } else {
+            &self.entries[self.pseudo_count..]
+        };
+        let offset = if name.starts_with(':') { 0 } else { self.pseudo_count };
+        range.iter().position(|(n, _)| n.matches(name)).map(|i| i + offset)
+    }
+
+    fn remove_at(&mut self, i: usize) -> (HeaderName, HeaderValue) {
+        let (name, value) = self.entries.remove(i);
+        self.byte_size -= name.as_bytes().len() + value.len();
+        if i < self.pseudo_count {
+            self.pseudo_count -= 1;
+        }
+        (name, value)
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&HeaderValue> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    /// The first value of `name` as text, when it is UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(HeaderValue::to_str)
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> + 'a {
+        self.entries.iter().filter(move |(n, _)| n.matches(name)).map(|(_, v)| v)
+    }
+
+    /// All values of `name` joined with `,` (RFC 9110 list semantics), or `None`
+    /// when absent. Borrows when there is a single value.
+    pub fn get_joined(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.entries.iter().filter(|(n, _)| n.matches(name)).map(|(_, v)| v);
+        let first = values.next()?;
+        let mut joined: Cow<'_, str> = first.to_str_lossy();
+        for v in values {
+            let s = joined.to_mut();
+            s.push(',');
+            s.push_str(&v.to_str_lossy());
+        }
+        Some(joined)
+    }
+
+    /// Whether `name` has at least one value.
+    pub fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    /// Removes every value of `name`; returns how many were removed.
+    pub fn remove(&mut self, name: &str) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].0.matches(name) {
+                self.remove_at(i);
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+        removed
+    }
+
+    /// Keeps only the entries for which `keep` answers true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&HeaderName, &HeaderValue) -> bool) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let (n, v) = &self.entries[i];
+            if keep(n, v) {
+                i += 1;
+            } else {
+                self.remove_at(i);
+            }
+        }
+    }
+
+    /// Entries in order: pseudo-headers first, then regular headers as inserted.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&HeaderName, &HeaderValue)> {
+        self.entries.iter().map(|(n, v)| (n, v))
+    }
+
+    /// Regular (non-pseudo) entries in order.
+    pub fn regular(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.entries[self.pseudo_count..].iter().map(|(n, v)| (n, v))
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.pseudo_count = 0;
+        self.byte_size = 0;
+    }
+
+    /// `:method`, when set and UTF-8.
+    pub fn method(&self) -> Option<&str> {
+        self.get_str(":method")
+    }
+
+    /// `:path` (with the query string), when set and UTF-8.
+    pub fn path(&self) -> Option<&str> {
+        self.get_str(":path")
+    }
+
+    /// `:authority`, when set and UTF-8.
+    pub fn authority(&self) -> Option<&str> {
+        self.get_str(":authority")
+    }
+
+    /// `:scheme`, when set and UTF-8.
+    pub fn scheme(&self) -> Option<&str> {
+        self.get_str(":scheme")
+    }
+
+    /// `:status` parsed as a number, when set and valid.
+    pub fn status(&self) -> Option<u16> {
+        self.get_str(":status")?.parse().ok()
+    }
+}
+
+impl fmt::Debug for HeaderMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a HeaderMap {
+    type Item = (&'a HeaderName, &'a HeaderValue);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (HeaderName, HeaderValue)>,
+        fn(&'a (HeaderName, HeaderValue)) -> (&'a HeaderName, &'a HeaderValue),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(n, v)| (n, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (n, v) in pairs {
+            m.try_append(n, v).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_stored_lowercase() {
+        let m = map(&[("Content-Type", "text/plain")]);
+        assert_eq!(m.get_str("content-type"), Some("text/plain"));
+        assert_eq!(m.get_str("CONTENT-TYPE"), Some("text/plain"));
+        assert_eq!(m.iter().next().unwrap().0.as_str(), "content-type");
+    }
+
+    #[test]
+    fn multiple_values_keep_order_and_join() {
+        let m = map(&[("x-a", "1"), ("x-b", "2"), ("X-A", "3")]);
+        let all: Vec<_> = m.get_all("x-a").map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(all, ["1", "3"]);
+        assert_eq!(m.get_joined("x-a").unwrap(), "1,3");
+        let names: Vec<_> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-a", "x-b", "x-a"]);
+    }
+
+    #[test]
+    fn pseudo_headers_stay_first() {
+        let m = map(&[("host", "h"), (":method", "GET"), ("accept", "*/*"), (":path", "/")]);
+        let names: Vec<_> = m.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [":method", ":path", "host", "accept"]);
+        assert_eq!(m.method(), Some("GET"));
+        assert_eq!(m.path(), Some("/"));
+        assert_eq!(m.regular().count(), 2);
+    }
+
+    #[test]
+    fn insert_replaces_in_place_and_removes_duplicates() {
+        let mut m = map(&[("a", "1"), ("b", "2"), ("a", "3")]);
+        m.try_insert("A", "9").unwrap();
+        let pairs: Vec<_> = m.iter().map(|(n, v)| (n.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(pairs, [("a", "9"), ("b", "2")]);
+    }
+
+    #[test]
+    fn remove_and_byte_size() {
+        let mut m = map(&[(":status", "200"), ("a", "1"), ("a", "22")]);
+        assert_eq!(m.byte_size(), ":status".len() + 3 + 1 + 1 + 1 + 2);
+        assert_eq!(m.remove("A"), 2);
+        assert_eq!(m.byte_size(), ":status".len() + 3);
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.remove(":status"), 1);
+        assert!(m.is_empty());
+        assert_eq!(m.byte_size(), 0);
+    }
+
+    #[test]
+    fn invalid_names_and_values_are_errors() {
+        assert!(HeaderName::try_from("").is_err());
+        assert!(HeaderName::try_from(":").is_err());
+        assert!(HeaderName::try_from("bad name").is_err());
+        assert!(HeaderName::try_from("bad:name").is_err());
+        assert!(HeaderValue::try_from("a\r\nx-injected: 1").is_err());
+        assert!(HeaderValue::try_from("nul\0").is_err());
+        assert!(HeaderValue::try_from("tab\tok").is_ok());
+        assert!(HeaderValue::new(Bytes::from_static(b"obs\xfftext")).is_ok());
+        let mut m = HeaderMap::new();
+        assert_eq!(m.try_append("x", "a\nb"), Err(InvalidHeader::Value { name: "x".into() }));
+    }
+
+    #[test]
+    fn lowercase_names_are_not_copied() {
+        let raw = Bytes::from_static(b"x-lower");
+        let name = HeaderName::new(raw.clone()).unwrap();
+        assert_eq!(name.as_bytes().as_ptr(), raw.as_ptr());
+    }
+
+    proptest! {
+        /// The map behaves like a simple model: a list of (lowercase name, value).
+        #[test]
+        fn matches_a_list_model(ops in prop::collection::vec(
+            (0u8..4, "[a-cA-C]{1,2}|:p", "[a-z0-9]{0,3}"), 0..40))
+        {
+            let mut m = HeaderMap::new();
+            let mut model: Vec<(String, String)> = Vec::new();
+            for (op, name, value) in ops {
+                let lower = name.to_ascii_lowercase();
+                match op {
+                    0 => { m.try_append(&name, &value).unwrap(); model.push((lower, value)); }
+                    1 => {
+                        m.try_insert(&name, &value).unwrap();
+                        match model.iter().position(|(n, _)| *n == lower) {
+                            Some(i) => {
+                                model[i].1 = value;
+                                let mut j = i + 1;
+                                while j < model.len() {
+                                    if model[j].0 == lower { model.remove(j); } else { j += 1; }
+                                }
+                            }
+                            None => model.push((lower, value)),
+                        }
+                    }
+                    2 => {
+                        let before = model.len();
+                        model.retain(|(n, _)| *n != lower);
+                        prop_assert_eq!(m.remove(&name), before - model.len());
+                    }
+                    _ => {
+                        let want = model.iter().find(|(n, _)| *n == lower).map(|(_, v)| v.as_str());
+                        prop_assert_eq!(m.get_str(&name), want);
+                    }
+                }
+                // Pseudo-headers first, stable order otherwise.
+                let mut expect: Vec<_> = model.iter().filter(|(n, _)| n.starts_with(':')).cloned().collect();
+                expect.extend(model.iter().filter(|(n, _)| !n.starts_with(':')).cloned());
+                let got: Vec<_> = m.iter().map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string())).collect();
+                prop_assert_eq!(&got, &expect);
+                prop_assert_eq!(m.byte_size(), expect.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>());
+            }
+        }
+    }
+}
