@@ -16,6 +16,8 @@
 
 pub mod de;
 pub mod error;
+pub mod filters;
+pub mod route;
 pub mod types;
 pub mod validate;
 pub mod yaml;
