@@ -442,6 +442,11 @@ impl<T: 'static> Slot<T> {
         Ok(())
     }
 
+    /// The slot's index in every thread's storage (appears in error values).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
     /// Whether the slot was freed.
     pub fn is_freed(&self) -> bool {
         self.state.freed.load(Ordering::Acquire)

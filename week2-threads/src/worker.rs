@@ -398,27 +398,39 @@ fn worker_main<D, F>(
     {
         tracing::warn!(worker = %info.name, core = core.id, "failed to pin worker to CPU");
     }
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
-        let dispatcher = factory(&info).map_err(|e| format!("cannot create dispatcher: {e}"))?;
-        let handle = dispatcher.handle();
-        let ready = ready.clone();
-        dispatcher
-            .post(move || {
-                let _ = ready.send(Ok(handle));
-            })
-            .map_err(|e| e.to_string())?;
-        dispatcher.run().map_err(|e| e.to_string())
-        // The dispatcher drops here, closing its queue: posts now fail.
-    }));
-    let message = match outcome {
-        Ok(Ok(())) => return,
-        Ok(Err(message)) => message,
-        Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+    let report = |message: String| {
+        tracing::error!(worker = %info.name, "worker failed: {message}");
+        failures.lock().push(WorkerFailure { worker: info.name.clone(), message: message.clone() });
+        // If `start` is still waiting for this worker, fail it instead of hanging.
+        let _ = ready.send(Err(message));
     };
-    tracing::error!(worker = %info.name, "worker failed: {message}");
-    failures.lock().push(WorkerFailure { worker: info.name, message: message.clone() });
-    // If `start` is still waiting for this worker, fail it instead of hanging.
-    let _ = ready.send(Err(message));
+    let built = panic::catch_unwind(AssertUnwindSafe(|| factory(&info)));
+    let dispatcher = match built {
+        Ok(Ok(dispatcher)) => dispatcher,
+        Ok(Err(err)) => return report(format!("cannot create dispatcher: {err}")),
+        Err(payload) => return report(format!("panicked: {}", panic_message(payload.as_ref()))),
+    };
+    let handle = dispatcher.handle();
+    let ready_signal = ready.clone();
+    let self_handle = handle.clone();
+    if let Err(err) = dispatcher.post(move || {
+        let _ = ready_signal.send(Ok(self_handle));
+    }) {
+        return report(err.to_string());
+    }
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| dispatcher.run()));
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(err.to_string()),
+        Err(payload) => Some(format!("panicked: {}", panic_message(payload.as_ref()))),
+    };
+    if let Some(message) = failure {
+        // Reject new posts, record the failure, and only then drop what is still
+        // queued: a completion released by that drop finds the failure recorded.
+        handle.shutdown();
+        report(message);
+    }
+    drop(dispatcher);
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
