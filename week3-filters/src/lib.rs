@@ -3,3 +3,6 @@
 //! Bytes arrive in buffers, the HTTP/1.1 codec turns them into header maps and
 //! body chunks, and chains of network and HTTP filters inspect and change them
 //! on the way to the router.
+
+pub mod buffer;
+pub mod http1;

@@ -1,0 +1,150 @@
+//! HTTP/1.1 codec benchmarks: decode a typical request head, chunked body
+//! throughput, and encoding.
+//!
+//! `cargo bench -p week3-filters --bench http1_codec -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use week1_core::headers::HeaderMap;
+use week3_filters::buffer::Buffer;
+use week3_filters::http1::{Event, RequestDecoder, RequestEncoder, RequestInfo, ResponseEncoder};
+
+/// A browser-like request of about 600 bytes (mixed-case names, as browsers send).
+const TYPICAL_REQUEST: &[u8] = b"GET /static/app/main.4f3c2a.js?v=20240611 HTTP/1.1\r\n\
+Host: www.example.com\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+Accept-Language: en-US,en;q=0.5\r\n\
+Accept-Encoding: gzip, deflate, br, zstd\r\n\
+Referer: https://www.example.com/products/list?page=2\r\n\
+Connection: keep-alive\r\n\
+Cookie: session=4a6f9e1c2b7d8e3f; theme=dark; consent=yes\r\n\
+Upgrade-Insecure-Requests: 1\r\n\
+Sec-Fetch-Dest: script\r\n\
+Sec-Fetch-Mode: no-cors\r\n\
+Sec-Fetch-Site: same-origin\r\n\
+If-None-Match: \"5e1-18f3a7c2b40\"\r\n\
+Cache-Control: max-age=0\r\n\r\n";
+
+fn decode_head(c: &mut Criterion) {
+    let mut group = c.benchmark_group("http1_decode");
+    group.throughput(Throughput::Bytes(TYPICAL_REQUEST.len() as u64));
+    group.bench_function(format!("request_head_{}B", TYPICAL_REQUEST.len()), |b| {
+        // One keep-alive connection: each iteration reads a request into the
+        // connection's buffer and decodes it.
+        let mut decoder = RequestDecoder::default();
+        let mut input = Buffer::new();
+        b.iter(|| {
+            input.append(TYPICAL_REQUEST);
+            let Ok(Some(Event::Headers(head))) = decoder.decode(&mut input) else {
+                panic!("request did not decode")
+            };
+            black_box(&head);
+            let Ok(Some(Event::MessageComplete)) = decoder.decode(&mut input) else {
+                panic!("request did not complete")
+            };
+        });
+    });
+    group.finish();
+}
+
+fn chunked_message(body_len: usize, chunk: usize) -> Bytes {
+    let mut wire =
+        b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let data = vec![b'x'; chunk];
+    let mut left = body_len;
+    while left > 0 {
+        let n = left.min(chunk);
+        wire.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        wire.extend_from_slice(&data[..n]);
+        wire.extend_from_slice(b"\r\n");
+        left -= n;
+    }
+    wire.extend_from_slice(b"0\r\n\r\n");
+    Bytes::from(wire)
+}
+
+fn decode_chunked(c: &mut Criterion) {
+    let body_len = 1 << 20;
+    let mut group = c.benchmark_group("http1_chunked");
+    group.throughput(Throughput::Bytes(body_len as u64));
+    for chunk in [1024usize, 16 * 1024] {
+        let message = chunked_message(body_len, chunk);
+        group.bench_function(format!("decode_1MiB_in_{}KiB_chunks", chunk / 1024), |b| {
+            b.iter(|| {
+                let mut decoder = RequestDecoder::default();
+                let mut input = Buffer::from(message.clone());
+                let mut got = 0;
+                loop {
+                    match decoder.decode(&mut input) {
+                        Ok(Some(Event::Data(d))) => got += d.len(),
+                        Ok(Some(Event::MessageComplete)) => break,
+                        Ok(Some(_)) => {}
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert_eq!(got, body_len);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (n, v) in pairs {
+        map.try_append(n, v).expect("valid header");
+    }
+    map
+}
+
+fn encode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("http1_encode");
+    let request = headers(&[
+        (":method", "GET"),
+        (":path", "/static/app/main.4f3c2a.js?v=20240611"),
+        (":authority", "www.example.com"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("x-request-id", "6f1c1b1e-8d2a-4b8e-9d2f-3c4a5b6c7d8e"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-envoy-expected-rq-timeout-ms", "15000"),
+    ]);
+    group.bench_function("request_head", |b| {
+        let mut out = Buffer::new();
+        b.iter(|| {
+            let mut encoder = RequestEncoder::new();
+            black_box(encoder.encode_headers(&request, true, &mut out).expect("encodes"));
+            out.clear();
+        });
+    });
+    let response = headers(&[
+        (":status", "200"),
+        ("content-type", "application/javascript"),
+        ("content-length", "1024"),
+        ("cache-control", "public, max-age=31536000, immutable"),
+        ("etag", "\"5e1-18f3a7c2b40\""),
+        ("date", "Tue, 11 Jun 2024 10:00:00 GMT"),
+        ("server", "mini-envoy"),
+        ("x-envoy-upstream-service-time", "3"),
+    ]);
+    let body = Bytes::from(vec![b'a'; 1024]);
+    group.bench_function("response_head_and_1KiB_body", |b| {
+        let mut out = Buffer::new();
+        b.iter(|| {
+            let mut encoder = ResponseEncoder::new(RequestInfo::default());
+            encoder.encode_headers(&response, false, &mut out).expect("encodes");
+            encoder.encode_data(body.clone(), true, &mut out).expect("encodes");
+            black_box(out.len());
+            out.clear();
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode_head, decode_chunked, encode);
+criterion_main!(benches);

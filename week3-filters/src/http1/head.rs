@@ -1,0 +1,746 @@
+//! Turning a complete head into a [`HeaderMap`] plus the metadata the
+//! connection manager needs: version, keep-alive, `Expect: 100-continue`,
+//! upgrade/CONNECT, and how the body is framed.
+//!
+//! httparse does the tokenizing; this module adds what a proxy must check on
+//! top of it: request smuggling (RFC 9112 §6.1, §6.3, §11.2), the
+//! request-target forms (§3.2), `Host` rules, and the keep-alive decision (§9.3).
+
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use week1_core::headers::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::{BodyFraming, CodecError, Limits, Version};
+
+/// A decoded request head (Envoy's request header map plus codec metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// `:method`, `:path` (absent for CONNECT), `:authority` (from `Host`, or
+    /// from an absolute-form or authority-form target), `:scheme` (only for an
+    /// absolute-form target), then the regular fields in wire order, names
+    /// lowercased. `Host` itself is not kept: it became `:authority`.
+    pub headers: HeaderMap,
+    /// The request's version.
+    pub version: Version,
+    /// Whether the connection may carry another request after this one
+    /// (RFC 9112 §9.3). False for CONNECT and upgrades: the connection becomes
+    /// a tunnel.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub expect_continue: bool,
+    /// An upgrade request (`Upgrade` and `Connection: upgrade`, HTTP/1.1,
+    /// no body): what follows the head is tunnel data.
+    pub upgrade: bool,
+    /// A CONNECT request: what follows the head is tunnel data.
+    pub connect: bool,
+    /// How the body is framed.
+    pub framing: BodyFraming,
+}
+
+impl RequestHead {
+    /// The method (always present on a decoded head).
+    pub fn method(&self) -> &str {
+        self.headers.method().unwrap_or_default()
+    }
+
+    /// What the response decoder and encoder need to know about this request.
+    pub fn info(&self) -> RequestInfo {
+        RequestInfo {
+            is_head: self.method() == "HEAD",
+            is_connect: self.connect,
+            is_upgrade: self.upgrade,
+            version: self.version,
+        }
+    }
+}
+
+/// A decoded response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// `:status`, then the regular fields in wire order, names lowercased.
+    /// The reason phrase is dropped, as Envoy does.
+    pub headers: HeaderMap,
+    /// The status code.
+    pub status: u16,
+    /// The response's version.
+    pub version: Version,
+    /// Whether the connection may carry another response after this one.
+    pub keep_alive: bool,
+    /// How the body is framed.
+    pub framing: BodyFraming,
+}
+
+impl ResponseHead {
+    /// A 1xx other than 101: an interim response, the final one follows.
+    pub fn is_informational(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+/// What a response depends on from its request (RFC 9112 §6.3 rules 1–3):
+/// given to [`ResponseDecoder::expect_response`](super::ResponseDecoder::expect_response)
+/// and [`ResponseEncoder::new`](super::ResponseEncoder::new).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestInfo {
+    /// A HEAD request: the response has no body whatever its headers say.
+    pub is_head: bool,
+    /// A CONNECT request: a 2xx response turns the connection into a tunnel.
+    pub is_connect: bool,
+    /// An upgrade request: a 101 response turns the connection into a tunnel.
+    pub is_upgrade: bool,
+    /// The request's version (an HTTP/1.0 client cannot read chunked bodies).
+    pub version: Version,
+}
+
+impl RequestInfo {
+    /// The info for a request with these headers and version, by the
+    /// decoder's rules: an upgrade needs `Upgrade`, `Connection: upgrade`,
+    /// HTTP/1.1 and no body.
+    pub fn from_headers(headers: &HeaderMap, version: Version) -> Self {
+        let method = headers.method().unwrap_or_default();
+        let conn = connection_tokens(headers);
+        let no_body = !headers.contains("transfer-encoding")
+            && headers.get_str("content-length").is_none_or(|v| v.trim() == "0");
+        Self {
+            is_head: method == "HEAD",
+            is_connect: method == "CONNECT",
+            is_upgrade: method != "CONNECT"
+                && version == Version::Http11
+                && conn.upgrade
+                && headers.contains("upgrade")
+                && no_body,
+            version,
+        }
+    }
+}
+
+/// `Connection` options that matter to the codec.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnectionTokens {
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) upgrade: bool,
+}
+
+impl ConnectionTokens {
+    fn add(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',') {
+            let token = trim_ows(token);
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            }
+        }
+    }
+}
+
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> ConnectionTokens {
+    let mut tokens = ConnectionTokens::default();
+    for value in headers.get_all("connection") {
+        tokens.add(value.as_bytes());
+    }
+    tokens
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+// ANCHOR: keep_alive
+/// RFC 9112 §9.3: `close` always wins; HTTP/1.1 is persistent by default;
+/// HTTP/1.0 only with `Connection: keep-alive`.
+pub(crate) fn keep_alive(version: Version, conn: ConnectionTokens) -> bool {
+    if conn.close {
+        return false;
+    }
+    match version {
+        Version::Http11 => true,
+        Version::Http10 => conn.keep_alive,
+    }
+}
+// ANCHOR_END: keep_alive
+
+/// What the special header fields said, gathered in one pass over the head.
+#[derive(Debug, Default)]
+struct Framing {
+    content_length: Option<u64>,
+    /// `Transfer-Encoding` was present.
+    te: bool,
+    /// How many `chunked` codings, whether the last coding is `chunked`,
+    /// whether another coding appeared, whether the list was malformed.
+    te_chunked: u32,
+    te_last_chunked: bool,
+    te_other: bool,
+    te_malformed: bool,
+    conn: ConnectionTokens,
+    upgrade_header: bool,
+    expect_continue: bool,
+    host: Option<HeaderValue>,
+}
+
+impl Framing {
+    fn content_length(&mut self, value: &[u8]) -> Result<(), CodecError> {
+        if self.content_length.is_some() || value.contains(&b',') {
+            // Duplicates are refused even when identical (Envoy's strict mode):
+            // a lenient hop could pick another one.
+            return Err(CodecError::MultipleContentLength);
+        }
+        if value.is_empty() || value.len() > 19 {
+            return Err(CodecError::InvalidContentLength);
+        }
+        let mut n: u64 = 0;
+        for &b in value {
+            if !b.is_ascii_digit() {
+                return Err(CodecError::InvalidContentLength);
+            }
+            n = n * 10 + u64::from(b - b'0'); // 19 digits cannot overflow u64
+        }
+        self.content_length = Some(n);
+        Ok(())
+    }
+
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.te = true;
+        for coding in value.split(|&b| b == b',') {
+            let coding = trim_ows(coding);
+            if coding.is_empty() {
+                self.te_malformed = true;
+                continue;
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.te_chunked += 1;
+                self.te_last_chunked = true;
+            } else {
+                self.te_other = true;
+                self.te_last_chunked = false;
+            }
+        }
+    }
+
+    // ANCHOR: smuggling_checks
+    /// RFC 9112 §6.1 and §6.3, strictly: the checks that keep two parsers from
+    /// disagreeing about where this message ends. Returns whether the body is
+    /// chunked.
+    fn check(&self, version: Version) -> Result<bool, CodecError> {
+        if !self.te {
+            return Ok(false);
+        }
+        if self.content_length.is_some() {
+            return Err(CodecError::ContentLengthAndChunked);
+        }
+        if version == Version::Http10
+            || self.te_malformed
+            || self.te_chunked != 1
+            || !self.te_last_chunked
+        {
+            // Chunked must be the final coding, exactly once; HTTP/1.0 has no
+            // transfer codings, so a 1.0 message with one is faulty framing.
+            return Err(CodecError::InvalidTransferEncoding);
+        }
+        if self.te_other {
+            // e.g. `gzip, chunked`: well-formed, but not something we decode.
+            return Err(CodecError::UnsupportedTransferEncoding);
+        }
+        Ok(true)
+    }
+    // ANCHOR_END: smuggling_checks
+}
+
+/// The lowercase name for a raw name, zero-copy when already lowercase and
+/// without allocating for common mixed-case names.
+fn header_name(head: &Bytes, raw: &str) -> Result<HeaderName, CodecError> {
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        for known in &COMMON_NAMES {
+            if raw.eq_ignore_ascii_case(known.as_str()) {
+                return Ok(known.clone());
+            }
+        }
+    }
+    HeaderName::new(head.slice_ref(raw.as_bytes())).map_err(|_| CodecError::InvalidHeaderName)
+}
+
+static COMMON_NAMES: [HeaderName; 24] = [
+    HeaderName::from_static("host"),
+    HeaderName::from_static("user-agent"),
+    HeaderName::from_static("accept"),
+    HeaderName::from_static("accept-encoding"),
+    HeaderName::from_static("accept-language"),
+    HeaderName::from_static("connection"),
+    HeaderName::from_static("content-type"),
+    HeaderName::from_static("content-length"),
+    HeaderName::from_static("transfer-encoding"),
+    HeaderName::from_static("cookie"),
+    HeaderName::from_static("referer"),
+    HeaderName::from_static("cache-control"),
+    HeaderName::from_static("upgrade-insecure-requests"),
+    HeaderName::from_static("origin"),
+    HeaderName::from_static("authorization"),
+    HeaderName::from_static("date"),
+    HeaderName::from_static("server"),
+    HeaderName::from_static("set-cookie"),
+    HeaderName::from_static("location"),
+    HeaderName::from_static("etag"),
+    HeaderName::from_static("last-modified"),
+    HeaderName::from_static("vary"),
+    HeaderName::from_static("expect"),
+    HeaderName::from_static("upgrade"),
+];
+
+const STACK_HEADERS: usize = 128;
+
+/// Runs `parse` with `count` uninitialized header slots, on the stack when
+/// the count is small (the default 100 is).
+fn with_header_slots<'b, R>(
+    count: usize,
+    parse: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
+) -> R {
+    if count <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'b>>::uninit() }; STACK_HEADERS];
+        parse(&mut slots[..count])
+    } else {
+        let mut slots: Vec<httparse::Header<'b>> = Vec::with_capacity(count);
+        parse(&mut slots.spare_capacity_mut()[..count])
+    }
+}
+
+/// Adds the fields of a head to `map`, noting the special ones in `framing`.
+/// In a request head (`host_count` given), `Host` goes to `framing.host`
+/// rather than into the map.
+fn add_fields(
+    head: &Bytes,
+    fields: &[httparse::Header<'_>],
+    map: &mut HeaderMap,
+    framing: &mut Framing,
+    mut host_count: Option<&mut u32>,
+) -> Result<(), CodecError> {
+    for field in fields {
+        let name = header_name(head, field.name)?;
+        let value = HeaderValue::new(head.slice_ref(field.value))
+            .map_err(|_| CodecError::InvalidCharacters)?;
+        match name.as_bytes() {
+            b"host" => {
+                if let Some(count) = host_count.as_deref_mut() {
+                    *count += 1;
+                    framing.host = Some(value);
+                    continue;
+                }
+            }
+            b"content-length" => framing.content_length(value.as_bytes())?,
+            b"transfer-encoding" => framing.transfer_encoding(value.as_bytes()),
+            b"connection" => framing.conn.add(value.as_bytes()),
+            b"upgrade" => framing.upgrade_header = true,
+            b"expect" => {
+                framing.expect_continue |= value.as_bytes().eq_ignore_ascii_case(b"100-continue")
+            }
+            _ => {}
+        }
+        map.append(name, value);
+    }
+    Ok(())
+}
+
+/// RFC 3986 authority characters (as nghttp2's and Envoy's authority check).
+fn valid_authority(a: &[u8]) -> bool {
+    !a.is_empty()
+        && a.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'%'
+                        | b'['
+                        | b']'
+                )
+        })
+}
+
+/// The pseudo-headers a request-target gives.
+struct Target {
+    path: Option<Bytes>,
+    authority: Option<Bytes>,
+    scheme: Option<HeaderValue>,
+}
+
+// ANCHOR: request_target
+/// RFC 9112 §3.2: origin-form (`/path?q`), absolute-form
+/// (`http://host/path`), authority-form (`host:port`, CONNECT only) and
+/// asterisk-form (`*`, OPTIONS only).
+fn parse_target(
+    head: &Bytes,
+    method: &str,
+    target: &str,
+    limits: &Limits,
+) -> Result<Target, CodecError> {
+    let raw = target.as_bytes();
+    if raw.len() > limits.max_url_length {
+        return Err(CodecError::UrlTooLong);
+    }
+    if !raw.is_ascii() {
+        return Err(CodecError::InvalidUrl);
+    }
+    if method == "CONNECT" {
+        let port_ok = match target.rsplit_once(':') {
+            Some((host, port)) => {
+                !host.is_empty()
+                    && !port.is_empty()
+                    && port.len() <= 5
+                    && port.bytes().all(|b| b.is_ascii_digit())
+            }
+            None => false,
+        };
+        if !port_ok || !valid_authority(raw) || raw.contains(&b'@') {
+            return Err(CodecError::InvalidUrl);
+        }
+        return Ok(Target { path: None, authority: Some(head.slice_ref(raw)), scheme: None });
+    }
+    if raw == b"*" {
+        if method != "OPTIONS" {
+            return Err(CodecError::InvalidUrl);
+        }
+        return Ok(Target { path: Some(head.slice_ref(raw)), authority: None, scheme: None });
+    }
+    if raw.first() == Some(&b'/') {
+        return Ok(Target { path: Some(head.slice_ref(raw)), authority: None, scheme: None });
+    }
+    // Absolute-form: the authority in the URI overrides Host (§3.2.2).
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return Err(CodecError::InvalidUrl);
+    };
+    let scheme = if scheme.eq_ignore_ascii_case("http") {
+        HeaderValue::from_static("http")
+    } else if scheme.eq_ignore_ascii_case("https") {
+        HeaderValue::from_static("https")
+    } else {
+        return Err(CodecError::InvalidUrl);
+    };
+    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    if !valid_authority(authority.as_bytes()) || authority.contains('@') {
+        return Err(CodecError::InvalidUrl);
+    }
+    let path = if path.starts_with('/') {
+        head.slice_ref(path.as_bytes())
+    } else if path.is_empty() && method == "OPTIONS" {
+        Bytes::from_static(b"*")
+    } else {
+        let mut owned = Vec::with_capacity(path.len() + 1);
+        owned.push(b'/');
+        owned.extend_from_slice(path.as_bytes());
+        Bytes::from(owned)
+    };
+    Ok(Target {
+        path: Some(path),
+        authority: Some(head.slice_ref(authority.as_bytes())),
+        scheme: Some(scheme),
+    })
+}
+// ANCHOR_END: request_target
+
+/// Parses a complete request head (`head` ends with CRLFCRLF).
+pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead, CodecError> {
+    let count = limits.max_headers_count as usize;
+    with_header_slots(count, |slots| {
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(&head, slots) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(CodecError::Malformed),
+            Err(e) => return Err(classify(&head, e, true)),
+        }
+        let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+            return Err(CodecError::Malformed);
+        };
+        let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+        if version == Version::Http10 && !limits.accept_http_10 {
+            return Err(CodecError::Http10NotAllowed);
+        }
+        let target = parse_target(&head, method, target, limits)?;
+
+        let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
+        map.append(
+            headers::METHOD,
+            HeaderValue::new(head.slice_ref(method.as_bytes()))
+                .map_err(|_| CodecError::InvalidMethod)?,
+        );
+        let mut framing = Framing::default();
+        let mut host_count = 0;
+        add_fields(&head, req.headers, &mut map, &mut framing, Some(&mut host_count))?;
+
+        if host_count > 1 {
+            return Err(CodecError::MultipleHost);
+        }
+        let authority = match (target.authority, framing.host.take()) {
+            (Some(from_target), _) => Some(from_target),
+            (None, Some(host)) => {
+                if !valid_authority(host.as_bytes()) {
+                    return Err(CodecError::InvalidHost);
+                }
+                Some(host.as_shared().clone())
+            }
+            (None, None) if version == Version::Http11 => return Err(CodecError::MissingHost),
+            (None, None) => None,
+        };
+        if let Some(path) = target.path {
+            map.append(headers::PATH, HeaderValue::new(path).map_err(|_| CodecError::InvalidUrl)?);
+        }
+        if let Some(authority) = authority {
+            map.append(
+                headers::AUTHORITY,
+                HeaderValue::new(authority).map_err(|_| CodecError::InvalidHost)?,
+            );
+        }
+        if let Some(scheme) = target.scheme {
+            map.append(headers::SCHEME, scheme);
+        }
+
+        // ANCHOR: request_framing
+        let chunked = framing.check(version)?;
+        let connect = method == "CONNECT";
+        let has_body = chunked || framing.content_length.is_some_and(|n| n > 0);
+        // An upgrade with a body is served as a plain request (RFC 9110 §7.8
+        // lets a server ignore Upgrade): the body must be read as HTTP first.
+        let upgrade = !connect
+            && version == Version::Http11
+            && framing.conn.upgrade
+            && framing.upgrade_header
+            && !has_body;
+        let framing_kind = if connect {
+            if has_body {
+                return Err(CodecError::BodyDisallowed);
+            }
+            BodyFraming::Tunnel
+        } else if upgrade {
+            BodyFraming::Tunnel
+        } else if chunked {
+            BodyFraming::Chunked
+        } else if let Some(n) = framing.content_length {
+            BodyFraming::ContentLength(n)
+        } else {
+            BodyFraming::None
+        };
+        // ANCHOR_END: request_framing
+        let tunnel = framing_kind == BodyFraming::Tunnel;
+        Ok(RequestHead {
+            headers: map,
+            version,
+            keep_alive: !tunnel && keep_alive(version, framing.conn),
+            expect_continue: version == Version::Http11 && framing.expect_continue,
+            upgrade,
+            connect,
+            framing: framing_kind,
+        })
+    })
+}
+
+/// Parses a complete response head answering the request described by `request`.
+pub(crate) fn parse_response(
+    head: Bytes,
+    limits: &Limits,
+    request: RequestInfo,
+) -> Result<ResponseHead, CodecError> {
+    let count = limits.max_headers_count as usize;
+    with_header_slots(count, |slots| {
+        let mut res = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, &head, slots)
+        {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(CodecError::Malformed),
+            Err(e) => return Err(classify(&head, e, false)),
+        }
+        let (Some(code), Some(minor)) = (res.code, res.version) else {
+            return Err(CodecError::Malformed);
+        };
+        if code < 100 {
+            return Err(CodecError::InvalidStatus);
+        }
+        let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+        let mut map = HeaderMap::with_capacity(res.headers.len() + 1);
+        // "HTTP/1.x " is 9 bytes and httparse read the 3 digits after it:
+        // share them rather than format the number again.
+        let status = match head.get(9..12) {
+            Some(digits) if digits == format_status(code) => head.slice(9..12),
+            _ => Bytes::copy_from_slice(&format_status(code)),
+        };
+        map.append(
+            headers::STATUS,
+            HeaderValue::new(status).map_err(|_| CodecError::InvalidStatus)?,
+        );
+        let mut framing = Framing::default();
+        add_fields(&head, res.headers, &mut map, &mut framing, None)?;
+        let chunked = framing.check(version)?;
+
+        // ANCHOR: response_framing
+        // RFC 9112 §6.3, in order.
+        let framing_kind = if code == 101 {
+            if !request.is_upgrade {
+                return Err(CodecError::InvalidStatus);
+            }
+            BodyFraming::Tunnel
+        } else if (100..200).contains(&code) || code == 204 || code == 304 || request.is_head {
+            BodyFraming::None
+        } else if request.is_connect && (200..300).contains(&code) {
+            BodyFraming::Tunnel
+        } else if chunked {
+            BodyFraming::Chunked
+        } else if let Some(n) = framing.content_length {
+            BodyFraming::ContentLength(n)
+        } else {
+            BodyFraming::CloseDelimited
+        };
+        // ANCHOR_END: response_framing
+        let persistent = !matches!(framing_kind, BodyFraming::CloseDelimited | BodyFraming::Tunnel);
+        Ok(ResponseHead {
+            headers: map,
+            status: code,
+            version,
+            keep_alive: persistent && keep_alive(version, framing.conn),
+            framing: framing_kind,
+        })
+    })
+}
+
+/// Parses a complete trailer section (ends with CRLF, not empty).
+pub(crate) fn parse_trailers(block: Bytes, limits: &Limits) -> Result<HeaderMap, CodecError> {
+    let count = limits.max_headers_count as usize;
+    let mut slots = vec![httparse::EMPTY_HEADER; count];
+    let fields = match httparse::parse_headers(&block, &mut slots) {
+        Ok(httparse::Status::Complete((_, fields))) => fields,
+        Ok(httparse::Status::Partial) => return Err(CodecError::Malformed),
+        Err(e) => return Err(classify_fields(&block, e)),
+    };
+    let mut map = HeaderMap::with_capacity(fields.len());
+    add_fields(&block, fields, &mut map, &mut Framing::default(), None)?;
+    Ok(map)
+}
+
+/// Maps an httparse error on a head to a precise error kind. Only runs on the
+/// error path, so it can afford a second look at the bytes.
+fn classify(head: &[u8], e: httparse::Error, request: bool) -> CodecError {
+    let line_end = head.windows(2).position(|w| w == b"\r\n").unwrap_or(head.len());
+    let (start_line, fields) = head.split_at(line_end);
+    if e != httparse::Error::TooManyHeaders
+        && let Some(found) = classify_start_line(start_line, request)
+    {
+        return found;
+    }
+    classify_fields(fields.get(2..).unwrap_or_default(), e)
+}
+
+fn is_version(v: &[u8]) -> bool {
+    v == b"HTTP/1.1" || v == b"HTTP/1.0"
+}
+
+/// What is wrong with a start line, if anything.
+fn classify_start_line(line: &[u8], request: bool) -> Option<CodecError> {
+    if line.iter().any(|&b| b.is_ascii_control()) {
+        return Some(CodecError::InvalidCharacters);
+    }
+    let (first, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], Some(&line[i + 1..])),
+        None => (line, None),
+    };
+    if request {
+        if first.is_empty() || !first.iter().all(|&b| is_tchar(b)) {
+            return Some(CodecError::InvalidMethod);
+        }
+        let Some((target, version)) = rest.and_then(|r| {
+            let i = r.iter().rposition(|&b| b == b' ')?;
+            Some((&r[..i], &r[i + 1..]))
+        }) else {
+            return Some(CodecError::InvalidVersion);
+        };
+        if !is_version(version) {
+            return Some(CodecError::InvalidVersion);
+        }
+        if target.is_empty() || target.iter().any(|&b| b == b' ' || b == 0x7f) {
+            return Some(CodecError::InvalidUrl);
+        }
+        None
+    } else {
+        if !is_version(first) {
+            return Some(CodecError::InvalidVersion);
+        }
+        let rest = rest.unwrap_or_default();
+        let digits_ok = rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit);
+        if !digits_ok || rest.get(3).is_some_and(|&b| b != b' ') {
+            return Some(CodecError::InvalidStatus);
+        }
+        None
+    }
+}
+
+/// Finds the first faulty field line and says what is wrong with it.
+fn classify_fields(fields: &[u8], e: httparse::Error) -> CodecError {
+    if e == httparse::Error::TooManyHeaders {
+        return CodecError::TooManyHeaders;
+    }
+    for line in fields.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            return CodecError::ObsFold;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            return if line.iter().any(|&b| b.is_ascii_control()) {
+                CodecError::InvalidCharacters
+            } else {
+                CodecError::InvalidHeaderName
+            };
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if !name.iter().all(|&b| is_tchar(b)) {
+            let trimmed = trim_ows(name);
+            return if trimmed.len() < name.len() && trimmed.iter().all(|&b| is_tchar(b)) {
+                CodecError::WhitespaceBeforeColon
+            } else if name.iter().any(|&b| b.is_ascii_control()) {
+                CodecError::InvalidCharacters
+            } else {
+                CodecError::InvalidHeaderName
+            };
+        }
+        if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+            return CodecError::InvalidCharacters;
+        }
+    }
+    match e {
+        httparse::Error::HeaderName => CodecError::InvalidHeaderName,
+        httparse::Error::HeaderValue | httparse::Error::NewLine => CodecError::InvalidCharacters,
+        _ => CodecError::Malformed,
+    }
+}
+
+/// The three digits of a status code (`code` is below 1000: httparse reads 3 digits).
+pub(crate) fn format_status(code: u16) -> [u8; 3] {
+    let code = code % 1000;
+    [b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8]
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
