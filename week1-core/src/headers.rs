@@ -149,6 +149,7 @@ const fn is_value_byte(b: u8) -> bool {
 }
 
 impl HeaderValue {
+    // ANCHOR: header_value_new
     /// Validates `value`.
     pub fn new(value: impl Into<Bytes>) -> Result<Self, InvalidHeader> {
         let value: Bytes = value.into();
@@ -158,6 +159,7 @@ impl HeaderValue {
             Err(InvalidHeader::Value { name: String::new() })
         }
     }
+    // ANCHOR_END: header_value_new
 
     /// A value known at compile time.
     pub const fn from_static(value: &'static str) -> Self {
@@ -226,6 +228,7 @@ impl TryFrom<String> for HeaderValue {
     }
 }
 
+// ANCHOR: header_map
 /// An ordered, case-insensitive, multi-valued header map.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
@@ -235,6 +238,7 @@ pub struct HeaderMap {
     /// Sum of name and value lengths, as Envoy's `byteSize()`.
     byte_size: usize,
 }
+// ANCHOR_END: header_map
 
 impl HeaderMap {
     /// An empty map.
@@ -262,6 +266,7 @@ impl HeaderMap {
         self.byte_size
     }
 
+    // ANCHOR: append
     /// Adds a value, keeping any existing values of the same name.
     pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
         self.byte_size += name.as_bytes().len() + value.len();
@@ -272,6 +277,7 @@ impl HeaderMap {
             self.entries.push((name, value));
         }
     }
+    // ANCHOR_END: append
 
     /// Sets the only value of `name`: the first existing entry is replaced in
     /// place (keeping its position) and any others are removed.

@@ -27,11 +27,13 @@ use super::yaml::{Node, Value, to_snake_case};
 /// The serde enum name that marks a `google.protobuf.Any` chosen by `"@type"`.
 pub const TYPE_TAG: &str = "@type";
 
+// ANCHOR: from_node
 /// Deserializes a typed model from a node, reporting errors under `base`.
 pub fn from_node<T: de::DeserializeOwned>(node: &Node, base: &FieldPath) -> Result<T, ConfigError> {
     let path = PathStack::Root(base);
     T::deserialize(NodeDe { node, path: &path, skip_type_key: false })
 }
+// ANCHOR_END: from_node
 
 /// The path to the node being read, as a stack of borrowed frames (built only on error).
 #[derive(Clone, Copy)]
@@ -75,6 +77,7 @@ impl<'a> NodeDe<'a> {
         self.place(ConfigError::message(format!("expected {expected}, found {found}")))
     }
 
+    // ANCHOR: integer
     fn integer(&self, what: &str) -> Result<i128, ConfigError> {
         match &self.node.value {
             Value::Int(i) => Ok(*i),
@@ -83,6 +86,7 @@ impl<'a> NodeDe<'a> {
             _ => Err(self.type_error(what)),
         }
     }
+    // ANCHOR_END: integer
 
     fn ranged<T: TryFrom<i128>>(&self, what: &str) -> Result<T, ConfigError> {
         let i = self.integer(what)?;
@@ -239,6 +243,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         visitor.visit_newtype_struct(self).map_err(|e| e.at(|| place.0.to_path(), place.1))
     }
 
+    // ANCHOR: lone_value_list
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ConfigError> {
         let result = match &self.node.value {
             Value::Seq(items) => visitor.visit_seq(SeqDe { items, next: 0, path: self.path }),
@@ -252,6 +257,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         };
         result.map_err(|e| self.place(e))
     }
+    // ANCHOR_END: lone_value_list
 
     fn deserialize_tuple<V: Visitor<'de>>(
         self,
@@ -343,6 +349,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
 }
 
 impl NodeDe<'_> {
+    // ANCHOR: any_by_type
     /// A `google.protobuf.Any`: pick the variant named by `"@type"`, read the rest as its body.
     fn any_by_type<'de, V: Visitor<'de>>(
         &self,
@@ -377,6 +384,7 @@ impl NodeDe<'_> {
             content: NodeDe { node: self.node, path: self.path, skip_type_key: true },
         })
     }
+    // ANCHOR_END: any_by_type
 }
 
 struct SeqDe<'a> {
@@ -449,6 +457,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
     ) -> Result<Option<K::Value>, ConfigError> {
         loop {
             let Some((key, value)) = self.entries.get(self.next) else { return Ok(None) };
+            // ANCHOR: field_keys
             match self.mode {
                 KeyMode::Verbatim => {
                     self.current = Cow::Borrowed(key.name.as_str());
@@ -476,6 +485,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
                     self.current = name;
                 }
             }
+            // ANCHOR_END: field_keys
             let key_node = Node { loc: key.loc, value: Value::Str(self.current.to_string()) };
             let key_path = *self.path;
             return seed
@@ -509,6 +519,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_> {
     }
 }
 
+// ANCHOR: unknown_field
 fn unknown_field(written: &str, normalized: &str, fields: &'static [&'static str]) -> ConfigError {
     let suggestion = fields
         .iter()
@@ -523,6 +534,7 @@ fn unknown_field(written: &str, normalized: &str, fields: &'static [&'static str
     };
     ConfigError::message(msg)
 }
+// ANCHOR_END: unknown_field
 
 /// Levenshtein distance, for "did you mean" hints on short field names.
 fn edit_distance(a: &str, b: &str) -> usize {

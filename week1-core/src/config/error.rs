@@ -109,6 +109,7 @@ pub enum ErrorKind {
     Invalid(String),
 }
 
+// ANCHOR: config_error
 /// A config error with the field path and source position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -119,6 +120,7 @@ pub struct ConfigError {
     /// What went wrong.
     pub kind: ErrorKind,
 }
+// ANCHOR_END: config_error
 
 impl ConfigError {
     /// An invalid value at `path`.
@@ -139,6 +141,7 @@ impl ConfigError {
         Self { path: None, loc: None, kind: ErrorKind::Invalid(msg.into()) }
     }
 
+    // ANCHOR: place
     /// Places an error that has no position yet; an error placed deeper keeps its own.
     pub(crate) fn at(mut self, path: impl FnOnce() -> FieldPath, loc: Loc) -> Self {
         if self.path.is_none() {
@@ -149,6 +152,7 @@ impl ConfigError {
         }
         self
     }
+    // ANCHOR_END: place
 
     /// Whether this is an `unsupported:` error.
     pub fn is_unsupported(&self) -> bool {
@@ -156,6 +160,7 @@ impl ConfigError {
     }
 }
 
+// ANCHOR: display
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.clone().unwrap_or_default();
@@ -176,6 +181,7 @@ impl fmt::Display for ConfigError {
         Ok(())
     }
 }
+// ANCHOR_END: display
 
 impl std::error::Error for ConfigError {}
 

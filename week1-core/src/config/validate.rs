@@ -19,11 +19,13 @@ use std::collections::BTreeSet;
 
 use super::error::{ConfigError, FieldPath, Segment};
 
+// ANCHOR: validate_trait
 /// A message that can check itself.
 pub trait Validate {
     /// Reports every problem of `self` (and its children) to `v`.
     fn validate(&self, v: &mut Validator);
 }
+// ANCHOR_END: validate_trait
 
 impl<T: Validate> Validate for Option<T> {
     fn validate(&self, v: &mut Validator) {
@@ -115,6 +117,7 @@ impl Validator {
         self.errors.push(ConfigError::unsupported(self.path.field(name), supported));
     }
 
+    // ANCHOR: oneof
     /// Checks a protobuf `oneof`: at most one of `fields` is set, and one is set
     /// when `required`. Each entry is `(field name, is set)`.
     pub fn oneof(&mut self, group: &str, fields: &[(&str, bool)], required: bool) {
@@ -135,6 +138,7 @@ impl Validator {
             _ => {}
         }
     }
+    // ANCHOR_END: oneof
 
     /// Adds an error built elsewhere.
     pub fn push(&mut self, e: ConfigError) {

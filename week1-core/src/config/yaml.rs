@@ -17,6 +17,7 @@ use serde_saphyr::Spanned;
 
 use super::error::{ConfigError, ErrorKind, FieldPath, Loc, Segment};
 
+// ANCHOR: node
 /// A YAML value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -44,6 +45,7 @@ pub enum Value {
     /// A mapping, in document order.
     Map(Vec<(Key, Node)>),
 }
+// ANCHOR_END: node
 
 /// A mapping key with its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +71,7 @@ impl Value {
     }
 }
 
+// ANCHOR: parse_limits
 /// Resource limits for parsing untrusted config text.
 #[derive(Debug, Clone)]
 pub struct ParseLimits {
@@ -83,6 +86,7 @@ pub struct ParseLimits {
     /// Deepest nesting (at most 200: the parser thread's stack is sized for that).
     pub max_depth: usize,
 }
+// ANCHOR_END: parse_limits
 
 impl Default for ParseLimits {
     fn default() -> Self {
@@ -99,6 +103,7 @@ impl Default for ParseLimits {
 /// Stack for the parser thread: room for [`ParseLimits::max_depth`] levels with a wide margin.
 const PARSER_STACK_BYTES: usize = 64 << 20;
 
+// ANCHOR: parse
 /// Parses YAML or JSON text into a position-carrying tree.
 pub fn parse(text: &str, limits: &ParseLimits) -> Result<Node, ConfigError> {
     if text.len() > limits.max_input_bytes {
@@ -141,6 +146,7 @@ pub fn parse(text: &str, limits: &ParseLimits) -> Result<Node, ConfigError> {
             .map_err(|_| syntax("the YAML parser failed unexpectedly".to_string()))?
     })
 }
+// ANCHOR_END: parse
 
 fn syntax(msg: String) -> ConfigError {
     ConfigError { path: None, loc: None, kind: ErrorKind::Syntax(msg) }
@@ -280,6 +286,7 @@ impl<'de> Deserialize<'de> for KeyText {
     }
 }
 
+// ANCHOR: to_snake_case
 /// `virtualHosts` → `virtual_hosts`: protobuf's JSON names back to proto names.
 pub fn to_snake_case(key: &str) -> std::borrow::Cow<'_, str> {
     if !key.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -296,8 +303,10 @@ pub fn to_snake_case(key: &str) -> std::borrow::Cow<'_, str> {
     }
     out.into()
 }
+// ANCHOR_END: to_snake_case
 
 impl Node {
+    // ANCHOR: locate
     /// The position of the value at `path`, or of its nearest existing ancestor.
     ///
     /// Field segments match keys in either snake_case or lowerCamelCase.
@@ -329,6 +338,7 @@ impl Node {
         }
         node.loc
     }
+    // ANCHOR_END: locate
 }
 
 #[cfg(test)]
