@@ -14,10 +14,20 @@
 //! implement fail with `unsupported: <path> (<what is supported>)` rather than
 //! being ignored.
 
+pub mod access_log;
+pub mod bootstrap;
+pub mod cluster;
+pub mod config_source;
 pub mod de;
+pub mod endpoint;
 pub mod error;
 pub mod filters;
+pub mod health_check;
+pub mod http_connection_manager;
+pub mod listener;
+pub mod protocol;
 pub mod route;
+pub mod tcp_proxy;
 pub mod types;
 pub mod validate;
 pub mod yaml;
@@ -81,4 +91,14 @@ pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, Confi
         kind: ErrorKind::Syntax(format!("cannot read {}: {e}", path.display())),
     })?;
     load_str(&text)
+}
+
+/// Loads and validates an Envoy bootstrap from YAML or JSON text.
+pub fn load_bootstrap(text: &str) -> Result<bootstrap::Bootstrap, ConfigError> {
+    load_str(text)
+}
+
+/// Reads, loads and validates an Envoy bootstrap file.
+pub fn load_bootstrap_file(path: &Path) -> Result<bootstrap::Bootstrap, ConfigError> {
+    load_file(path)
 }
