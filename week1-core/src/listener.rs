@@ -217,7 +217,7 @@ impl Cidr {
     }
 
     /// Prefix length in bits.
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
 
@@ -342,7 +342,7 @@ fn score_cidrs(ranges: &[Cidr], ip: IpAddr) -> Score {
     if ranges.is_empty() {
         return Some(0);
     }
-    ranges.iter().filter(|c| c.contains(ip)).map(|c| u32::from(c.len()) + 1).max()
+    ranges.iter().filter(|c| c.contains(ip)).map(|c| u32::from(c.prefix_len()) + 1).max()
 }
 
 fn score_server_name(names: &[String], sni: Option<&str>) -> Score {
