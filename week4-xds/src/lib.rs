@@ -20,6 +20,7 @@
 
 pub mod backoff;
 pub mod delta;
+pub mod drain;
 pub mod mux;
 pub mod protocol;
 pub mod resource;
