@@ -82,9 +82,37 @@ impl fmt::Display for Duration {
 }
 
 impl<'de> Deserialize<'de> for Duration {
+    /// The JSON string form (`"0.25s"`), or the message form `{seconds, nanos}`
+    /// that Envoy's YAML loader also accepts (seen in Envoy's own test configs).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Duration::parse(&text).map_err(serde::de::Error::custom)
+        use serde::de::{Error, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"0.25s\"")
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<Duration, E> {
+                Duration::parse(s).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Duration, A::Error> {
+                let (mut secs, mut nanos) = (0i64, 0i64);
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "seconds" => secs = m.next_value()?,
+                        "nanos" => nanos = m.next_value()?,
+                        other => return Err(A::Error::unknown_field(other, &["seconds", "nanos"])),
+                    }
+                }
+                if secs < 0 || !(0..1_000_000_000).contains(&nanos) || secs > 315_576_000_000 {
+                    return Err(A::Error::custom(format!(
+                        "invalid duration {{seconds: {secs}, nanos: {nanos}}}"
+                    )));
+                }
+                Ok(Duration(std::time::Duration::new(secs as u64, nanos as u32)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -485,6 +513,10 @@ mod tests {
         }
         assert_eq!(Duration::from_millis(1500).to_string(), "1.5s");
         assert_eq!(Duration::from_secs(3).to_string(), "3s");
+        let obj: Duration = serde_json::from_str(r#"{"seconds": 30, "nanos": 5}"#).unwrap();
+        assert_eq!(obj.get(), std::time::Duration::new(30, 5));
+        assert!(serde_json::from_str::<Duration>(r#"{"nanos": -1}"#).is_err());
+        assert!(serde_json::from_str::<Duration>(r#"{"minutes": 1}"#).is_err());
     }
 
     #[test]
