@@ -19,6 +19,7 @@
 //! ```
 
 pub mod backoff;
+pub mod config_manager;
 pub mod delta;
 pub mod drain;
 pub mod mux;
