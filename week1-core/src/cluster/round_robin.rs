@@ -1,0 +1,213 @@
+//! Weighted round robin: Envoy's `RoundRobinLoadBalancer`.
+//!
+//! The zone-aware base ([`super::zone_aware`]) picks the host list (priority,
+//! health, locality); this module walks the list:
+//!
+//! - all weights equal: a plain cursor, `hosts[i++]`, starting at a random
+//!   offset per worker so workers do not hit the same host in lockstep;
+//! - weights differ: an EDF scheduler ([`super::edf`]) so each host gets
+//!   `weight / Σweights` of the picks, spread evenly in time (smooth) rather
+//!   than in bursts. The scheduler also starts at a random number of picks.
+//!
+//! One cursor or scheduler exists per host list, per worker, and is rebuilt with
+//! the load balancer when the snapshot changes.
+
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+
+use super::edf::EdfScheduler;
+use super::host::Host;
+use super::zone_aware::{SourcePicker, random_index};
+
+/// True when every host has the same weight (then weights are ignored).
+pub(crate) fn weights_equal(hosts: &[Arc<Host>]) -> bool {
+    hosts.windows(2).all(|w| w[0].weight() == w[1].weight())
+}
+
+/// Builds an EDF scheduler over `hosts` and advances it a random number of
+/// picks (less than `hosts.len()`), like Envoy's `createWithPicks`.
+pub(crate) fn edf_for(
+    hosts: &[Arc<Host>],
+    rng: &mut SmallRng,
+    weight: impl Fn(&Host) -> f64,
+) -> EdfScheduler<u32> {
+    let mut s = EdfScheduler::new();
+    for (i, h) in hosts.iter().enumerate() {
+        s.add(weight(h), i as u32);
+    }
+    if !hosts.is_empty() {
+        for _ in 0..random_index(rng, hosts.len()) {
+            s.pick_and_add(|&i| weight(&hosts[i as usize]));
+        }
+    }
+    s
+}
+
+/// Round-robin state of one host list.
+#[derive(Debug)]
+pub(crate) enum RrState {
+    /// Equal weights: next index.
+    Unweighted { next: usize },
+    /// Different weights: smooth weighted order.
+    Weighted(EdfScheduler<u32>),
+}
+
+/// The round-robin [`SourcePicker`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoundRobin;
+
+impl SourcePicker for RoundRobin {
+    type State = RrState;
+
+    fn new_state(&self, hosts: &[Arc<Host>], rng: &mut SmallRng) -> RrState {
+        if weights_equal(hosts) {
+            let next = if hosts.is_empty() { 0 } else { random_index(rng, hosts.len()) };
+            RrState::Unweighted { next }
+        } else {
+            RrState::Weighted(edf_for(hosts, rng, |h| f64::from(h.weight())))
+        }
+    }
+
+    // ANCHOR: round_robin_pick
+    fn pick(&self, state: &mut RrState, hosts: &[Arc<Host>], _rng: &mut SmallRng) -> usize {
+        match state {
+            RrState::Unweighted { next } => {
+                // A compare instead of `% len`: no division on the hot path.
+                let i = if *next < hosts.len() { *next } else { 0 };
+                *next = i + 1;
+                i
+            }
+            RrState::Weighted(edf) => {
+                // Weight read at re-add time, as Envoy does (an EDS weight change
+                // applies from the next turn of that host).
+                edf.pick_and_add(|&i| f64::from(hosts[i as usize].weight()))
+                    .map_or(0, |i| i as usize)
+            }
+        }
+    }
+    // ANCHOR_END: round_robin_pick
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::super::host::HealthFlags;
+    use super::super::host_set::PrioritySet;
+    use super::super::lb::{
+        LbConfig, LbPolicy, LoadBalancer, LoadBalancerContext, LoadBalancerFactory,
+    };
+    use super::*;
+
+    fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                Host::builder(format!("10.0.{}.{}:80", i / 250, i % 250).parse().unwrap())
+                    .weight(w)
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn lb(hosts: &[Arc<Host>], seed: u64) -> Box<dyn LoadBalancer> {
+        let ps = PrioritySet::builder().hosts(hosts.iter().cloned()).build().unwrap();
+        LoadBalancerFactory::new(&LbConfig::new(LbPolicy::RoundRobin), Arc::new(ps), None)
+            .unwrap()
+            .create_seeded(seed)
+    }
+
+    fn index_of(hosts: &[Arc<Host>], h: &Arc<Host>) -> usize {
+        hosts.iter().position(|x| Arc::ptr_eq(x, h)).unwrap()
+    }
+
+    #[test]
+    fn unweighted_cycles_through_every_host() {
+        let hs = hosts(&[1, 1, 1, 1]);
+        let mut lb = lb(&hs, 9);
+        let first: Vec<usize> = (0..4).map(|_| index_of(&hs, &lb.choose().unwrap())).collect();
+        let second: Vec<usize> = (0..4).map(|_| index_of(&hs, &lb.choose().unwrap())).collect();
+        assert_eq!(first, second, "same order every cycle");
+        let mut sorted = first.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2, 3]);
+        // Consecutive indices, starting from the worker's random offset.
+        assert!(first.windows(2).all(|w| w[1] == (w[0] + 1) % 4), "{first:?}");
+    }
+
+    #[test]
+    fn weighted_is_exact_over_a_cycle_and_smooth() {
+        let hs = hosts(&[3, 1, 1]);
+        let mut lb = lb(&hs, 1);
+        let picks: Vec<usize> = (0..50).map(|_| index_of(&hs, &lb.choose().unwrap())).collect();
+        for w in picks.windows(5) {
+            // Any 5 consecutive picks hold the 3:1:1 share to within one.
+            let a = w.iter().filter(|&&i| i == 0).count();
+            assert!((2..=4).contains(&a), "{picks:?}");
+        }
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 30);
+    }
+
+    #[test]
+    fn skips_unhealthy_hosts() {
+        let hs = hosts(&[1, 1, 1, 1, 1]);
+        hs[2].set_health_flags(HealthFlags::FAILED_ACTIVE_HC);
+        let mut lb = lb(&hs, 2);
+        for _ in 0..100 {
+            assert_ne!(index_of(&hs, &lb.choose().unwrap()), 2);
+        }
+    }
+
+    struct AvoidFirst(Arc<Host>, u32);
+    impl LoadBalancerContext for AvoidFirst {
+        fn should_select_another_host(&self, host: &Host) -> bool {
+            std::ptr::eq(host, &*self.0)
+        }
+        fn host_selection_retry_count(&self) -> u32 {
+            self.1
+        }
+    }
+
+    #[test]
+    fn retry_predicate_moves_to_another_host() {
+        let hs = hosts(&[1, 1]);
+        let mut lb = lb(&hs, 3);
+        let first = lb.choose().unwrap();
+        // Next plain pick would be the other host; the one after is `first` again.
+        let _ = lb.choose();
+        let mut ctx = AvoidFirst(Arc::clone(&first), 1);
+        let picked = lb.choose_host(&mut ctx).unwrap();
+        assert!(!Arc::ptr_eq(&picked, &first));
+        // The retry consumed two turns, so `first` is due again. With no retries
+        // allowed, the rejected host is returned anyway.
+        let mut ctx = AvoidFirst(Arc::clone(&first), 0);
+        assert!(Arc::ptr_eq(&lb.choose_host(&mut ctx).unwrap(), &first));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Over k full weight cycles, every host gets exactly k * weight picks,
+        /// give or take one (EDF is exact up to where the window starts).
+        #[test]
+        fn picks_follow_weights(weights in prop::collection::vec(1u32..=128, 1..12), seed: u64) {
+            let hs = hosts(&weights);
+            let mut lb = lb(&hs, seed);
+            let total: u32 = weights.iter().sum();
+            let k = 3;
+            let mut counts: HashMap<usize, u32> = HashMap::new();
+            for _ in 0..k * total {
+                *counts.entry(index_of(&hs, &lb.choose().unwrap())).or_default() += 1;
+            }
+            for (i, &w) in weights.iter().enumerate() {
+                let got = counts.get(&i).copied().unwrap_or(0);
+                prop_assert!((i64::from(got) - i64::from(k * w)).abs() <= 1, "host {} w {} got {}", i, w, got);
+            }
+        }
+    }
+}
