@@ -50,6 +50,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod clock;
 mod completion;
 pub mod dispatcher;

@@ -344,9 +344,16 @@ impl<T: 'static> Slot<T> {
     /// check and a non-atomic `Rc` clone; never blocks, never touches another thread.
     #[inline]
     pub fn get(&self) -> Result<Rc<T>, TlsError> {
-        match load(self.index, self.generation)? {
-            Some(value) => value.downcast::<T>().map_err(|_| TlsError::NotSet(self.index)),
-            None => Err(self.missing()),
+        let found = SLOTS.try_with(|slots| match slots.borrow().get(self.index as usize) {
+            Some(Entry { generation, value: Some(value) }) if *generation == self.generation => {
+                value.clone().downcast::<T>().ok()
+            }
+            _ => None,
+        });
+        match found {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(self.missing()),
+            Err(_) => Err(TlsError::ThreadExiting),
         }
     }
 
