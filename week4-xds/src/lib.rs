@@ -22,6 +22,8 @@ pub mod backoff;
 pub mod config_manager;
 pub mod delta;
 pub mod drain;
+pub mod file;
+pub mod model;
 pub mod mux;
 pub mod protocol;
 pub mod resource;
