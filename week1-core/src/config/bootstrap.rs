@@ -10,7 +10,8 @@
 //! `stats_flush_interval`, `stats_flush_on_admin`, `watchdog`, `watchdogs`
 //! (no watchdog thread), `enable_dispatcher_stats`, `layered_runtime` layers
 //! that are empty static layers or `admin_layer`, `node.user_agent_*`,
-//! `node.client_features`, `node.extensions`, `admin.ignore_global_conn_limit`.
+//! `node.client_features`, `node.extensions`, `admin.ignore_global_conn_limit`,
+//! `deferred_stat_options`, `cluster_manager.enable_deferred_cluster_creation`.
 
 use std::collections::BTreeSet;
 
@@ -275,6 +276,16 @@ pub struct Bootstrap {
     pub certificate_provider_instances: Option<serde_json::Value>,
     /// Inline header registration (not supported).
     pub inline_headers: Vec<serde_json::Value>,
+    /// Lazy stat creation; accepted and ignored (stats tuning).
+    pub deferred_stat_options: Option<DeferredStatOptions>,
+}
+
+/// `envoy.config.bootstrap.v3.Bootstrap.DeferredStatOptions`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeferredStatOptions {
+    /// Create stats on first use; accepted and ignored.
+    pub enable_deferred_creation_stats: bool,
 }
 
 impl Bootstrap {

@@ -190,7 +190,7 @@ impl Validate for CircuitBreakers {
 #[serde(default, deny_unknown_fields)]
 pub struct OutlierDetection {
     /// Consecutive 5xx before ejection (default 5).
-    #[serde(rename = "consecutive_5xx")]
+    #[serde(rename = "consecutive_5xx", alias = "consecutive5xx")]
     pub consecutive_5xx: Option<u32>,
     /// Time between analysis sweeps (default 10s).
     pub interval: Option<Duration>,
@@ -199,7 +199,11 @@ pub struct OutlierDetection {
     /// Most hosts ejected at once, percent (default 10).
     pub max_ejection_percent: Option<u32>,
     /// Chance of enforcing a consecutive-5xx ejection, percent (default 100).
-    #[serde(rename = "enforcing_consecutive_5xx")]
+    #[serde(
+        rename = "enforcing_consecutive_5xx",
+        alias = "enforcingConsecutive5xx",
+        alias = "enforcing_consecutive5xx"
+    )]
     pub enforcing_consecutive_5xx: Option<u32>,
     /// Chance of enforcing a success-rate ejection, percent (default 100).
     pub enforcing_success_rate: Option<u32>,

@@ -270,45 +270,40 @@ impl Validate for FilterChain {
     }
 }
 
-/// A listener filter's config, chosen by `typed_config."@type"`. mini-envoy
-/// recognises these but implements none yet, so each is `unsupported:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename = "@type")]
-pub enum ListenerFilterConfig {
-    /// `envoy.filters.listener.tls_inspector`.
-    #[serde(rename = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")]
-    TlsInspector(serde_json::Value),
-    /// `envoy.filters.listener.http_inspector`.
-    #[serde(rename = "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector")]
-    HttpInspector(serde_json::Value),
-    /// `envoy.filters.listener.original_dst`.
-    #[serde(rename = "envoy.extensions.filters.listener.original_dst.v3.OriginalDst")]
-    OriginalDst(serde_json::Value),
-    /// `envoy.filters.listener.original_src`.
-    #[serde(rename = "envoy.extensions.filters.listener.original_src.v3.OriginalSrc")]
-    OriginalSrc(serde_json::Value),
-    /// `envoy.filters.listener.proxy_protocol`.
-    #[serde(rename = "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol")]
-    ProxyProtocol(serde_json::Value),
-}
-
-impl Validate for ListenerFilterConfig {
-    fn validate(&self, v: &mut Validator) {
-        let what = match self {
-            Self::TlsInspector(_) => "tls_inspector is not implemented (TLS is not supported)",
-            Self::HttpInspector(_) => {
-                "http_inspector is not implemented (HCM listeners serve HTTP/1.1)"
-            }
-            Self::OriginalDst(_) => "original_dst is not implemented (no transparent proxying)",
-            Self::OriginalSrc(_) => "original_src is not implemented (no transparent proxying)",
-            Self::ProxyProtocol(_) => "proxy_protocol is not implemented",
-        };
-        v.push(super::error::ConfigError::unsupported(
-            v.path().clone(),
-            format!("listener filter {what}; no listener filters are implemented yet"),
-        ));
-    }
-}
+/// Listener filters mini-envoy recognises (by `@type` or name); none is
+/// implemented yet, so each is `unsupported:` with a reason.
+const LISTENER_FILTERS: &[(&str, &str, &str)] = &[
+    (
+        "tls_inspector.v3.TlsInspector",
+        "envoy.filters.listener.tls_inspector",
+        "tls_inspector is not implemented (TLS is not supported)",
+    ),
+    (
+        "http_inspector.v3.HttpInspector",
+        "envoy.filters.listener.http_inspector",
+        "http_inspector is not implemented (HCM listeners serve HTTP/1.1)",
+    ),
+    (
+        "original_dst.v3.OriginalDst",
+        "envoy.filters.listener.original_dst",
+        "original_dst is not implemented (no transparent proxying)",
+    ),
+    (
+        "original_src.v3.OriginalSrc",
+        "envoy.filters.listener.original_src",
+        "original_src is not implemented (no transparent proxying)",
+    ),
+    (
+        "proxy_protocol.v3.ProxyProtocol",
+        "envoy.filters.listener.proxy_protocol",
+        "proxy_protocol is not implemented",
+    ),
+    (
+        "udp_proxy.v3.UdpProxyConfig",
+        "envoy.filters.udp_listener.udp_proxy",
+        "udp_proxy is not implemented (TCP listeners only)",
+    ),
+];
 
 /// `envoy.config.listener.v3.ListenerFilter`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -316,8 +311,8 @@ impl Validate for ListenerFilterConfig {
 pub struct ListenerFilter {
     /// Free-form name.
     pub name: String,
-    /// The filter's config.
-    pub typed_config: Option<ListenerFilterConfig>,
+    /// The filter's config (`@type`, or the name when `typed_config` is `{}`, as Envoy does).
+    pub typed_config: Option<serde_json::Value>,
     /// Config from ECDS (not supported).
     pub config_discovery: Option<serde_json::Value>,
     /// Skip for matching connections (not supported).
@@ -326,13 +321,24 @@ pub struct ListenerFilter {
 
 impl Validate for ListenerFilter {
     fn validate(&self, v: &mut Validator) {
-        match &self.typed_config {
-            Some(c) => v.child("typed_config", c),
-            None => v.unsupported(
-                "typed_config",
-                format!("listener filter {:?}: no listener filters are implemented yet", self.name),
-            ),
-        }
+        let type_url = self
+            .typed_config
+            .as_ref()
+            .and_then(|c| c.get("@type"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let known = LISTENER_FILTERS.iter().find(|(ty, name, _)| {
+            (!type_url.is_empty() && type_url.ends_with(ty))
+                || (type_url.is_empty() && self.name == *name)
+        });
+        let what = match known {
+            Some((_, _, why)) => format!("listener filter {why}"),
+            None if type_url.is_empty() => {
+                format!("listener filter {:?} is not implemented", self.name)
+            }
+            None => format!("listener filter {type_url} is not implemented"),
+        };
+        v.unsupported("typed_config", format!("{what}; no listener filters are implemented yet"));
         if self.config_discovery.is_some() {
             v.unsupported("config_discovery", "no listener filters are implemented yet");
         }
