@@ -359,7 +359,7 @@ impl Dispatcher for MioDispatcher {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.inner.posts.handle().post(callback)
+        self.inner.posts.post(Box::new(callback))
     }
 
     fn create_timer<F>(&self, callback: F) -> Timer

@@ -37,7 +37,24 @@ struct Shared {
     wakeup: Wakeup,
 }
 
+// ANCHOR: post
 impl Shared {
+    fn post(&self, callback: PostCallback) -> Result<(), DispatcherError> {
+        {
+            let closed = self.closed.read();
+            if *closed {
+                return Err(DispatcherError::Closed(self.name.to_string()));
+            }
+            // The receiver lives until `closed` is set under the write lock, so
+            // sending while holding the read lock cannot fail.
+            if self.sender.send(callback).is_err() {
+                return Err(DispatcherError::Closed(self.name.to_string()));
+            }
+        }
+        self.wake();
+        Ok(())
+    }
+
     fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.wake_now();
@@ -55,6 +72,7 @@ impl Shared {
         }
     }
 }
+// ANCHOR_END: post
 
 /// A cloneable, `Send + Sync` handle to a dispatcher running on another thread.
 ///
@@ -80,7 +98,6 @@ impl DispatcherHandle {
         &self.shared.name
     }
 
-    // ANCHOR: post
     /// Queues `callback` to run on the dispatcher's thread, after every callback
     /// posted before it (FIFO). Fails with [`DispatcherError::Closed`] once the
     /// dispatcher has been shut down or dropped.
@@ -91,21 +108,8 @@ impl DispatcherHandle {
     where
         F: FnOnce() + Send + 'static,
     {
-        {
-            let closed = self.shared.closed.read();
-            if *closed {
-                return Err(DispatcherError::Closed(self.name().to_owned()));
-            }
-            // The receiver lives until `closed` is set under the write lock, so
-            // sending while holding the read lock cannot fail.
-            if self.shared.sender.send(Box::new(callback)).is_err() {
-                return Err(DispatcherError::Closed(self.name().to_owned()));
-            }
-        }
-        self.shared.wake();
-        Ok(())
+        self.shared.post(Box::new(callback))
     }
-    // ANCHOR_END: post
 
     /// Asks the loop to return from `run` after its current iteration. Callable
     /// from any thread; if the loop is not running, the next `run` returns at once.
@@ -169,6 +173,11 @@ impl PostQueue {
 
     pub(crate) fn handle(&self) -> DispatcherHandle {
         DispatcherHandle { shared: self.shared.clone() }
+    }
+
+    /// `DispatcherHandle::post` without cloning the handle.
+    pub(crate) fn post(&self, callback: PostCallback) -> Result<(), DispatcherError> {
+        self.shared.post(callback)
     }
 
     pub(crate) fn has_pending(&self) -> bool {

@@ -202,7 +202,7 @@ impl Dispatcher for TokioDispatcher {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.inner.posts.handle().post(callback)
+        self.inner.posts.post(Box::new(callback))
     }
 
     fn create_timer<F>(&self, callback: F) -> Timer
