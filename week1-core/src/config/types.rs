@@ -37,6 +37,7 @@ impl Duration {
         self.0.is_zero()
     }
 
+    // ANCHOR: duration_parse
     /// Parses protobuf JSON's duration text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
@@ -67,6 +68,7 @@ impl Duration {
             if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().map_err(|_| bad())? };
         Ok(Self(std::time::Duration::new(secs, nanos)))
     }
+    // ANCHOR_END: duration_parse
 }
 
 impl fmt::Display for Duration {
@@ -297,6 +299,7 @@ impl SocketAddress {
     }
 }
 
+// ANCHOR: socket_address_validate
 impl Validate for SocketAddress {
     fn validate(&self, v: &mut Validator) {
         if self.address.is_empty() {
@@ -326,6 +329,7 @@ impl Validate for SocketAddress {
         }
     }
 }
+// ANCHOR_END: socket_address_validate
 
 /// `envoy.config.core.v3.HeaderValue`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
