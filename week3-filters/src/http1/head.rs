@@ -256,45 +256,69 @@ impl Framing {
     // ANCHOR_END: smuggling_checks
 }
 
-/// The lowercase name for a raw name, zero-copy when already lowercase and
-/// without allocating for common mixed-case names.
+/// The lowercase name for a raw name: zero-copy when already lowercase, and
+/// without allocating for common mixed-case names (`Host`, `User-Agent`...).
 fn header_name(head: &Bytes, raw: &str) -> Result<HeaderName, CodecError> {
-    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
-        for known in &COMMON_NAMES {
-            if raw.eq_ignore_ascii_case(known.as_str()) {
-                return Ok(known.clone());
-            }
+    let raw_bytes = raw.as_bytes();
+    if raw_bytes.iter().any(u8::is_ascii_uppercase) && raw_bytes.len() <= 32 {
+        let mut lower = [0u8; 32];
+        let lower = &mut lower[..raw_bytes.len()];
+        lower.copy_from_slice(raw_bytes);
+        lower.make_ascii_lowercase();
+        if let Some(known) = common_name(lower) {
+            return Ok(known);
         }
     }
-    HeaderName::new(head.slice_ref(raw.as_bytes())).map_err(|_| CodecError::InvalidHeaderName)
+    HeaderName::new(head.slice_ref(raw_bytes)).map_err(|_| CodecError::InvalidHeaderName)
 }
 
-static COMMON_NAMES: [HeaderName; 24] = [
-    HeaderName::from_static("host"),
-    HeaderName::from_static("user-agent"),
-    HeaderName::from_static("accept"),
-    HeaderName::from_static("accept-encoding"),
-    HeaderName::from_static("accept-language"),
-    HeaderName::from_static("connection"),
-    HeaderName::from_static("content-type"),
-    HeaderName::from_static("content-length"),
-    HeaderName::from_static("transfer-encoding"),
-    HeaderName::from_static("cookie"),
-    HeaderName::from_static("referer"),
-    HeaderName::from_static("cache-control"),
-    HeaderName::from_static("upgrade-insecure-requests"),
-    HeaderName::from_static("origin"),
-    HeaderName::from_static("authorization"),
-    HeaderName::from_static("date"),
-    HeaderName::from_static("server"),
-    HeaderName::from_static("set-cookie"),
-    HeaderName::from_static("location"),
-    HeaderName::from_static("etag"),
-    HeaderName::from_static("last-modified"),
-    HeaderName::from_static("vary"),
-    HeaderName::from_static("expect"),
-    HeaderName::from_static("upgrade"),
-];
+/// Static names for common fields. A `match` on bytes compiles to a switch
+/// on the length then one comparison; each arm is a `const`, so nothing is
+/// validated again at run time.
+fn common_name(lower: &[u8]) -> Option<HeaderName> {
+    macro_rules! names {
+        ($($bytes:literal => $name:literal,)*) => {
+            match lower {
+                $($bytes => {
+                    const NAME: HeaderName = HeaderName::from_static($name);
+                    Some(NAME)
+                })*
+                _ => None,
+            }
+        };
+    }
+    names! {
+        b"host" => "host",
+        b"user-agent" => "user-agent",
+        b"accept" => "accept",
+        b"accept-encoding" => "accept-encoding",
+        b"accept-language" => "accept-language",
+        b"connection" => "connection",
+        b"content-type" => "content-type",
+        b"content-length" => "content-length",
+        b"transfer-encoding" => "transfer-encoding",
+        b"cookie" => "cookie",
+        b"referer" => "referer",
+        b"cache-control" => "cache-control",
+        b"upgrade-insecure-requests" => "upgrade-insecure-requests",
+        b"origin" => "origin",
+        b"authorization" => "authorization",
+        b"if-none-match" => "if-none-match",
+        b"if-modified-since" => "if-modified-since",
+        b"sec-fetch-dest" => "sec-fetch-dest",
+        b"sec-fetch-mode" => "sec-fetch-mode",
+        b"sec-fetch-site" => "sec-fetch-site",
+        b"date" => "date",
+        b"server" => "server",
+        b"set-cookie" => "set-cookie",
+        b"location" => "location",
+        b"etag" => "etag",
+        b"last-modified" => "last-modified",
+        b"vary" => "vary",
+        b"expect" => "expect",
+        b"upgrade" => "upgrade",
+    }
+}
 
 const STACK_HEADERS: usize = 128;
 
