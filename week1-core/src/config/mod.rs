@@ -74,11 +74,9 @@ pub fn from_tree<T: DeserializeOwned + Validate>(
 
 /// Fills in the line:column of a validation error from the tree.
 fn locate(root: &Node, base: &FieldPath, mut e: ConfigError) -> ConfigError {
-    if e.loc.is_none() {
-        if let Some(path) = &e.path {
-            let relative = FieldPath(path.0.get(base.0.len()..).unwrap_or_default().to_vec());
-            e.loc = Some(root.locate(&relative));
-        }
+    if let (None, Some(path)) = (e.loc, &e.path) {
+        let relative = FieldPath(path.0.get(base.0.len()..).unwrap_or_default().to_vec());
+        e.loc = Some(root.locate(&relative));
     }
     e
 }
