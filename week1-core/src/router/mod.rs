@@ -201,6 +201,13 @@ fn head_of(bytes: &[u8]) -> (u128, usize) {
     (u128::from_le_bytes(buf), n)
 }
 
+/// [`head_of`] lowercased: the same 16 bytes with ASCII letters folded, no allocation.
+fn lowercase_head(head: u128) -> u128 {
+    let mut bytes = head.to_le_bytes();
+    bytes.make_ascii_lowercase();
+    u128::from_le_bytes(bytes)
+}
+
 impl Prefilter {
     fn new(literal: &str, lowercase: bool) -> Self {
         let lit = if lowercase { literal.to_ascii_lowercase() } else { literal.to_string() };
@@ -652,9 +659,7 @@ impl VirtualHost {
     ) -> Option<&RouteEntry> {
         // ANCHOR: route_match_loop
         let (raw, _) = head_of(path.as_bytes());
-        let (lower, _) = head_of(
-            path.to_ascii_lowercase().as_bytes().get(..16.min(path.len())).unwrap_or_default(),
-        );
+        let lower = lowercase_head(raw);
         self.routes
             .iter()
             .zip(&self.prefilters)
