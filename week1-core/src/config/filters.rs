@@ -35,6 +35,10 @@ pub mod type_names {
     /// Header mutation.
     pub const HEADER_MUTATION: &str =
         "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation";
+    /// The course's request logging filter (mini-envoy specific).
+    pub const REQUEST_LOG: &str = "mini_envoy.filters.http.request_log.v1.RequestLog";
+    /// The course's bearer-token check (mini-envoy specific).
+    pub const BEARER_AUTH: &str = "mini_envoy.filters.http.bearer_auth.v1.BearerAuth";
 }
 
 /// The filter names that mean the router when `typed_config` is absent.
@@ -65,6 +69,12 @@ pub enum HttpFilterConfig {
     /// `envoy.filters.http.header_mutation`.
     #[serde(rename = "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation")]
     HeaderMutation(HeaderMutation),
+    /// `mini_envoy.filters.http.request_log`: the course's request logging filter.
+    #[serde(rename = "mini_envoy.filters.http.request_log.v1.RequestLog")]
+    RequestLog(RequestLog),
+    /// `mini_envoy.filters.http.bearer_auth`: the course's bearer-token check.
+    #[serde(rename = "mini_envoy.filters.http.bearer_auth.v1.BearerAuth")]
+    BearerAuth(BearerAuth),
 }
 
 impl HttpFilterConfig {
@@ -79,6 +89,8 @@ impl HttpFilterConfig {
             Self::Fault(_) => FAULT,
             Self::Buffer(_) => BUFFER,
             Self::HeaderMutation(_) => HEADER_MUTATION,
+            Self::RequestLog(_) => REQUEST_LOG,
+            Self::BearerAuth(_) => BEARER_AUTH,
         }
     }
 
@@ -98,6 +110,8 @@ impl Validate for HttpFilterConfig {
             Self::Fault(c) => c.validate(v),
             Self::Buffer(c) => c.validate(v),
             Self::HeaderMutation(c) => c.validate(v),
+            Self::RequestLog(c) => c.validate(v),
+            Self::BearerAuth(c) => c.validate(v),
         }
     }
 }
@@ -757,5 +771,136 @@ impl Validate for FilterConfig {
             v.error("config", "must be set unless disabled is true");
         }
         v.child("config", &self.config);
+    }
+}
+
+/// `mini_envoy.filters.http.request_log.v1.RequestLog`: the course's request
+/// logging filter. One line per request when the stream completes: method,
+/// path, status, response flags, bytes and duration, plus the headers listed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestLog {
+    /// Text put before every line (default `request`).
+    pub prefix: String,
+    /// Request headers whose values are logged.
+    pub request_headers: Vec<String>,
+    /// Response headers whose values are logged.
+    pub response_headers: Vec<String>,
+}
+
+impl Validate for RequestLog {
+    fn validate(&self, v: &mut Validator) {
+        for (field, names) in [
+            ("request_headers", &self.request_headers),
+            ("response_headers", &self.response_headers),
+        ] {
+            v.field(field, |v| {
+                for (i, h) in names.iter().enumerate() {
+                    if crate::headers::HeaderName::try_from(h.as_str()).is_err() {
+                        v.index(i, |v| v.error_here(format!("{h:?} is not a valid header name")));
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// One accepted bearer token of [`BearerAuth`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BearerToken {
+    /// Who the token belongs to (forwarded upstream in `forward_subject_header`).
+    pub subject: String,
+    /// The token itself, as sent in `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// `mini_envoy.filters.http.bearer_auth.v1.BearerAuth`: the course's
+/// authentication filter. A request passes when it carries one of the
+/// configured tokens; otherwise the reply is 401 with
+/// `WWW-Authenticate: Bearer realm="<realm>"`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BearerAuth {
+    /// The accepted tokens (at least one).
+    pub tokens: Vec<BearerToken>,
+    /// Read the token from this header instead of `Authorization`.
+    pub authentication_header: String,
+    /// Forward the token's subject upstream in this header (and strip the
+    /// credentials from the request).
+    pub forward_subject_header: String,
+    /// The realm named in `WWW-Authenticate` (default `mini-envoy`).
+    pub realm: String,
+}
+
+impl Validate for BearerAuth {
+    fn validate(&self, v: &mut Validator) {
+        if self.tokens.is_empty() {
+            v.error("tokens", "must not be empty");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        v.field("tokens", |v| {
+            for (i, t) in self.tokens.iter().enumerate() {
+                v.index(i, |v| {
+                    if t.token.is_empty() {
+                        v.error("token", "must not be empty");
+                    } else if t.token.bytes().any(|b| !b.is_ascii_graphic()) {
+                        v.error("token", "must be printable ASCII without spaces");
+                    } else if !seen.insert(t.token.as_str()) {
+                        v.error("token", "appears twice");
+                    }
+                });
+            }
+        });
+        for (name, h) in [
+            ("authentication_header", &self.authentication_header),
+            ("forward_subject_header", &self.forward_subject_header),
+        ] {
+            if !h.is_empty() && crate::headers::HeaderName::try_from(h.as_str()).is_err() {
+                v.error(name, format!("{h:?} is not a valid header name"));
+            }
+        }
+        if self.realm.contains('"') || self.realm.bytes().any(|b| b.is_ascii_control()) {
+            v.error("realm", "must not contain quotes or control characters");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::http_connection_manager::HttpFilter;
+
+    #[test]
+    fn course_filters_load_by_type_url() {
+        let f: HttpFilter = crate::config::load_str(
+            "name: auth\ntyped_config:\n  \"@type\": type.googleapis.com/mini_envoy.filters.http.bearer_auth.v1.BearerAuth\n  tokens: [{subject: alice, token: s3cret}]\n  forward_subject_header: x-user\n",
+        )
+        .unwrap();
+        let Some(HttpFilterConfig::BearerAuth(b)) = &f.typed_config else { panic!("{f:?}") };
+        assert_eq!(b.tokens[0].subject, "alice");
+        assert_eq!(
+            f.typed_config.as_ref().map(HttpFilterConfig::type_name),
+            Some(type_names::BEARER_AUTH)
+        );
+        let f: HttpFilter = crate::config::load_str(
+            "name: log\ntyped_config:\n  \"@type\": type.googleapis.com/mini_envoy.filters.http.request_log.v1.RequestLog\n  request_headers: [user-agent]\n",
+        )
+        .unwrap();
+        assert!(matches!(f.typed_config, Some(HttpFilterConfig::RequestLog(_))));
+    }
+
+    #[test]
+    fn course_filters_reject_bad_configs() {
+        let e = crate::config::load_str::<HttpFilter>(
+            "name: auth\ntyped_config:\n  \"@type\": type.googleapis.com/mini_envoy.filters.http.bearer_auth.v1.BearerAuth\n  tokens: [{subject: a, token: x}, {subject: b, token: x}]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("typed_config.tokens[1].token: appears twice"), "{e}");
+        let e = crate::config::load_str::<HttpFilter>(
+            "name: log\ntyped_config:\n  \"@type\": type.googleapis.com/mini_envoy.filters.http.request_log.v1.RequestLog\n  response_headers: [\"bad name\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("typed_config.response_headers[0]"), "{e}");
     }
 }
