@@ -23,6 +23,7 @@ pub mod config_manager;
 pub mod delta;
 pub mod drain;
 pub mod file;
+pub mod grpc;
 pub mod model;
 pub mod mux;
 pub mod protocol;
