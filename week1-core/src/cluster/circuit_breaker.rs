@@ -192,11 +192,13 @@ impl ResourceGuard {
     }
 }
 
+// ANCHOR: resource_guard_drop
 impl Drop for ResourceGuard {
     fn drop(&mut self) {
         self.resource.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
+// ANCHOR_END: resource_guard_drop
 
 /// The five resources of one routing priority.
 #[derive(Debug, Clone)]

@@ -492,4 +492,95 @@ mod tests {
             assert!(lb.choose().is_none(), "{policy:?}");
         }
     }
+
+    use proptest::prelude::*;
+
+    use super::super::host::HealthFlags;
+
+    const ALL: [LbPolicy; 5] = [
+        LbPolicy::RoundRobin,
+        LbPolicy::LeastRequest,
+        LbPolicy::Random,
+        LbPolicy::RingHash,
+        LbPolicy::Maglev,
+    ];
+
+    fn host(i: usize, priority: u32) -> Arc<Host> {
+        Host::builder(format!("10.7.{}.{}:80", priority, i).parse().unwrap())
+            .priority(priority)
+            .build()
+            .unwrap()
+    }
+
+    /// Picks per (priority, health) from 10,000 picks of `policy`.
+    fn split(ps: PrioritySet, policy: LbPolicy) -> HashMap<(u32, HostHealth), u32> {
+        let f = LoadBalancerFactory::new(&LbConfig::new(policy), Arc::new(ps), None).unwrap();
+        let mut lb = f.create_seeded(11);
+        let mut out = HashMap::new();
+        for _ in 0..10_000 {
+            let h = lb.choose().unwrap();
+            *out.entry((h.priority(), h.health())).or_default() += 1;
+        }
+        out
+    }
+
+    use std::collections::HashMap;
+
+    use super::super::host::HostHealth;
+
+    #[test]
+    fn priority_failover_and_degraded_split_for_every_policy() {
+        for policy in ALL {
+            // P=0: 4 hosts, 1 healthy (health 35); P=1 all healthy: 35% / 65%.
+            let hosts: Vec<_> =
+                (0..4).map(|i| host(i, 0)).chain((0..4).map(|i| host(i, 1))).collect();
+            for h in &hosts[1..4] {
+                h.set_health_flags(HealthFlags::FAILED_ACTIVE_HC);
+            }
+            let s = split(PrioritySet::builder().hosts(hosts).build().unwrap(), policy);
+            let p0 = s.get(&(0, HostHealth::Healthy)).copied().unwrap_or(0);
+            assert!((3200..3800).contains(&p0), "{policy:?}: {s:?}");
+            assert_eq!(s.get(&(0, HostHealth::Unhealthy)), None, "{policy:?}");
+
+            // One level, 5 healthy + 5 degraded: 70% healthy, 30% degraded.
+            let hosts: Vec<_> = (0..10).map(|i| host(i, 0)).collect();
+            for h in &hosts[5..] {
+                h.set_health_flags(HealthFlags::DEGRADED_EDS_HEALTH);
+            }
+            let s = split(PrioritySet::builder().hosts(hosts).build().unwrap(), policy);
+            let degraded = s.get(&(0, HostHealth::Degraded)).copied().unwrap_or(0);
+            assert!((2700..3300).contains(&degraded), "{policy:?}: {s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Every policy: unhealthy hosts are never picked unless the level is in
+        /// panic (healthy share below 50%), and in panic they are reachable.
+        #[test]
+        fn unhealthy_skipped_unless_panic(n in 2usize..10, down in prop::collection::vec(any::<bool>(), 10), seed: u64) {
+            let hosts: Vec<_> = (0..n).map(|i| host(i, 0)).collect();
+            for (h, &d) in hosts.iter().zip(&down) {
+                if d {
+                    h.set_health_flags(HealthFlags::FAILED_OUTLIER_CHECK);
+                }
+            }
+            let healthy = hosts.iter().filter(|h| h.health() == HostHealth::Healthy).count();
+            let panic = 2 * healthy < n;
+            let ps = Arc::new(PrioritySet::builder().hosts(hosts).build().unwrap());
+            for policy in ALL {
+                let f = LoadBalancerFactory::new(&LbConfig::new(policy), Arc::clone(&ps), None).unwrap();
+                prop_assert_eq!(f.priority_state().panic[0], panic);
+                let mut lb = f.create_seeded(seed);
+                let mut saw_unhealthy = false;
+                for _ in 0..100 * n {
+                    let h = lb.choose().unwrap();
+                    saw_unhealthy |= h.health() != HostHealth::Healthy;
+                }
+                prop_assert!(panic || !saw_unhealthy, "{:?}", policy);
+                prop_assert!(!panic || healthy == n || saw_unhealthy, "{:?} never reached unhealthy hosts in panic", policy);
+            }
+        }
+    }
 }

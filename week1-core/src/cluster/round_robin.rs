@@ -5,12 +5,18 @@
 //!
 //! - all weights equal: a plain cursor, `hosts[i++]`, starting at a random
 //!   offset per worker so workers do not hit the same host in lockstep;
-//! - weights differ: an EDF scheduler ([`super::edf`]) so each host gets
+//! - weights differ: Envoy's EDF scheduler ([`super::edf`]) so each host gets
 //!   `weight / Σweights` of the picks, spread evenly in time (smooth) rather
-//!   than in bursts. The scheduler also starts at a random number of picks.
+//!   than in bursts. With static weights EDF's order repeats every `Σweights`
+//!   picks, so when that period is at most [`MAX_SCHEDULE_LEN`] we run EDF
+//!   once at build time, record one period, and then walk the recording with a
+//!   cursor: the same sequence, at the cost of an unweighted pick. Larger
+//!   periods use the live scheduler (`O(log n)` per pick). Either way the
+//!   start is a random point of the sequence, per worker.
 //!
-//! One cursor or scheduler exists per host list, per worker, and is rebuilt with
-//! the load balancer when the snapshot changes.
+//! Weights are read when the load balancer is built from a snapshot; an EDS
+//! weight change reaches picks with the next snapshot, as membership does.
+//! One cursor or scheduler exists per host list, per worker.
 
 use std::sync::Arc;
 
@@ -44,13 +50,28 @@ pub(crate) fn edf_for(
     s
 }
 
+/// Longest weighted round-robin period (`Σweights`) recorded up front
+/// (256 KiB of `u32` per host list and worker at most).
+pub const MAX_SCHEDULE_LEN: u64 = 1 << 16;
+
 /// Round-robin state of one host list.
 #[derive(Debug)]
 pub(crate) enum RrState {
     /// Equal weights: next index.
     Unweighted { next: usize },
-    /// Different weights: smooth weighted order.
+    /// Different weights, short period: one recorded EDF period and a cursor.
+    Schedule { order: Vec<u32>, next: usize },
+    /// Different weights, long period: the live EDF scheduler.
     Weighted(EdfScheduler<u32>),
+}
+
+/// Advances a cursor over `len > 0` items.
+#[inline]
+fn advance(next: &mut usize, len: usize) -> usize {
+    // A compare instead of `% len`: no division on the hot path.
+    let i = if *next < len { *next } else { 0 };
+    *next = i + 1;
+    i
 }
 
 /// The round-robin [`SourcePicker`].
@@ -63,26 +84,33 @@ impl SourcePicker for RoundRobin {
     fn new_state(&self, hosts: &[Arc<Host>], rng: &mut SmallRng) -> RrState {
         if weights_equal(hosts) {
             let next = if hosts.is_empty() { 0 } else { random_index(rng, hosts.len()) };
-            RrState::Unweighted { next }
-        } else {
-            RrState::Weighted(edf_for(hosts, rng, |h| f64::from(h.weight())))
+            return RrState::Unweighted { next };
         }
+        let weight = |h: &Host| f64::from(h.weight());
+        let period: u64 = hosts.iter().map(|h| u64::from(h.weight())).sum();
+        if period > MAX_SCHEDULE_LEN {
+            return RrState::Weighted(edf_for(hosts, rng, weight));
+        }
+        // ANCHOR: round_robin_schedule
+        let mut edf = EdfScheduler::new();
+        for (i, h) in hosts.iter().enumerate() {
+            edf.add(weight(h), i as u32);
+        }
+        let order: Vec<u32> =
+            (0..period).filter_map(|_| edf.pick_and_add(|&i| weight(&hosts[i as usize]))).collect();
+        // ANCHOR_END: round_robin_schedule
+        let next = random_index(rng, order.len());
+        RrState::Schedule { order, next }
     }
 
     // ANCHOR: round_robin_pick
     fn pick(&self, state: &mut RrState, hosts: &[Arc<Host>], _rng: &mut SmallRng) -> usize {
         match state {
-            RrState::Unweighted { next } => {
-                // A compare instead of `% len`: no division on the hot path.
-                let i = if *next < hosts.len() { *next } else { 0 };
-                *next = i + 1;
-                i
-            }
+            RrState::Unweighted { next } => advance(next, hosts.len()),
+            RrState::Schedule { order, next } => order[advance(next, order.len())] as usize,
             RrState::Weighted(edf) => {
-                // Weight read at re-add time, as Envoy does (an EDS weight change
-                // applies from the next turn of that host).
-                edf.pick_and_add(|&i| f64::from(hosts[i as usize].weight()))
-                    .map_or(0, |i| i as usize)
+                let weight = |&i: &u32| f64::from(hosts[i as usize].weight());
+                edf.pick_and_add(weight).map_or(0, |i| i as usize)
             }
         }
     }
@@ -187,6 +215,23 @@ mod tests {
         // allowed, the rejected host is returned anyway.
         let mut ctx = AvoidFirst(Arc::clone(&first), 0);
         assert!(Arc::ptr_eq(&lb.choose_host(&mut ctx).unwrap(), &first));
+    }
+
+    #[test]
+    fn long_periods_use_the_live_scheduler() {
+        // 600 hosts of weight 128: period 76,800 > MAX_SCHEDULE_LEN.
+        let mut ws = vec![128; 600];
+        ws[0] = 64;
+        let hs = hosts(&ws);
+        let mut rng: SmallRng = rand::SeedableRng::seed_from_u64(1);
+        assert!(matches!(RoundRobin.new_state(&hs, &mut rng), RrState::Weighted(_)));
+        let small = hosts(&[1, 2, 3]);
+        assert!(
+            matches!(RoundRobin.new_state(&small, &mut rng), RrState::Schedule { ref order, .. } if order.len() == 6)
+        );
+        let mut lb = lb(&hs, 4);
+        let zero = (0..2 * 76_800).filter(|_| Arc::ptr_eq(&lb.choose().unwrap(), &hs[0])).count();
+        assert!((127..=129).contains(&zero), "{zero}");
     }
 
     proptest! {

@@ -86,6 +86,8 @@ pub(crate) struct SharedState {
     pub(crate) routing_enabled: u32,
     pub(crate) fail_traffic_on_panic: bool,
     pub(crate) locality_weighted: bool,
+    /// P=0 healthy takes 100%: skip the priority draw.
+    pub(crate) all_to_p0_healthy: bool,
 }
 
 impl SharedState {
@@ -109,6 +111,7 @@ impl SharedState {
             None => (LocalityRouting::NoLocalityRouting, false),
         };
         Self {
+            all_to_p0_healthy: state.load.healthy.first() == Some(&100),
             priority_set: ps,
             state,
             routing,
@@ -349,7 +352,11 @@ impl<P: SourcePicker> ZoneAwareLb<P> {
     /// Envoy's `hostSourceToUse`.
     fn host_source(&mut self) -> Option<HostsSource> {
         let shared = &*self.shared;
-        let (p, availability) = choose_priority(self.rng.next_u64(), &shared.state.load);
+        let (p, availability) = if shared.all_to_p0_healthy {
+            (0, HostAvailability::Healthy)
+        } else {
+            choose_priority(self.rng.next_u64(), &shared.state.load)
+        };
         let plain = match availability {
             HostAvailability::Healthy => HostsSource::HealthyHosts(p),
             HostAvailability::Degraded => HostsSource::DegradedHosts(p),
