@@ -5,4 +5,6 @@
 //! on the way to the router.
 
 pub mod buffer;
+pub mod context;
+pub mod http;
 pub mod http1;

@@ -1,0 +1,1583 @@
+//! # The HTTP FilterManager: one stream through the filter chain
+//!
+//! Envoy's `Http::FilterManager` (the filter half of the HCM's
+//! `ActiveStream`), sans-IO. The HTTP connection manager owns one per stream
+//! and drives it with what the codec decoded and what the upstream answered;
+//! the FilterManager runs the filters and hands back [`StreamEvent`]s:
+//!
+//! ```text
+//!   codec ──decode_headers/data/trailers──► [F1 → F2 → … → Fn] ──► Upstream* events (router)
+//!                                                                     │
+//!   codec ◄──Downstream* events── [F1 ← F2 ← … ← Fn] ◄──encode_headers/data/trailers── upstream
+//! ```
+//!
+//! Decoder filters run in configured order, encoder filters in reverse. When
+//! a filter stops, the FilterManager remembers where: the filter resumes the
+//! chain with `continue_decoding()` and iteration picks up *exactly* there
+//! (from the next filter, or from the stopping filter itself when it stopped
+//! with `StopAll…` and has not seen the body yet). Body data arriving while
+//! the chain is stopped is buffered in the stream's buffer up to
+//! [`FilterManagerConfig::buffer_limit`]: over it, 413 for a request and 500
+//! for a response (or, for the `…Watermark` statuses, a request to the owner to
+//! stop reading). A filter's local reply (`send_local_reply`) aborts the
+//! request path and goes back through the encoder filters — all of them when
+//! the response has not started, straight to the codec when an upstream
+//! response is already being encoded, and as a reset when headers already
+//! went out — exactly as Envoy.
+//!
+//! ## How the HCM drives it
+//!
+//! ```text
+//! let mut fm = FilterManager::new(factory.create_chain(), &config);
+//! fm.decode_headers(head.headers, end_stream);       // from the codec
+//! while let Some(ev) = fm.next_event() {
+//!     match ev {
+//!         StreamEvent::UpstreamHeaders { end_stream } => router.send(fm.request_headers()…),
+//!         StreamEvent::DownstreamHeaders { end_stream } => codec.encode(fm.response_headers()…),
+//!         StreamEvent::StartTimer { timer, after } => dispatcher timer → fm.on_timer(timer),
+//!         …
+//!     }
+//! }
+//! // upstream response → fm.encode_headers / encode_data / encode_trailers
+//! // response done     → fm.on_stream_complete(); access log; drop(fm)
+//! ```
+//!
+//! Filters never call back into the FilterManager while it is calling them:
+//! their [`FilterCallbacks`] record continuations, local replies and
+//! responses, which run as soon as the current filter call returns
+//! (Envoy's non-reentrant local reply).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use week1_core::config::filters::PerFilterConfig;
+use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
+
+use super::filter::{
+    CompletedStream, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus,
+    HttpFilterInstance,
+};
+use super::route::{RouteInfo, RouteResolver};
+use super::stream_info::{ConnectionInfo, StreamInfo, details};
+use crate::buffer::Buffer;
+use crate::context::{RealTime, TimeSource};
+
+/// Envoy's default stream buffer limit (`per_connection_buffer_limit_bytes`): 1 MiB.
+pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// A timer a filter asked for; the owner arms it and calls
+/// [`FilterManager::on_timer`] when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId(pub u64);
+
+/// Settings shared by the streams of one HCM.
+#[derive(Clone)]
+pub struct FilterManagerConfig {
+    /// Most bytes buffered per direction while the chain is stopped.
+    pub buffer_limit: usize,
+    /// The clock for stream timings.
+    pub time: Arc<dyn TimeSource>,
+    /// Resolves routes; without one, filters see no route.
+    pub route_resolver: Option<Arc<dyn RouteResolver>>,
+    /// The downstream connection.
+    pub connection: ConnectionInfo,
+}
+
+impl Default for FilterManagerConfig {
+    fn default() -> Self {
+        Self {
+            buffer_limit: DEFAULT_BUFFER_LIMIT,
+            time: Arc::new(RealTime),
+            route_resolver: None,
+            connection: ConnectionInfo::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for FilterManagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterManagerConfig")
+            .field("buffer_limit", &self.buffer_limit)
+            .field("route_resolver", &self.route_resolver.is_some())
+            .finish()
+    }
+}
+
+/// One filter of a stream's chain, as a factory creates it.
+#[derive(Debug)]
+pub struct ChainFilter {
+    /// The filter's configured name (the key of `typed_per_filter_config`).
+    pub name: Arc<str>,
+    /// The instance.
+    pub filter: HttpFilterInstance,
+    /// Off unless the route enables it (`HttpFilter.disabled`).
+    pub disabled: bool,
+}
+
+impl ChainFilter {
+    /// An enabled filter.
+    pub fn new(name: impl Into<Arc<str>>, filter: HttpFilterInstance) -> Self {
+        Self { name: name.into(), filter, disabled: false }
+    }
+}
+
+/// What the FilterManager asks its owner to do, in order.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The request headers passed every decoder filter: send them upstream
+    /// (read them with [`FilterManager::request_headers`]).
+    UpstreamHeaders {
+        /// Header-only request.
+        end_stream: bool,
+    },
+    /// Request body for the upstream.
+    UpstreamData {
+        /// The bytes (ownership moves to the owner).
+        data: Buffer,
+        /// Last request body.
+        end_stream: bool,
+    },
+    /// The request trailers passed every filter (the end of the request);
+    /// read them with [`FilterManager::request_trailers`].
+    UpstreamTrailers,
+    /// A 1xx response for the codec.
+    DownstreamInformational(HeaderMap),
+    /// The response headers passed every encoder filter: encode them
+    /// (read them with [`FilterManager::response_headers`]).
+    DownstreamHeaders {
+        /// Header-only response.
+        end_stream: bool,
+    },
+    /// Response body for the codec.
+    DownstreamData {
+        /// The bytes.
+        data: Buffer,
+        /// Last response body.
+        end_stream: bool,
+    },
+    /// The response trailers (the end of the response).
+    DownstreamTrailers,
+    /// A local reply replaces the upstream exchange: cancel any upstream
+    /// request of this stream. Its response follows as `Downstream*` events.
+    LocalReply {
+        /// The reply's status.
+        status: u16,
+    },
+    /// Arm a timer and call [`FilterManager::on_timer`] when it fires.
+    StartTimer {
+        /// Which.
+        timer: TimerId,
+        /// After how long.
+        after: Duration,
+    },
+    /// Disarm a timer.
+    CancelTimer(TimerId),
+    /// Stop (`true`) or resume (`false`) reading the downstream: the request
+    /// buffer went over / back under its limit in watermark mode.
+    DownstreamReadDisable(bool),
+    /// Stop or resume reading the upstream (response buffer watermark).
+    UpstreamReadDisable(bool),
+    /// Reset the stream: a local reply after response headers were sent, or
+    /// a filter asked for it.
+    ResetStream {
+        /// Why.
+        details: Cow<'static, str>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Stop {
+    #[default]
+    None,
+    Single,
+    AllBuffer,
+    AllWatermark,
+}
+
+impl Stop {
+    fn is_all(self) -> bool {
+        matches!(self, Stop::AllBuffer | Stop::AllWatermark)
+    }
+}
+
+/// Per filter, per direction (Envoy's `ActiveStreamFilterBase` state).
+#[derive(Debug, Clone, Copy, Default)]
+struct IterState {
+    stop: Stop,
+    headers_continued: bool,
+    end_stream: bool,
+    iterate_from_current: bool,
+}
+
+struct Slot {
+    name: Arc<str>,
+    filter: HttpFilterInstance,
+    disabled_by_default: bool,
+    /// Not run for this stream (disabled, by default or by the route).
+    skip: bool,
+    dec: IterState,
+    enc: IterState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Call {
+    #[default]
+    None,
+    Headers,
+    Data,
+    Trailers,
+}
+
+/// Per direction state of the stream.
+#[derive(Default)]
+struct Dir {
+    /// Data held while the chain is stopped (Envoy's buffered request/response data).
+    buffered: Option<Buffer>,
+    /// The stop that buffers asked for watermarks instead of an error.
+    streaming: bool,
+    /// `DownstreamReadDisable(true)` / `UpstreamReadDisable(true)` was emitted.
+    above_limit: bool,
+    /// The buffer went over the limit and the error reply was sent.
+    overflowed: bool,
+    /// All input of this direction has entered the chain.
+    complete: bool,
+    /// No more filter calls in this direction (local reply, reset).
+    aborted: bool,
+    /// The end of stream left the chain.
+    ended: bool,
+    /// Which callback of this direction is running.
+    call: Call,
+    /// Data added with `add_*_data` during a data or trailers callback.
+    stash: Option<Buffer>,
+}
+
+enum Deferred {
+    ContinueDecoding(usize),
+    ContinueEncoding(usize),
+    LocalReply { headers: HeaderMap, body: Bytes, details: Cow<'static, str> },
+    EncodeHeaders(HeaderMap, bool),
+    EncodeData(Buffer, bool),
+    EncodeTrailers(HeaderMap),
+}
+
+/// Everything of a stream but its filters: what [`FilterCallbacks`] reach.
+struct Core {
+    dec: Dir,
+    enc: Dir,
+    request_headers: Option<HeaderMap>,
+    request_trailers: Option<HeaderMap>,
+    response_headers: Option<HeaderMap>,
+    response_trailers: Option<HeaderMap>,
+    info: StreamInfo,
+    time: Arc<dyn TimeSource>,
+    resolver: Option<Arc<dyn RouteResolver>>,
+    route: Option<Arc<dyn RouteInfo>>,
+    route_stale: bool,
+    buffer_limit: usize,
+    is_head_request: bool,
+    /// Response headers entered the encoder chain (Envoy: `responseHeaders()` set).
+    response_started: bool,
+    /// Response headers went to the codec.
+    response_headers_sent: bool,
+    local_reply_queued: bool,
+    events: VecDeque<StreamEvent>,
+    deferred: VecDeque<Deferred>,
+    timers: Vec<(TimerId, usize)>,
+    next_timer: u64,
+    completed: bool,
+    destroyed: bool,
+}
+
+impl Core {
+    fn elapsed(&self) -> Duration {
+        self.info.since_start(self.time.now())
+    }
+
+    fn resolve_route(&mut self, headers: &HeaderMap) {
+        if let Some(r) = &self.resolver {
+            self.route = r.resolve(headers);
+            self.info.route_name = self.route.as_ref().map(|r| r.name().to_string());
+        }
+        self.route_stale = false;
+    }
+
+    // ANCHOR: buffer_while_stopped
+    /// Moves `data` into the request buffer (Envoy's `commonHandleBufferData`
+    /// plus the buffer's high watermark): over the limit, 413 — or, when the
+    /// stop asked for watermarks, a request to stop reading downstream.
+    fn buffer_decoded(&mut self, data: &mut Buffer) {
+        let buffered = self.dec.buffered.get_or_insert_with(Buffer::new);
+        buffered.move_from(data);
+        if buffered.len() <= self.buffer_limit {
+            return;
+        }
+        if self.dec.streaming {
+            if !self.dec.above_limit {
+                self.dec.above_limit = true;
+                self.events.push_back(StreamEvent::DownstreamReadDisable(true));
+            }
+        } else if !self.dec.overflowed {
+            self.dec.overflowed = true;
+            self.local_reply(
+                413,
+                Bytes::from_static(b"Payload Too Large"),
+                |_| {},
+                details::REQUEST_PAYLOAD_TOO_LARGE.into(),
+            );
+        }
+    }
+
+    /// The same for the response: over the limit, 500 (sent straight to the
+    /// codec, since the response has started) or stop reading upstream.
+    fn buffer_encoded(&mut self, data: &mut Buffer) {
+        let buffered = self.enc.buffered.get_or_insert_with(Buffer::new);
+        buffered.move_from(data);
+        if buffered.len() <= self.buffer_limit {
+            return;
+        }
+        if self.enc.streaming {
+            if !self.enc.above_limit {
+                self.enc.above_limit = true;
+                self.events.push_back(StreamEvent::UpstreamReadDisable(true));
+            }
+        } else if !self.enc.overflowed {
+            self.enc.overflowed = true;
+            self.local_reply(
+                500,
+                Bytes::from_static(b"Internal Server Error"),
+                |_| {},
+                details::RESPONSE_PAYLOAD_TOO_LARGE.into(),
+            );
+        }
+    }
+    // ANCHOR_END: buffer_while_stopped
+
+    /// The buffer of a direction was handed on: below the watermark again.
+    fn take_decoded(&mut self) -> Option<Buffer> {
+        let data = self.dec.buffered.take()?;
+        if self.dec.above_limit {
+            self.dec.above_limit = false;
+            self.events.push_back(StreamEvent::DownstreamReadDisable(false));
+        }
+        Some(data)
+    }
+
+    fn take_encoded(&mut self) -> Option<Buffer> {
+        let data = self.enc.buffered.take()?;
+        if self.enc.above_limit {
+            self.enc.above_limit = false;
+            self.events.push_back(StreamEvent::UpstreamReadDisable(false));
+        }
+        Some(data)
+    }
+
+    /// Prepares a local reply (runs when the current filter call returns).
+    fn local_reply(
+        &mut self,
+        status: u16,
+        body: Bytes,
+        modify: impl FnOnce(&mut HeaderMap),
+        details: Cow<'static, str>,
+    ) {
+        if self.local_reply_queued || self.destroyed {
+            return;
+        }
+        self.local_reply_queued = true;
+        let mut headers = HeaderMap::with_capacity(4);
+        headers.insert(week1_core::headers::STATUS, HeaderValue::from_u64(u64::from(status)));
+        if !body.is_empty() {
+            headers.insert(
+                HeaderName::from_static("content-type"),
+                HeaderValue::from_static("text/plain"),
+            );
+            headers.insert(
+                HeaderName::from_static("content-length"),
+                HeaderValue::from_u64(body.len() as u64),
+            );
+        }
+        modify(&mut headers);
+        // The request path stops at once (Envoy's decoder_filter_chain_aborted_);
+        // a response already being encoded stops too (the reply goes direct).
+        self.dec.aborted = true;
+        if self.response_started {
+            self.enc.aborted = true;
+        }
+        self.deferred.push_back(Deferred::LocalReply { headers, body, details });
+    }
+
+    fn start_timer(&mut self, slot: usize, after: Duration) -> TimerId {
+        self.next_timer += 1;
+        let id = TimerId(self.next_timer);
+        self.timers.push((id, slot));
+        self.events.push_back(StreamEvent::StartTimer { timer: id, after });
+        id
+    }
+
+    fn cancel_timer(&mut self, id: TimerId) {
+        if let Some(i) = self.timers.iter().position(|(t, _)| *t == id) {
+            self.timers.swap_remove(i);
+            self.events.push_back(StreamEvent::CancelTimer(id));
+        }
+    }
+}
+
+/// The stream's side of a filter call: everything a filter may ask of the
+/// FilterManager (Envoy's `StreamDecoderFilterCallbacks` and
+/// `StreamEncoderFilterCallbacks` together).
+pub struct FilterCallbacks<'a> {
+    core: &'a mut Core,
+    name: &'a str,
+    slot: usize,
+    n: usize,
+    is_decoder: bool,
+    is_encoder: bool,
+}
+
+impl<'a> FilterCallbacks<'a> {
+    /// The filter's configured name.
+    pub fn filter_name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Resumes the request path where this filter stopped it. Runs when the
+    /// current filter call returns; a no-op unless the filter is stopped.
+    pub fn continue_decoding(&mut self) {
+        if self.is_decoder {
+            self.core.deferred.push_back(Deferred::ContinueDecoding(self.slot));
+        }
+    }
+
+    /// Resumes the response path where this filter stopped it.
+    pub fn continue_encoding(&mut self) {
+        if self.is_encoder {
+            self.core.deferred.push_back(Deferred::ContinueEncoding(self.n - 1 - self.slot));
+        }
+    }
+
+    /// Answers the request locally (Envoy's `sendLocalReply`): `:status`,
+    /// `content-type: text/plain` and `content-length` for a non-empty body,
+    /// then `modify_headers`. The request path stops at once; the reply goes
+    /// through the encoder filters when the response has not started, straight
+    /// to the codec when it has, and becomes a reset once headers were sent.
+    /// A HEAD request gets the headers without the body.
+    pub fn send_local_reply(
+        &mut self,
+        status: u16,
+        body: impl Into<Bytes>,
+        modify_headers: impl FnOnce(&mut HeaderMap),
+        details: impl Into<Cow<'static, str>>,
+    ) {
+        self.core.local_reply(status, body.into(), modify_headers, details.into());
+    }
+
+    /// Starts a response from a decoder filter acting as a terminal (Envoy's
+    /// `StreamDecoderFilterCallbacks::encodeHeaders`): it goes through every
+    /// encoder filter. The CORS preflight answer uses this.
+    pub fn encode_headers(
+        &mut self,
+        headers: HeaderMap,
+        end_stream: bool,
+        details: impl Into<Cow<'static, str>>,
+    ) {
+        self.core.info.set_response_code_details(details);
+        self.core.deferred.push_back(Deferred::EncodeHeaders(headers, end_stream));
+    }
+
+    /// Response body after [`encode_headers`](Self::encode_headers).
+    pub fn encode_data(&mut self, data: Buffer, end_stream: bool) {
+        self.core.deferred.push_back(Deferred::EncodeData(data, end_stream));
+    }
+
+    /// Response trailers after [`encode_headers`](Self::encode_headers).
+    pub fn encode_trailers(&mut self, trailers: HeaderMap) {
+        self.core.deferred.push_back(Deferred::EncodeTrailers(trailers));
+    }
+
+    /// Adds request body (Envoy's `addDecodedData`): during `decode_data` it
+    /// joins the data being decoded; during `decode_trailers` it goes to the
+    /// next filters before the trailers; otherwise it is buffered and flows
+    /// when the filter continues (`streaming`: watermark instead of 413).
+    pub fn add_decoded_data(&mut self, data: &mut Buffer, streaming: bool) {
+        match self.core.dec.call {
+            Call::Data | Call::Trailers => {
+                self.core.dec.stash.get_or_insert_with(Buffer::new).move_from(data);
+            }
+            Call::Headers | Call::None => {
+                self.core.dec.streaming = streaming;
+                self.core.buffer_decoded(data);
+            }
+        }
+    }
+
+    /// Adds response body (Envoy's `addEncodedData`); as [`add_decoded_data`](Self::add_decoded_data).
+    pub fn add_encoded_data(&mut self, data: &mut Buffer, streaming: bool) {
+        match self.core.enc.call {
+            Call::Data | Call::Trailers => {
+                self.core.enc.stash.get_or_insert_with(Buffer::new).move_from(data);
+            }
+            Call::Headers | Call::None => {
+                self.core.enc.streaming = streaming;
+                self.core.buffer_encoded(data);
+            }
+        }
+    }
+
+    /// Adds request trailers during the last `decode_data` (Envoy's
+    /// `addDecodedTrailers`): the data then ends without end of stream and
+    /// the trailers follow it.
+    pub fn add_decoded_trailers(&mut self) -> &mut HeaderMap {
+        self.core.request_trailers.get_or_insert_with(HeaderMap::new)
+    }
+
+    /// Adds response trailers during the last `encode_data`.
+    pub fn add_encoded_trailers(&mut self) -> &mut HeaderMap {
+        self.core.response_trailers.get_or_insert_with(HeaderMap::new)
+    }
+
+    /// The request body buffered so far (Envoy's `decodingBuffer`).
+    pub fn decoding_buffer(&self) -> Option<&Buffer> {
+        self.core.dec.buffered.as_ref()
+    }
+
+    /// The buffered request body, to change it in place.
+    pub fn decoding_buffer_mut(&mut self) -> Option<&mut Buffer> {
+        self.core.dec.buffered.as_mut()
+    }
+
+    /// The response body buffered so far (Envoy's `encodingBuffer`).
+    pub fn encoding_buffer(&self) -> Option<&Buffer> {
+        self.core.enc.buffered.as_ref()
+    }
+
+    /// The stream's buffer limit.
+    pub fn buffer_limit(&self) -> usize {
+        self.core.buffer_limit
+    }
+
+    /// Sets the stream's buffer limit (Envoy's `setDecoderBufferLimit`).
+    pub fn set_buffer_limit(&mut self, limit: usize) {
+        self.core.buffer_limit = limit;
+    }
+
+    /// The request headers; `None` inside `decode_headers`, which gets them
+    /// as its argument.
+    pub fn request_headers(&self) -> Option<&HeaderMap> {
+        self.core.request_headers.as_ref()
+    }
+
+    /// The request headers, to change them (e.g. from `decode_data`).
+    pub fn request_headers_mut(&mut self) -> Option<&mut HeaderMap> {
+        self.core.request_headers.as_mut()
+    }
+
+    /// The response headers (outside `encode_headers`).
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.core.response_headers.as_ref()
+    }
+
+    /// Whether the request is a HEAD.
+    pub fn is_head_request(&self) -> bool {
+        self.core.is_head_request
+    }
+
+    /// The route of the stream (resolved again after [`clear_route_cache`](Self::clear_route_cache)).
+    pub fn route(&mut self) -> Option<Arc<dyn RouteInfo>> {
+        if self.core.route_stale
+            && let Some(h) = self.core.request_headers.take()
+        {
+            self.core.resolve_route(&h);
+            self.core.request_headers = Some(h);
+        }
+        self.core.route.clone()
+    }
+
+    /// Drops the cached route: the next look-up resolves it with the headers
+    /// as they are then.
+    pub fn clear_route_cache(&mut self) {
+        self.core.route = None;
+        self.core.route_stale = true;
+    }
+
+    /// This filter's most specific per-route config (by its configured name),
+    /// with a `FilterConfig` wrapper unwrapped.
+    pub fn per_filter_config(&mut self) -> Option<PerFilterConfig> {
+        let route = self.route()?;
+        route.typed_per_filter_config(self.name).cloned()
+    }
+
+    /// The stream's info.
+    pub fn stream_info(&self) -> &StreamInfo {
+        &self.core.info
+    }
+
+    /// The stream's info, to set flags, details, upstream facts.
+    pub fn stream_info_mut(&mut self) -> &mut StreamInfo {
+        &mut self.core.info
+    }
+
+    /// The downstream connection.
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.core.info.connection
+    }
+
+    /// The current time from the stream's clock.
+    pub fn now(&self) -> Instant {
+        self.core.time.now()
+    }
+
+    /// Asks the owner for a timer; [`StreamFilterBase::on_timer`](super::StreamFilterBase::on_timer)
+    /// runs when it fires.
+    pub fn start_timer(&mut self, after: Duration) -> TimerId {
+        self.core.start_timer(self.slot, after)
+    }
+
+    /// Cancels a timer this stream started.
+    pub fn cancel_timer(&mut self, timer: TimerId) {
+        self.core.cancel_timer(timer);
+    }
+
+    /// Resets the stream.
+    pub fn reset_stream(&mut self, details: impl Into<Cow<'static, str>>) {
+        self.core.dec.aborted = true;
+        self.core.enc.aborted = true;
+        self.core.events.push_back(StreamEvent::ResetStream { details: details.into() });
+    }
+}
+
+/// One stream's filter chain (see the module docs).
+pub struct FilterManager {
+    slots: Vec<Slot>,
+    core: Core,
+}
+
+impl std::fmt::Debug for FilterManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterManager")
+            .field("filters", &self.slots.iter().map(|s| &*s.name).collect::<Vec<_>>())
+            .field("response_started", &self.core.response_started)
+            .finish()
+    }
+}
+
+macro_rules! callbacks {
+    ($self:ident, $i:expr, $slot:ident, $cb:ident) => {
+        let n = $self.slots.len();
+        let $slot = &mut $self.slots[$i];
+        let is_decoder = $slot.filter.is_decoder();
+        let is_encoder = $slot.filter.is_encoder();
+        let mut $cb = FilterCallbacks {
+            core: &mut $self.core,
+            name: &$slot.name,
+            slot: $i,
+            n,
+            is_decoder,
+            is_encoder,
+        };
+    };
+}
+
+impl FilterManager {
+    /// A stream with the given chain (in configured order).
+    pub fn new(chain: Vec<ChainFilter>, config: &FilterManagerConfig) -> Self {
+        let slots = chain
+            .into_iter()
+            .map(|c| Slot {
+                name: c.name,
+                filter: c.filter,
+                disabled_by_default: c.disabled,
+                skip: c.disabled,
+                dec: IterState::default(),
+                enc: IterState::default(),
+            })
+            .collect();
+        let mut info = StreamInfo::new(config.time.now(), config.time.system_time());
+        info.connection = config.connection.clone();
+        Self {
+            slots,
+            core: Core {
+                dec: Dir::default(),
+                enc: Dir::default(),
+                request_headers: None,
+                request_trailers: None,
+                response_headers: None,
+                response_trailers: None,
+                info,
+                time: config.time.clone(),
+                resolver: config.route_resolver.clone(),
+                route: None,
+                route_stale: false,
+                buffer_limit: config.buffer_limit,
+                is_head_request: false,
+                response_started: false,
+                response_headers_sent: false,
+                local_reply_queued: false,
+                events: VecDeque::new(),
+                deferred: VecDeque::new(),
+                timers: Vec::new(),
+                next_timer: 0,
+                completed: false,
+                destroyed: false,
+            },
+        }
+    }
+
+    // ---------------------------------------------------------------- owner API
+
+    /// The next thing to do, in order.
+    pub fn next_event(&mut self) -> Option<StreamEvent> {
+        self.core.events.pop_front()
+    }
+
+    /// Request headers from the codec. Resolves the route first (so filters
+    /// disabled per route are skipped), then runs the decoder filters.
+    pub fn decode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
+        if self.core.request_headers.is_some() || self.core.destroyed {
+            return;
+        }
+        self.core.is_head_request = headers.method() == Some("HEAD");
+        self.core.resolve_route(&headers);
+        if let Some(route) = self.core.route.clone() {
+            for s in &mut self.slots {
+                s.skip = match route.filter_disabled(&s.name) {
+                    Some(disabled) => disabled,
+                    None => s.disabled_by_default,
+                };
+            }
+        }
+        self.core.request_headers = Some(headers);
+        self.end_decode_if(end_stream);
+        self.decode_headers_from(0, end_stream);
+        self.run_deferred();
+    }
+
+    /// Request body from the codec.
+    pub fn decode_data(&mut self, mut data: Buffer, end_stream: bool) {
+        self.core.info.bytes_received += data.len() as u64;
+        if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
+            return;
+        }
+        self.end_decode_if(end_stream);
+        if self.core.dec.aborted {
+            return;
+        }
+        self.decode_data_from(0, &mut data, end_stream);
+        self.run_deferred();
+    }
+
+    /// Request trailers from the codec (the end of the request).
+    pub fn decode_trailers(&mut self, trailers: HeaderMap) {
+        if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
+            return;
+        }
+        self.end_decode_if(true);
+        if self.core.dec.aborted {
+            return;
+        }
+        self.core.request_trailers = Some(trailers);
+        self.decode_trailers_from(0);
+        self.run_deferred();
+    }
+
+    /// A 1xx response from upstream: straight to the codec.
+    pub fn encode_1xx_headers(&mut self, headers: HeaderMap) {
+        if !self.core.response_started && !self.core.destroyed {
+            self.core.events.push_back(StreamEvent::DownstreamInformational(headers));
+        }
+    }
+
+    /// Response headers from the terminal (router). Ignored once a response
+    /// (e.g. a local reply) has started.
+    pub fn encode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
+        if self.core.response_started || self.core.destroyed {
+            return;
+        }
+        self.start_encode_headers(headers, end_stream);
+        self.run_deferred();
+    }
+
+    /// Response body from the terminal.
+    pub fn encode_data(&mut self, data: Buffer, end_stream: bool) {
+        self.start_encode_data(data, end_stream);
+        self.run_deferred();
+    }
+
+    /// Response trailers from the terminal.
+    pub fn encode_trailers(&mut self, trailers: HeaderMap) {
+        self.start_encode_trailers(trailers);
+        self.run_deferred();
+    }
+
+    /// A local reply from the owner (the HCM or router: 404 NR, 503 UH, 504
+    /// UT, 408 ...), with the same paths as a filter's.
+    pub fn send_local_reply(
+        &mut self,
+        status: u16,
+        body: impl Into<Bytes>,
+        modify_headers: impl FnOnce(&mut HeaderMap),
+        details: impl Into<Cow<'static, str>>,
+    ) {
+        self.core.local_reply(status, body.into(), modify_headers, details.into());
+        self.run_deferred();
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, timer: TimerId) {
+        let Some(pos) = self.core.timers.iter().position(|(t, _)| *t == timer) else { return };
+        let (_, slot) = self.core.timers.swap_remove(pos);
+        if self.core.destroyed {
+            return;
+        }
+        {
+            callbacks!(self, slot, s, cb);
+            s.filter.base().on_timer(timer, &mut cb);
+        }
+        self.run_deferred();
+    }
+
+    /// The stream is over: filters' `on_stream_complete` (once), before the
+    /// access log.
+    pub fn on_stream_complete(&mut self) {
+        if self.core.completed {
+            return;
+        }
+        self.core.completed = true;
+        self.core.info.completed = Some(self.core.elapsed());
+        let core = &self.core;
+        let done = CompletedStream {
+            info: &core.info,
+            request_headers: core.request_headers.as_ref(),
+            response_headers: core.response_headers.as_ref(),
+            request_trailers: core.request_trailers.as_ref(),
+            response_trailers: core.response_trailers.as_ref(),
+        };
+        for s in &mut self.slots {
+            s.filter.base().on_stream_complete(&done);
+        }
+    }
+
+    /// Destroys the filters (`on_destroy`, once) and cancels their timers.
+    /// Dropping the FilterManager does this too.
+    pub fn destroy(&mut self) {
+        if self.core.destroyed {
+            return;
+        }
+        self.core.destroyed = true;
+        self.core.dec.aborted = true;
+        self.core.enc.aborted = true;
+        for (t, _) in std::mem::take(&mut self.core.timers) {
+            self.core.events.push_back(StreamEvent::CancelTimer(t));
+        }
+        for s in &mut self.slots {
+            s.filter.base().on_destroy();
+        }
+    }
+
+    /// The request headers (after `decode_headers`).
+    pub fn request_headers(&self) -> Option<&HeaderMap> {
+        self.core.request_headers.as_ref()
+    }
+
+    /// The request trailers.
+    pub fn request_trailers(&self) -> Option<&HeaderMap> {
+        self.core.request_trailers.as_ref()
+    }
+
+    /// The response headers (after they entered the encoder chain).
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.core.response_headers.as_ref()
+    }
+
+    /// The response trailers.
+    pub fn response_trailers(&self) -> Option<&HeaderMap> {
+        self.core.response_trailers.as_ref()
+    }
+
+    /// The stream's info.
+    pub fn stream_info(&self) -> &StreamInfo {
+        &self.core.info
+    }
+
+    /// The stream's info, for the owner (upstream host, timings, flags).
+    pub fn stream_info_mut(&mut self) -> &mut StreamInfo {
+        &mut self.core.info
+    }
+
+    /// The cached route.
+    pub fn route(&self) -> Option<&Arc<dyn RouteInfo>> {
+        self.core.route.as_ref()
+    }
+
+    /// Whether the whole request has entered the chain.
+    pub fn request_complete(&self) -> bool {
+        self.core.dec.complete
+    }
+
+    /// Whether the end of the response left the chain (or the stream was reset).
+    pub fn response_complete(&self) -> bool {
+        self.core.enc.ended
+    }
+
+    /// Whether a response (upstream or local) has started.
+    pub fn response_started(&self) -> bool {
+        self.core.response_started
+    }
+
+    /// Filter names, in configured order.
+    pub fn filter_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|s| &*s.name)
+    }
+
+    // ------------------------------------------------------------- decoding
+
+    fn end_decode_if(&mut self, end_stream: bool) {
+        if end_stream && !self.core.dec.complete {
+            self.core.dec.complete = true;
+            self.core.info.last_downstream_rx_byte_received = Some(self.core.elapsed());
+        }
+    }
+
+    fn decoder_runs(&self, i: usize) -> bool {
+        let s = &self.slots[i];
+        !s.skip && s.filter.is_decoder()
+    }
+
+    // ANCHOR: decode_headers_iteration
+    /// Runs request headers from filter `start` on (Envoy's `decodeHeaders`).
+    fn decode_headers_from(&mut self, start: usize, end_stream: bool) {
+        let Some(mut headers) = self.core.request_headers.take() else { return };
+        let n = self.slots.len();
+        // A filter that adds a body to a header-only request: later filters
+        // see headers without end of stream, then that body.
+        let mut continue_data_at = None;
+        let mut stopped = false;
+        for i in start..n {
+            if self.core.dec.aborted {
+                break;
+            }
+            if !self.decoder_runs(i) {
+                continue;
+            }
+            let eos = end_stream && continue_data_at.is_none();
+            self.core.dec.call = Call::Headers;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.dec.end_stream = eos;
+                match s.filter.as_decoder() {
+                    Some(f) => f.decode_headers(&mut headers, eos, &mut cb),
+                    None => FilterHeadersStatus::Continue,
+                }
+            };
+            self.core.dec.call = Call::None;
+            if self.core.route_stale {
+                self.core.resolve_route(&headers);
+            }
+            if self.core.dec.aborted {
+                break;
+            }
+            let st = &mut self.slots[i].dec;
+            match status {
+                FilterHeadersStatus::Continue => st.headers_continued = true,
+                FilterHeadersStatus::StopIteration => st.stop = Stop::Single,
+                FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
+                FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
+            }
+            if st.stop != Stop::None {
+                stopped = true;
+                break;
+            }
+            if end_stream && self.core.dec.buffered.is_some() && continue_data_at.is_none() {
+                continue_data_at = Some(i);
+            }
+        }
+        self.core.request_headers = Some(headers);
+        if self.core.dec.aborted {
+            return;
+        }
+        if !stopped {
+            let eos = end_stream && continue_data_at.is_none();
+            self.core.info.first_upstream_tx_byte_sent = Some(self.core.elapsed());
+            if eos {
+                self.upstream_ended();
+            }
+            self.core.events.push_back(StreamEvent::UpstreamHeaders { end_stream: eos });
+        }
+        if let Some(i) = continue_data_at {
+            self.slots[i].dec.stop = Stop::Single;
+            self.continue_decoding_now(i);
+        }
+    }
+    // ANCHOR_END: decode_headers_iteration
+
+    fn upstream_ended(&mut self) {
+        self.core.dec.ended = true;
+        self.core.info.last_upstream_tx_byte_sent = Some(self.core.elapsed());
+    }
+
+    /// Runs request body from filter `start` on (Envoy's `decodeData`).
+    fn decode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
+        let n = self.slots.len();
+        let trailers_before = self.core.request_trailers.is_some();
+        let mut trailers_added_at = None;
+        let mut reached_end = true;
+        for i in start..n {
+            if self.core.dec.aborted {
+                return;
+            }
+            if !self.decoder_runs(i) {
+                continue;
+            }
+            let st = self.slots[i].dec;
+            if st.stop.is_all() {
+                // Stopped for everything: this filter has not seen the data yet.
+                self.core.dec.streaming = st.stop == Stop::AllWatermark;
+                self.core.buffer_decoded(data);
+                return;
+            }
+            if st.end_stream {
+                return;
+            }
+            let eos = end_stream && trailers_added_at.is_none();
+            self.core.dec.call = Call::Data;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.dec.end_stream = eos;
+                match s.filter.as_decoder() {
+                    Some(f) => f.decode_data(data, eos, &mut cb),
+                    None => FilterDataStatus::Continue,
+                }
+            };
+            self.core.dec.call = Call::None;
+            if let Some(mut extra) = self.core.dec.stash.take() {
+                data.move_from(&mut extra);
+            }
+            if self.core.dec.aborted {
+                return;
+            }
+            if !trailers_before
+                && trailers_added_at.is_none()
+                && self.core.request_trailers.is_some()
+            {
+                trailers_added_at = Some(i);
+            }
+            if !self.after_decode_data(i, status, data) {
+                reached_end = false;
+                break;
+            }
+        }
+        if reached_end && !self.core.dec.aborted {
+            let eos = end_stream && trailers_added_at.is_none();
+            if eos {
+                self.upstream_ended();
+            }
+            let data = std::mem::take(data);
+            self.core.events.push_back(StreamEvent::UpstreamData { data, end_stream: eos });
+        }
+        if let Some(i) = trailers_added_at {
+            self.decode_trailers_from(i + 1);
+        }
+    }
+
+    /// After `decode_data`: whether to go on (Envoy's `commonHandleAfterDataCallback`).
+    fn after_decode_data(&mut self, i: usize, status: FilterDataStatus, data: &mut Buffer) -> bool {
+        match status {
+            FilterDataStatus::Continue => {
+                if self.slots[i].dec.stop == Stop::Single {
+                    // Stopped on headers, now continuing: everything restarts
+                    // from here, headers first.
+                    self.core.buffer_decoded(data);
+                    self.continue_decoding_now(i);
+                    return false;
+                }
+                true
+            }
+            FilterDataStatus::StopIterationAndBuffer
+            | FilterDataStatus::StopIterationAndWatermark => {
+                self.slots[i].dec.stop = Stop::Single;
+                self.core.dec.streaming = status == FilterDataStatus::StopIterationAndWatermark;
+                self.core.buffer_decoded(data);
+                false
+            }
+            FilterDataStatus::StopIterationNoBuffer => {
+                self.slots[i].dec.stop = Stop::Single;
+                if self.core.dec.complete
+                    && self.core.request_trailers.is_none()
+                    && self.core.dec.buffered.is_none()
+                {
+                    // So that continuing sends an empty end-of-stream frame.
+                    self.core.dec.buffered = Some(Buffer::new());
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs request trailers from filter `start` on (Envoy's `decodeTrailers`).
+    fn decode_trailers_from(&mut self, start: usize) {
+        let n = self.slots.len();
+        for i in start..n {
+            if self.core.dec.aborted {
+                return;
+            }
+            if !self.decoder_runs(i) {
+                continue;
+            }
+            if self.slots[i].dec.stop.is_all() {
+                return;
+            }
+            let Some(mut trailers) = self.core.request_trailers.take() else { return };
+            self.core.dec.call = Call::Trailers;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.dec.end_stream = true;
+                match s.filter.as_decoder() {
+                    Some(f) => f.decode_trailers(&mut trailers, &mut cb),
+                    None => FilterTrailersStatus::Continue,
+                }
+            };
+            self.core.dec.call = Call::None;
+            self.core.request_trailers = Some(trailers);
+            let extra = self.core.dec.stash.take();
+            if self.core.dec.aborted {
+                return;
+            }
+            match status {
+                FilterTrailersStatus::StopIteration => {
+                    self.slots[i].dec.stop = Stop::Single;
+                    if let Some(mut extra) = extra {
+                        self.core.buffer_decoded(&mut extra);
+                    }
+                    return;
+                }
+                FilterTrailersStatus::Continue if self.slots[i].dec.stop == Stop::Single => {
+                    if let Some(mut extra) = extra {
+                        self.core.buffer_decoded(&mut extra);
+                    }
+                    self.continue_decoding_now(i);
+                    return;
+                }
+                FilterTrailersStatus::Continue => {
+                    if let Some(mut extra) = extra {
+                        // Body added while decoding trailers goes on first.
+                        let trailers = self.core.request_trailers.take();
+                        self.decode_data_from(i + 1, &mut extra, false);
+                        self.core.request_trailers = trailers;
+                    }
+                }
+            }
+        }
+        if !self.core.dec.aborted {
+            self.upstream_ended();
+            self.core.events.push_back(StreamEvent::UpstreamTrailers);
+        }
+    }
+
+    // ANCHOR: continue_decoding
+    /// Resumes the request path at filter `i` (Envoy's `commonContinue`):
+    /// headers if they had not passed it, then the buffered body (starting at
+    /// `i` itself if it stopped for everything and has not seen it), then the
+    /// trailers.
+    fn continue_decoding_now(&mut self, i: usize) {
+        if self.core.dec.aborted || self.slots[i].dec.stop == Stop::None {
+            return;
+        }
+        let st = &mut self.slots[i].dec;
+        if st.stop.is_all() {
+            st.iterate_from_current = true;
+        }
+        st.stop = Stop::None;
+        if !st.headers_continued {
+            st.headers_continued = true;
+            let eos = self.core.dec.complete
+                && self.core.dec.buffered.is_none()
+                && self.core.request_trailers.is_none();
+            self.decode_headers_from(i + 1, eos);
+        }
+        let had_trailers = self.core.request_trailers.is_some();
+        let from = if self.slots[i].dec.iterate_from_current { i } else { i + 1 };
+        if let Some(mut data) = self.core.take_decoded() {
+            let eos = self.core.dec.complete && !had_trailers;
+            self.decode_data_from(from, &mut data, eos);
+        }
+        if had_trailers {
+            self.decode_trailers_from(from);
+        }
+        self.slots[i].dec.iterate_from_current = false;
+    }
+    // ANCHOR_END: continue_decoding
+
+    // ------------------------------------------------------------- encoding
+
+    fn encoder_runs(&self, k: usize) -> bool {
+        let s = &self.slots[self.slots.len() - 1 - k];
+        !s.skip && s.filter.is_encoder()
+    }
+
+    fn start_encode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
+        if self.core.response_started || self.core.destroyed {
+            return;
+        }
+        self.core.response_started = true;
+        self.core.enc.complete = end_stream;
+        self.core.response_headers = Some(headers);
+        self.encode_headers_from(0, end_stream);
+    }
+
+    fn start_encode_data(&mut self, mut data: Buffer, end_stream: bool) {
+        if !self.core.response_started || self.core.enc.complete || self.core.enc.aborted {
+            return;
+        }
+        self.core.enc.complete = end_stream;
+        self.encode_data_from(0, &mut data, end_stream);
+    }
+
+    fn start_encode_trailers(&mut self, trailers: HeaderMap) {
+        if !self.core.response_started || self.core.enc.complete || self.core.enc.aborted {
+            return;
+        }
+        self.core.enc.complete = true;
+        self.core.response_trailers = Some(trailers);
+        self.encode_trailers_from(0);
+    }
+
+    // ANCHOR: encode_headers_iteration
+    /// Runs response headers through the encoder filters from encoder
+    /// position `start` on; position `k` is filter `n - 1 - k` (reverse order).
+    fn encode_headers_from(&mut self, start: usize, end_stream: bool) {
+        let Some(mut headers) = self.core.response_headers.take() else { return };
+        let n = self.slots.len();
+        let mut continue_data_at = None;
+        let mut stopped = false;
+        for k in start..n {
+            if self.core.enc.aborted {
+                break;
+            }
+            if !self.encoder_runs(k) {
+                continue;
+            }
+            let i = n - 1 - k;
+            let eos = end_stream && continue_data_at.is_none();
+            self.core.enc.call = Call::Headers;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.enc.end_stream = eos;
+                match s.filter.as_encoder() {
+                    Some(f) => f.encode_headers(&mut headers, eos, &mut cb),
+                    None => FilterHeadersStatus::Continue,
+                }
+            };
+            self.core.enc.call = Call::None;
+            if self.core.enc.aborted {
+                break;
+            }
+            let st = &mut self.slots[i].enc;
+            match status {
+                FilterHeadersStatus::Continue => st.headers_continued = true,
+                FilterHeadersStatus::StopIteration => st.stop = Stop::Single,
+                FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
+                FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
+            }
+            if st.stop != Stop::None {
+                stopped = true;
+                break;
+            }
+            if end_stream && self.core.enc.buffered.is_some() && continue_data_at.is_none() {
+                continue_data_at = Some(k);
+            }
+        }
+        if self.core.enc.aborted {
+            // A direct local reply replaced these headers.
+            if self.core.response_headers.is_none() {
+                self.core.response_headers = Some(headers);
+            }
+            return;
+        }
+        self.core.response_headers = Some(headers);
+        if !stopped {
+            let eos = end_stream && continue_data_at.is_none();
+            self.emit_downstream_headers(eos);
+        }
+        if let Some(k) = continue_data_at {
+            self.slots[n - 1 - k].enc.stop = Stop::Single;
+            self.continue_encoding_now(k);
+        }
+    }
+    // ANCHOR_END: encode_headers_iteration
+
+    fn emit_downstream_headers(&mut self, end_stream: bool) {
+        self.core.response_headers_sent = true;
+        self.core.info.response_code = self.core.response_headers.as_ref().and_then(|h| h.status());
+        self.core.info.first_downstream_tx_byte_sent = Some(self.core.elapsed());
+        self.core.events.push_back(StreamEvent::DownstreamHeaders { end_stream });
+        if end_stream {
+            self.downstream_ended();
+        }
+    }
+
+    /// The end of the response left the chain: the stream is answered. A
+    /// request still arriving is dropped from now on.
+    fn downstream_ended(&mut self) {
+        self.core.enc.ended = true;
+        self.core.info.last_downstream_tx_byte_sent = Some(self.core.elapsed());
+        if !self.core.dec.complete || self.core.dec.buffered.is_some() {
+            self.core.dec.aborted = true;
+            self.core.take_decoded();
+        }
+    }
+
+    fn encode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
+        let n = self.slots.len();
+        let trailers_before = self.core.response_trailers.is_some();
+        let mut trailers_added_at = None;
+        let mut reached_end = true;
+        for k in start..n {
+            if self.core.enc.aborted {
+                return;
+            }
+            if !self.encoder_runs(k) {
+                continue;
+            }
+            let i = n - 1 - k;
+            let st = self.slots[i].enc;
+            if st.stop.is_all() {
+                self.core.enc.streaming = st.stop == Stop::AllWatermark;
+                self.core.buffer_encoded(data);
+                return;
+            }
+            if st.end_stream {
+                return;
+            }
+            let eos = end_stream && trailers_added_at.is_none();
+            self.core.enc.call = Call::Data;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.enc.end_stream = eos;
+                match s.filter.as_encoder() {
+                    Some(f) => f.encode_data(data, eos, &mut cb),
+                    None => FilterDataStatus::Continue,
+                }
+            };
+            self.core.enc.call = Call::None;
+            if let Some(mut extra) = self.core.enc.stash.take() {
+                data.move_from(&mut extra);
+            }
+            if self.core.enc.aborted {
+                return;
+            }
+            if !trailers_before
+                && trailers_added_at.is_none()
+                && self.core.response_trailers.is_some()
+            {
+                trailers_added_at = Some(k);
+            }
+            if !self.after_encode_data(k, status, data) {
+                reached_end = false;
+                break;
+            }
+        }
+        if reached_end && !self.core.enc.aborted {
+            let eos = end_stream && trailers_added_at.is_none();
+            self.core.info.bytes_sent += data.len() as u64;
+            let data = std::mem::take(data);
+            self.core.events.push_back(StreamEvent::DownstreamData { data, end_stream: eos });
+            if eos {
+                self.downstream_ended();
+            }
+        }
+        if let Some(k) = trailers_added_at {
+            self.encode_trailers_from(k + 1);
+        }
+    }
+
+    fn after_encode_data(&mut self, k: usize, status: FilterDataStatus, data: &mut Buffer) -> bool {
+        let i = self.slots.len() - 1 - k;
+        match status {
+            FilterDataStatus::Continue => {
+                if self.slots[i].enc.stop == Stop::Single {
+                    self.core.buffer_encoded(data);
+                    self.continue_encoding_now(k);
+                    return false;
+                }
+                true
+            }
+            FilterDataStatus::StopIterationAndBuffer
+            | FilterDataStatus::StopIterationAndWatermark => {
+                self.slots[i].enc.stop = Stop::Single;
+                self.core.enc.streaming = status == FilterDataStatus::StopIterationAndWatermark;
+                self.core.buffer_encoded(data);
+                false
+            }
+            FilterDataStatus::StopIterationNoBuffer => {
+                self.slots[i].enc.stop = Stop::Single;
+                if self.core.enc.complete
+                    && self.core.response_trailers.is_none()
+                    && self.core.enc.buffered.is_none()
+                {
+                    self.core.enc.buffered = Some(Buffer::new());
+                }
+                false
+            }
+        }
+    }
+
+    fn encode_trailers_from(&mut self, start: usize) {
+        let n = self.slots.len();
+        for k in start..n {
+            if self.core.enc.aborted {
+                return;
+            }
+            if !self.encoder_runs(k) {
+                continue;
+            }
+            let i = n - 1 - k;
+            if self.slots[i].enc.stop.is_all() {
+                return;
+            }
+            let Some(mut trailers) = self.core.response_trailers.take() else { return };
+            self.core.enc.call = Call::Trailers;
+            let status = {
+                callbacks!(self, i, s, cb);
+                s.enc.end_stream = true;
+                match s.filter.as_encoder() {
+                    Some(f) => f.encode_trailers(&mut trailers, &mut cb),
+                    None => FilterTrailersStatus::Continue,
+                }
+            };
+            self.core.enc.call = Call::None;
+            self.core.response_trailers = Some(trailers);
+            let extra = self.core.enc.stash.take();
+            if self.core.enc.aborted {
+                return;
+            }
+            match status {
+                FilterTrailersStatus::StopIteration => {
+                    self.slots[i].enc.stop = Stop::Single;
+                    if let Some(mut extra) = extra {
+                        self.core.buffer_encoded(&mut extra);
+                    }
+                    return;
+                }
+                FilterTrailersStatus::Continue if self.slots[i].enc.stop == Stop::Single => {
+                    if let Some(mut extra) = extra {
+                        self.core.buffer_encoded(&mut extra);
+                    }
+                    self.continue_encoding_now(k);
+                    return;
+                }
+                FilterTrailersStatus::Continue => {
+                    if let Some(mut extra) = extra {
+                        let trailers = self.core.response_trailers.take();
+                        self.encode_data_from(k + 1, &mut extra, false);
+                        self.core.response_trailers = trailers;
+                    }
+                }
+            }
+        }
+        if !self.core.enc.aborted {
+            self.core.events.push_back(StreamEvent::DownstreamTrailers);
+            self.downstream_ended();
+        }
+    }
+
+    /// Resumes the response path at encoder position `k`.
+    fn continue_encoding_now(&mut self, k: usize) {
+        let i = self.slots.len() - 1 - k;
+        if self.core.enc.aborted || self.slots[i].enc.stop == Stop::None {
+            return;
+        }
+        let st = &mut self.slots[i].enc;
+        if st.stop.is_all() {
+            st.iterate_from_current = true;
+        }
+        st.stop = Stop::None;
+        if !st.headers_continued {
+            st.headers_continued = true;
+            let eos = self.core.enc.complete
+                && self.core.enc.buffered.is_none()
+                && self.core.response_trailers.is_none();
+            self.encode_headers_from(k + 1, eos);
+        }
+        let had_trailers = self.core.response_trailers.is_some();
+        let from = if self.slots[i].enc.iterate_from_current { k } else { k + 1 };
+        if let Some(mut data) = self.core.take_encoded() {
+            let eos = self.core.enc.complete && !had_trailers;
+            self.encode_data_from(from, &mut data, eos);
+        }
+        if had_trailers {
+            self.encode_trailers_from(from);
+        }
+        self.slots[i].enc.iterate_from_current = false;
+    }
+
+    // ------------------------------------------------------------- deferred
+
+    /// Runs what filters asked for during their calls, in order.
+    fn run_deferred(&mut self) {
+        while let Some(d) = self.core.deferred.pop_front() {
+            if self.core.destroyed {
+                self.core.deferred.clear();
+                return;
+            }
+            match d {
+                Deferred::ContinueDecoding(i) => self.continue_decoding_now(i),
+                Deferred::ContinueEncoding(k) => self.continue_encoding_now(k),
+                Deferred::LocalReply { headers, body, details } => {
+                    self.execute_local_reply(headers, body, details)
+                }
+                Deferred::EncodeHeaders(h, end) => self.start_encode_headers(h, end),
+                Deferred::EncodeData(d, end) => self.start_encode_data(d, end),
+                Deferred::EncodeTrailers(t) => self.start_encode_trailers(t),
+            }
+        }
+    }
+
+    // ANCHOR: local_reply
+    /// Sends a prepared local reply on the right path (Envoy's
+    /// `DownstreamFilterManager::sendLocalReply`).
+    fn execute_local_reply(&mut self, headers: HeaderMap, body: Bytes, details: Cow<'static, str>) {
+        let status = headers.status().unwrap_or(500);
+        self.core.dec.aborted = true;
+        self.core.take_decoded();
+        if self.core.response_headers_sent {
+            // Too late for a reply: all that is left is a reset.
+            self.core.enc.aborted = true;
+            self.core.events.push_back(StreamEvent::ResetStream { details });
+            return;
+        }
+        self.core.events.push_back(StreamEvent::LocalReply { status });
+        self.core.info.set_response_code_details(details);
+        let with_body = !body.is_empty() && !self.core.is_head_request;
+        if !self.core.response_started {
+            // The response has not started: through every encoder filter.
+            self.start_encode_headers(headers, !with_body);
+            if with_body {
+                self.start_encode_data(Buffer::from(body), true);
+            }
+        } else {
+            // A response is being encoded but nothing went out yet: bypass
+            // the encoder filters (their state machines saw another response).
+            self.core.enc.aborted = true;
+            self.core.take_encoded();
+            self.core.enc.complete = true;
+            self.core.response_headers = Some(headers);
+            self.emit_downstream_headers(!with_body);
+            if with_body {
+                self.core.info.bytes_sent += body.len() as u64;
+                self.core.events.push_back(StreamEvent::DownstreamData {
+                    data: Buffer::from(body),
+                    end_stream: true,
+                });
+                self.downstream_ended();
+            }
+        }
+    }
+    // ANCHOR_END: local_reply
+}
+
+impl Drop for FilterManager {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}

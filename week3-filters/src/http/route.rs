@@ -1,0 +1,265 @@
+//! # What filters see of the route
+//!
+//! Envoy's HCM resolves the route when request headers arrive and caches it
+//! on the stream; filters read it through `callbacks->route()`, and a filter
+//! that changes headers the route depends on calls `clearRouteCache()` so the
+//! next look-up resolves again. Here:
+//!
+//! - the HCM gives the FilterManager a [`RouteResolver`] (it owns the current
+//!   route table snapshot: week 1's `Router`);
+//! - the FilterManager resolves once before the first decoder filter runs and
+//!   caches an `Option<Arc<dyn RouteInfo>>`;
+//! - [`FilterCallbacks::clear_route_cache`](crate::http::FilterCallbacks::clear_route_cache)
+//!   drops the cache; it is resolved again, with the headers as they are now,
+//!   at the next filter boundary (the filter that cleared it sees the new route
+//!   from its next callback on).
+//!
+//! [`ResolvedRoute`] is an owned snapshot of week 1's borrowed
+//! [`RouteDecision`], holding only the per-filter configs of the filters in
+//! the chain, so it can outlive the router borrow.
+
+use std::fmt;
+use std::sync::Arc;
+
+use week1_core::config::filters::PerFilterConfig;
+use week1_core::headers::HeaderMap;
+use week1_core::router::{RouteContext, RouteDecision};
+
+/// What the router decided, as filters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Forward to this cluster.
+    Forward {
+        /// The cluster.
+        cluster: String,
+    },
+    /// Answer locally with this status, body and headers (`direct_response`).
+    DirectResponse {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+        /// Response headers (status, content type, route mutations).
+        headers: HeaderMap,
+    },
+    /// Redirect.
+    Redirect {
+        /// Status (3xx).
+        status: u16,
+        /// Response headers (status, location, route mutations).
+        headers: HeaderMap,
+    },
+    /// A route matched but its cluster does not exist.
+    ClusterNotFound {
+        /// The missing cluster.
+        cluster: String,
+        /// The status to answer (`cluster_not_found_response_code`).
+        status: u16,
+    },
+}
+
+/// A resolved route (Envoy's `Router::Route`).
+pub trait RouteInfo: Send + Sync + fmt::Debug {
+    /// The route's name (may be empty).
+    fn name(&self) -> &str;
+    /// What to do with the request.
+    fn action(&self) -> &RouteAction;
+    /// The most specific `typed_per_filter_config` for the filter named
+    /// `filter_name` (weighted cluster, route, virtual host, route config),
+    /// as configured (possibly an `envoy.config.route.v3.FilterConfig`).
+    fn per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig>;
+
+    /// The per-filter config with a `FilterConfig` wrapper unwrapped.
+    fn typed_per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig> {
+        match self.per_filter_config(filter_name)? {
+            PerFilterConfig::FilterConfig(w) => w.config.as_deref(),
+            other => Some(other),
+        }
+    }
+
+    /// Whether the route turns the filter on (`Some(false)`) or off
+    /// (`Some(true)`) through a `FilterConfig` wrapper's `disabled`.
+    fn filter_disabled(&self, filter_name: &str) -> Option<bool> {
+        match self.per_filter_config(filter_name)? {
+            PerFilterConfig::FilterConfig(w) => Some(w.disabled),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves the route of a stream; implemented by the HCM over its route
+/// table. `None`: no route (the router filter answers 404 NR).
+pub trait RouteResolver: Send + Sync {
+    /// Routes a request.
+    fn resolve(&self, headers: &HeaderMap) -> Option<Arc<dyn RouteInfo>>;
+}
+
+/// An owned route decision (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedRoute {
+    /// Route name.
+    pub name: String,
+    /// The decision.
+    pub action: RouteAction,
+    /// `(filter name, config)` for the filters that have one.
+    pub per_filter: Vec<(String, PerFilterConfig)>,
+}
+
+impl ResolvedRoute {
+    /// A forwarding route with no per-filter configs (tests, simple setups).
+    pub fn forward(name: &str, cluster: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            action: RouteAction::Forward { cluster: cluster.to_string() },
+            per_filter: Vec::new(),
+        }
+    }
+
+    /// Adds a per-filter config.
+    pub fn with_filter_config(mut self, filter_name: &str, config: PerFilterConfig) -> Self {
+        self.per_filter.push((filter_name.to_string(), config));
+        self
+    }
+
+    /// Snapshots a week 1 decision, keeping the per-filter configs of the
+    /// filters named in `filter_names` (the chain's filters). `None` for
+    /// `NoRoute`.
+    pub fn from_decision(
+        decision: &RouteDecision<'_>,
+        request: &HeaderMap,
+        ctx: &RouteContext<'_>,
+        filter_names: &[&str],
+    ) -> Option<Self> {
+        fn collect<'c>(
+            names: &[&str],
+            lookup: impl Fn(&str) -> Option<&'c PerFilterConfig>,
+        ) -> Vec<(String, PerFilterConfig)> {
+            names.iter().filter_map(|n| lookup(n).map(|c| (n.to_string(), c.clone()))).collect()
+        }
+        let (name, action, per_filter) = match decision {
+            RouteDecision::NoRoute => return None,
+            RouteDecision::Route(f) => (
+                f.route.name.as_str(),
+                RouteAction::Forward { cluster: f.cluster.to_string() },
+                collect(filter_names, |n| f.per_filter_config(n)),
+            ),
+            RouteDecision::ClusterNotFound(f) => (
+                f.route.name.as_str(),
+                RouteAction::ClusterNotFound {
+                    cluster: f.cluster.to_string(),
+                    status: f.cluster_not_found_status(),
+                },
+                collect(filter_names, |n| f.per_filter_config(n)),
+            ),
+            RouteDecision::DirectResponse(d) => (
+                d.route.name.as_str(),
+                RouteAction::DirectResponse {
+                    status: d.status,
+                    body: d.body.to_string(),
+                    headers: d.response_headers(Some(request), ctx),
+                },
+                collect(filter_names, |n| d.route.per_filter_config(n)),
+            ),
+            RouteDecision::Redirect(r) => (
+                r.route.map_or("", |r| r.name.as_str()),
+                RouteAction::Redirect {
+                    status: r.status,
+                    headers: r.response_headers(Some(request), ctx),
+                },
+                collect(filter_names, |n| r.route.and_then(|r| r.per_filter_config(n))),
+            ),
+        };
+        Some(Self { name: name.to_string(), action, per_filter })
+    }
+}
+
+impl RouteInfo for ResolvedRoute {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn action(&self) -> &RouteAction {
+        &self.action
+    }
+    fn per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig> {
+        self.per_filter.iter().find(|(n, _)| n == filter_name).map(|(_, c)| c)
+    }
+}
+
+/// A resolver answering the same route for every request (tests, simple setups).
+#[derive(Debug, Clone)]
+pub struct StaticRouteResolver(pub Option<Arc<dyn RouteInfo>>);
+
+impl RouteResolver for StaticRouteResolver {
+    fn resolve(&self, _headers: &HeaderMap) -> Option<Arc<dyn RouteInfo>> {
+        self.0.clone()
+    }
+}
+
+/// A resolver from a closure.
+pub struct FnRouteResolver<F>(pub F);
+
+impl<F> RouteResolver for FnRouteResolver<F>
+where
+    F: Fn(&HeaderMap) -> Option<Arc<dyn RouteInfo>> + Send + Sync,
+{
+    fn resolve(&self, headers: &HeaderMap) -> Option<Arc<dyn RouteInfo>> {
+        (self.0)(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use week1_core::config::route::RouteConfiguration;
+    use week1_core::router::Router;
+
+    #[test]
+    fn snapshots_a_week1_decision_with_per_filter_configs() {
+        let config: RouteConfiguration = week1_core::config::load_str(
+            r#"
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  typed_per_filter_config:
+    envoy.filters.http.cors:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy
+      allow_methods: GET
+  routes:
+  - name: api
+    match: {prefix: /api}
+    route: {cluster: backend}
+    typed_per_filter_config:
+      envoy.filters.http.buffer:
+        "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+        disabled: true
+  - match: {prefix: /}
+    direct_response: {status: 200, body: {inline_string: hi}}
+"#,
+        )
+        .unwrap();
+        let router = Router::new(&config).unwrap();
+        let mut h = HeaderMap::new();
+        h.try_insert(":authority", "x").unwrap();
+        h.try_insert(":path", "/api/1").unwrap();
+        let ctx = RouteContext::default();
+        let d = router.route(&h, &ctx);
+        let names = ["envoy.filters.http.cors", "envoy.filters.http.buffer", "other"];
+        let r = ResolvedRoute::from_decision(&d, &h, &ctx, &names).unwrap();
+        assert_eq!(r.name(), "api");
+        assert_eq!(r.action(), &RouteAction::Forward { cluster: "backend".into() });
+        assert!(matches!(
+            r.typed_per_filter_config("envoy.filters.http.cors"),
+            Some(PerFilterConfig::Cors(_))
+        ));
+        assert_eq!(r.filter_disabled("envoy.filters.http.buffer"), Some(true));
+        assert_eq!(r.typed_per_filter_config("envoy.filters.http.buffer"), None);
+        assert_eq!(r.per_filter.len(), 2);
+
+        h.try_insert(":path", "/other").unwrap();
+        let d = router.route(&h, &ctx);
+        let r = ResolvedRoute::from_decision(&d, &h, &ctx, &names).unwrap();
+        let RouteAction::DirectResponse { status, body, headers } = r.action() else { panic!() };
+        assert_eq!((*status, body.as_str()), (200, "hi"));
+        assert_eq!(headers.get_str(":status"), Some("200"));
+    }
+}
