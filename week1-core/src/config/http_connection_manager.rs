@@ -304,8 +304,6 @@ pub struct HttpConnectionManager {
     pub append_local_overload: bool,
     /// PROXY protocol state (not supported).
     pub add_proxy_protocol_connection_state: Option<bool>,
-    /// Hash the config to detect changes; accepted and ignored.
-    pub hash_config: Option<serde_json::Value>,
 }
 
 impl HttpConnectionManager {
