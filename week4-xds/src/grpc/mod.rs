@@ -9,4 +9,6 @@
 //!  ControlPlane:   YAML files ─► Snapshot (version) ─► per-stream SotW/Delta state
 //! ```
 
+pub mod client;
 pub mod convert;
+pub mod server;

@@ -1,0 +1,147 @@
+//! The gRPC ADS client against the bundled control plane on 127.0.0.1
+//! (ephemeral port), SotW and Delta. Every wait is bounded.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use week1_core::config::bootstrap::Resource;
+use week4_xds::grpc::client::{self, AdsHandler};
+use week4_xds::grpc::server::ControlPlane;
+use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, TypeUrl, Update};
+
+const HCM: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+
+fn resources(lb_policy: &str, with_api: bool) -> Vec<Value> {
+    let mut v = vec![
+        json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+               "name": "web", "type": "EDS", "connect_timeout": "1s", "lb_policy": lb_policy,
+               "eds_cluster_config": {"eds_config": {"ads": {}}}}),
+        json!({"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+               "cluster_name": "web",
+               "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 8080}}}}]}]}),
+        json!({"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+               "name": "http", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 10000}},
+               "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {"@type": HCM, "stat_prefix": "in",
+                   "rds": {"route_config_name": "local", "config_source": {"ads": {}}},
+                   "http_filters": [{"name": "router", "typed_config": {"@type": ROUTER}}]}}]}]}),
+        json!({"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+               "name": "local", "virtual_hosts": [{"name": "all", "domains": ["*"],
+                   "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "web"}}]}]}),
+    ];
+    if with_api {
+        v.push(json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+                      "name": "api", "type": "STATIC", "connect_timeout": "1s",
+                      "load_assignment": {"cluster_name": "api", "endpoints": [{"lb_endpoints": [
+                          {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 8081}}}}]}]}}));
+    }
+    v
+}
+
+#[derive(Debug)]
+struct Seen {
+    type_url: TypeUrl,
+    names: Vec<String>,
+    removed: Vec<String>,
+}
+
+struct Forward(mpsc::UnboundedSender<Seen>);
+
+impl AdsHandler for Forward {
+    fn apply(&mut self, u: Update<Resource>) {
+        let names = u.resources.iter().map(|r| r.name().to_string()).collect();
+        let _ = self.0.send(Seen { type_url: u.type_url, names, removed: u.removed });
+    }
+}
+
+async fn start_server(cp: &ControlPlane) -> (String, watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = watch::channel(false);
+    let svc = cp.service();
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    (format!("http://{addr}"), stop)
+}
+
+async fn recv(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an update within the deadlock guard")
+        .expect("client alive")
+}
+
+async fn scenario(mode: Mode) {
+    let cp = ControlPlane::new();
+    assert_eq!(cp.set_resources(&resources("ROUND_ROBIN", true)).expect("snapshot"), 1);
+    let (endpoint, stop_server) = start_server(&cp).await;
+
+    let now = tokio::time::Instant::now().into_std();
+    let mut mux =
+        AdsMux::new(MuxConfig::new(mode, Node { id: "e2e".into(), ..Default::default() }));
+    mux.subscribe(TypeUrl::Cluster, Interest::wildcard(), now);
+    mux.subscribe(TypeUrl::Listener, Interest::wildcard(), now);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_client, shutdown) = watch::channel(false);
+    let random = || 0u64;
+    let client = tokio::spawn(client::run(endpoint, mux, Forward(tx), random, shutdown));
+
+    // Envoy's order: CDS, EDS for the EDS cluster, LDS once clusters are warm, RDS.
+    let order: Vec<(TypeUrl, Vec<String>)> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            let s = recv(&mut rx).await;
+            v.push((s.type_url, s.names));
+        }
+        v
+    };
+    assert_eq!(
+        order,
+        vec![
+            (TypeUrl::Cluster, vec!["api".to_string(), "web".to_string()]),
+            (TypeUrl::ClusterLoadAssignment, vec!["web".to_string()]),
+            (TypeUrl::Listener, vec!["http".to_string()]),
+            (TypeUrl::RouteConfiguration, vec!["local".to_string()]),
+        ]
+    );
+
+    // A new version (changed "web", "api" gone) is pushed to the client.
+    assert_eq!(cp.set_resources(&resources("LEAST_REQUEST", false)).expect("snapshot"), 2);
+    let s = recv(&mut rx).await;
+    assert_eq!(s.type_url, TypeUrl::Cluster);
+    assert_eq!(s.removed, vec!["api".to_string()]);
+    match mode {
+        Mode::Sotw => {
+            assert_eq!(s.names, vec!["web".to_string()], "SotW CDS carries every cluster")
+        }
+        Mode::Delta => {
+            assert_eq!(s.names, vec!["web".to_string()], "delta carries the changed cluster")
+        }
+    }
+
+    stop_client.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(10), client)
+        .await
+        .expect("client stops")
+        .expect("client task")
+        .expect("client result");
+    stop_server.send_replace(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sotw_end_to_end() {
+    scenario(Mode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_end_to_end() {
+    scenario(Mode::Delta).await;
+}
