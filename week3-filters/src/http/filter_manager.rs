@@ -208,6 +208,8 @@ impl Stop {
 struct IterState {
     stop: Stop,
     headers_continued: bool,
+    /// The end of stream the headers carried when they reached this filter.
+    headers_end: bool,
     end_stream: bool,
     iterate_from_current: bool,
 }
@@ -234,8 +236,10 @@ enum Call {
 /// Per direction state of the stream.
 #[derive(Default)]
 struct Dir {
-    /// Data held while the chain is stopped (Envoy's buffered request/response data).
-    buffered: Option<Buffer>,
+    /// Bytes held at stopped filters, all together (limited by the buffer limit).
+    held_bytes: usize,
+    /// The filter at which the trailers wait, if they are stopped.
+    trailers_at: Option<usize>,
     /// The stop that buffers asked for watermarks instead of an error.
     streaming: bool,
     /// `DownstreamReadDisable(true)` / `UpstreamReadDisable(true)` was emitted.
@@ -263,10 +267,23 @@ enum Deferred {
     EncodeTrailers(HeaderMap),
 }
 
+/// Data held at one stopped filter (Envoy keeps one buffer per direction;
+/// one per stop point keeps the order right when two filters hold data at once).
+#[derive(Default)]
+struct Held {
+    data: Buffer,
+    /// The held data ends the stream.
+    end: bool,
+}
+
 /// Everything of a stream but its filters: what [`FilterCallbacks`] reach.
 struct Core {
     dec: Dir,
     enc: Dir,
+    /// Per filter: request data held there.
+    dec_held: Vec<Option<Held>>,
+    /// Per filter: response data held there.
+    enc_held: Vec<Option<Held>>,
     request_headers: Option<HeaderMap>,
     request_trailers: Option<HeaderMap>,
     response_headers: Option<HeaderMap>,
@@ -305,13 +322,16 @@ impl Core {
     }
 
     // ANCHOR: buffer_while_stopped
-    /// Moves `data` into the request buffer (Envoy's `commonHandleBufferData`
-    /// plus the buffer's high watermark): over the limit, 413 — or, when the
-    /// stop asked for watermarks, a request to stop reading downstream.
-    fn buffer_decoded(&mut self, data: &mut Buffer) {
-        let buffered = self.dec.buffered.get_or_insert_with(Buffer::new);
-        buffered.move_from(data);
-        if buffered.len() <= self.buffer_limit {
+    /// Holds `data` at filter `i` while the request path is stopped there
+    /// (Envoy's `commonHandleBufferData` plus the buffer's high watermark):
+    /// over the limit, 413 — or, when the stop asked for watermarks, a request
+    /// to stop reading downstream.
+    fn buffer_decoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
+        let held = self.dec_held[i].get_or_insert_with(Held::default);
+        self.dec.held_bytes += data.len();
+        held.data.move_from(data);
+        held.end |= end;
+        if self.dec.held_bytes <= self.buffer_limit {
             return;
         }
         if self.dec.streaming {
@@ -321,21 +341,19 @@ impl Core {
             }
         } else if !self.dec.overflowed {
             self.dec.overflowed = true;
-            self.local_reply(
-                413,
-                Bytes::from_static(b"Payload Too Large"),
-                |_| {},
-                details::REQUEST_PAYLOAD_TOO_LARGE.into(),
-            );
+            let body = Bytes::from_static(b"Payload Too Large");
+            self.local_reply(413, body, |_| {}, details::REQUEST_PAYLOAD_TOO_LARGE.into());
         }
     }
 
     /// The same for the response: over the limit, 500 (sent straight to the
     /// codec, since the response has started) or stop reading upstream.
-    fn buffer_encoded(&mut self, data: &mut Buffer) {
-        let buffered = self.enc.buffered.get_or_insert_with(Buffer::new);
-        buffered.move_from(data);
-        if buffered.len() <= self.buffer_limit {
+    fn buffer_encoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
+        let held = self.enc_held[i].get_or_insert_with(Held::default);
+        self.enc.held_bytes += data.len();
+        held.data.move_from(data);
+        held.end |= end;
+        if self.enc.held_bytes <= self.buffer_limit {
             return;
         }
         if self.enc.streaming {
@@ -345,33 +363,47 @@ impl Core {
             }
         } else if !self.enc.overflowed {
             self.enc.overflowed = true;
-            self.local_reply(
-                500,
-                Bytes::from_static(b"Internal Server Error"),
-                |_| {},
-                details::RESPONSE_PAYLOAD_TOO_LARGE.into(),
-            );
+            let body = Bytes::from_static(b"Internal Server Error");
+            self.local_reply(500, body, |_| {}, details::RESPONSE_PAYLOAD_TOO_LARGE.into());
         }
     }
     // ANCHOR_END: buffer_while_stopped
 
-    /// The buffer of a direction was handed on: below the watermark again.
-    fn take_decoded(&mut self) -> Option<Buffer> {
-        let data = self.dec.buffered.take()?;
-        if self.dec.above_limit {
+    /// Takes the data held at filter `i`; below the low watermark (half the
+    /// limit) reading resumes.
+    fn take_decoded(&mut self, i: usize) -> Option<Held> {
+        let held = self.dec_held[i].take()?;
+        self.dec.held_bytes -= held.data.len();
+        if self.dec.above_limit && self.dec.held_bytes <= self.buffer_limit / 2 {
             self.dec.above_limit = false;
             self.events.push_back(StreamEvent::DownstreamReadDisable(false));
         }
-        Some(data)
+        Some(held)
     }
 
-    fn take_encoded(&mut self) -> Option<Buffer> {
-        let data = self.enc.buffered.take()?;
-        if self.enc.above_limit {
+    fn take_encoded(&mut self, i: usize) -> Option<Held> {
+        let held = self.enc_held[i].take()?;
+        self.enc.held_bytes -= held.data.len();
+        if self.enc.above_limit && self.enc.held_bytes <= self.buffer_limit / 2 {
             self.enc.above_limit = false;
             self.events.push_back(StreamEvent::UpstreamReadDisable(false));
         }
-        Some(data)
+        Some(held)
+    }
+
+    /// Drops everything held on the request path (the request is answered).
+    fn drop_decoded(&mut self) {
+        for i in 0..self.dec_held.len() {
+            self.take_decoded(i);
+        }
+        self.dec.trailers_at = None;
+    }
+
+    fn drop_encoded(&mut self) {
+        for i in 0..self.enc_held.len() {
+            self.take_encoded(i);
+        }
+        self.enc.trailers_at = None;
     }
 
     /// Prepares a local reply (runs when the current filter call returns).
@@ -507,7 +539,7 @@ impl<'a> FilterCallbacks<'a> {
             }
             Call::Headers | Call::None => {
                 self.core.dec.streaming = streaming;
-                self.core.buffer_decoded(data);
+                self.core.buffer_decoded(self.slot, data, false);
             }
         }
     }
@@ -520,7 +552,7 @@ impl<'a> FilterCallbacks<'a> {
             }
             Call::Headers | Call::None => {
                 self.core.enc.streaming = streaming;
-                self.core.buffer_encoded(data);
+                self.core.buffer_encoded(self.slot, data, false);
             }
         }
     }
@@ -537,19 +569,19 @@ impl<'a> FilterCallbacks<'a> {
         self.core.response_trailers.get_or_insert_with(HeaderMap::new)
     }
 
-    /// The request body buffered so far (Envoy's `decodingBuffer`).
+    /// The request body held at this filter so far (Envoy's `decodingBuffer`).
     pub fn decoding_buffer(&self) -> Option<&Buffer> {
-        self.core.dec.buffered.as_ref()
+        self.core.dec_held[self.slot].as_ref().map(|h| &h.data)
     }
 
-    /// The buffered request body, to change it in place.
+    /// The request body held at this filter, to change it in place.
     pub fn decoding_buffer_mut(&mut self) -> Option<&mut Buffer> {
-        self.core.dec.buffered.as_mut()
+        self.core.dec_held[self.slot].as_mut().map(|h| &mut h.data)
     }
 
-    /// The response body buffered so far (Envoy's `encodingBuffer`).
+    /// The response body held at this filter so far (Envoy's `encodingBuffer`).
     pub fn encoding_buffer(&self) -> Option<&Buffer> {
-        self.core.enc.buffered.as_ref()
+        self.core.enc_held[self.slot].as_ref().map(|h| &h.data)
     }
 
     /// The stream's buffer limit.
@@ -682,7 +714,8 @@ macro_rules! callbacks {
 impl FilterManager {
     /// A stream with the given chain (in configured order).
     pub fn new(chain: Vec<ChainFilter>, config: &FilterManagerConfig) -> Self {
-        let slots = chain
+        let n = chain.len();
+        let slots: Vec<Slot> = chain
             .into_iter()
             .map(|c| Slot {
                 name: c.name,
@@ -700,6 +733,8 @@ impl FilterManager {
             core: Core {
                 dec: Dir::default(),
                 enc: Dir::default(),
+                dec_held: (0..n).map(|_| None).collect(),
+                enc_held: (0..n).map(|_| None).collect(),
                 request_headers: None,
                 request_trailers: None,
                 response_headers: None,
@@ -945,26 +980,29 @@ impl FilterManager {
     }
 
     // ANCHOR: decode_headers_iteration
-    /// Runs request headers from filter `start` on (Envoy's `decodeHeaders`).
+    /// Runs request headers through the decoder filters from filter `start` on
+    /// (Envoy's `decodeHeaders`)filterNOTE.
     fn decode_headers_from(&mut self, start: usize, end_stream: bool) {
         let Some(mut headers) = self.core.request_headers.take() else { return };
         let n = self.slots.len();
-        // A filter that adds a body to a header-only request: later filters
+        // A filter that adds a body to a header-only message: later filters
         // see headers without end of stream, then that body.
         let mut continue_data_at = None;
         let mut stopped = false;
-        for i in start..n {
+        for k in start..n {
             if self.core.dec.aborted {
                 break;
             }
-            if !self.decoder_runs(i) {
+            if !self.decoder_runs(k) {
                 continue;
             }
+            let i = k;
             let eos = end_stream && continue_data_at.is_none();
             self.core.dec.call = Call::Headers;
             let status = {
                 callbacks!(self, i, s, cb);
                 s.dec.end_stream = eos;
+                s.dec.headers_end = eos;
                 match s.filter.as_decoder() {
                     Some(f) => f.decode_headers(&mut headers, eos, &mut cb),
                     None => FilterHeadersStatus::Continue,
@@ -984,37 +1022,36 @@ impl FilterManager {
                 FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
                 FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
             }
-            if st.stop != Stop::None {
+            let added_body = eos && self.core.dec_held[i].is_some();
+            if added_body && let Some(h) = self.core.dec_held[i].as_mut() {
+                h.end = true;
+            }
+            if self.slots[i].dec.stop != Stop::None {
                 stopped = true;
                 break;
             }
-            if end_stream && self.core.dec.buffered.is_some() && continue_data_at.is_none() {
-                continue_data_at = Some(i);
+            if added_body {
+                continue_data_at = Some(k);
             }
         }
-        self.core.request_headers = Some(headers);
         if self.core.dec.aborted {
+            if self.core.request_headers.is_none() {
+                self.core.request_headers = Some(headers);
+            }
             return;
         }
+        self.core.request_headers = Some(headers);
         if !stopped {
             let eos = end_stream && continue_data_at.is_none();
-            self.core.info.first_upstream_tx_byte_sent = Some(self.core.elapsed());
-            if eos {
-                self.upstream_ended();
-            }
-            self.core.events.push_back(StreamEvent::UpstreamHeaders { end_stream: eos });
+            self.emit_upstream_headers(eos);
         }
-        if let Some(i) = continue_data_at {
+        if let Some(k) = continue_data_at {
+            let i = k;
             self.slots[i].dec.stop = Stop::Single;
-            self.continue_decoding_now(i);
+            self.continue_decoding_now(k);
         }
     }
     // ANCHOR_END: decode_headers_iteration
-
-    fn upstream_ended(&mut self) {
-        self.core.dec.ended = true;
-        self.core.info.last_upstream_tx_byte_sent = Some(self.core.elapsed());
-    }
 
     /// Runs request body from filter `start` on (Envoy's `decodeData`).
     fn decode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
@@ -1022,24 +1059,26 @@ impl FilterManager {
         let trailers_before = self.core.request_trailers.is_some();
         let mut trailers_added_at = None;
         let mut reached_end = true;
-        for i in start..n {
+        for k in start..n {
             if self.core.dec.aborted {
                 return;
             }
-            if !self.decoder_runs(i) {
+            if !self.decoder_runs(k) {
                 continue;
             }
+            let i = k;
             let st = self.slots[i].dec;
+            let eos = end_stream && trailers_added_at.is_none();
             if st.stop.is_all() {
                 // Stopped for everything: this filter has not seen the data yet.
                 self.core.dec.streaming = st.stop == Stop::AllWatermark;
-                self.core.buffer_decoded(data);
-                return;
+                self.core.buffer_decoded(i, data, eos);
+                reached_end = false;
+                break;
             }
             if st.end_stream {
                 return;
             }
-            let eos = end_stream && trailers_added_at.is_none();
             self.core.dec.call = Call::Data;
             let status = {
                 callbacks!(self, i, s, cb);
@@ -1060,35 +1099,40 @@ impl FilterManager {
                 && trailers_added_at.is_none()
                 && self.core.request_trailers.is_some()
             {
-                trailers_added_at = Some(i);
+                trailers_added_at = Some(k);
             }
-            if !self.after_decode_data(i, status, data) {
+            let eos = end_stream && trailers_added_at.is_none();
+            if !self.after_decode_data(k, status, data, eos) {
                 reached_end = false;
                 break;
             }
         }
         if reached_end && !self.core.dec.aborted {
             let eos = end_stream && trailers_added_at.is_none();
-            if eos {
-                self.upstream_ended();
-            }
             let data = std::mem::take(data);
-            self.core.events.push_back(StreamEvent::UpstreamData { data, end_stream: eos });
+            self.emit_upstream_data(data, eos);
         }
-        if let Some(i) = trailers_added_at {
-            self.decode_trailers_from(i + 1);
+        if let Some(k) = trailers_added_at {
+            self.decode_trailers_from(k + 1);
         }
     }
 
-    /// After `decode_data`: whether to go on (Envoy's `commonHandleAfterDataCallback`).
-    fn after_decode_data(&mut self, i: usize, status: FilterDataStatus, data: &mut Buffer) -> bool {
+    /// After a data callback: whether to go on (Envoy's `commonHandleAfterDataCallback`).
+    fn after_decode_data(
+        &mut self,
+        k: usize,
+        status: FilterDataStatus,
+        data: &mut Buffer,
+        eos: bool,
+    ) -> bool {
+        let i = k;
         match status {
             FilterDataStatus::Continue => {
                 if self.slots[i].dec.stop == Stop::Single {
                     // Stopped on headers, now continuing: everything restarts
                     // from here, headers first.
-                    self.core.buffer_decoded(data);
-                    self.continue_decoding_now(i);
+                    self.core.buffer_decoded(i, data, eos);
+                    self.continue_decoding_now(k);
                     return false;
                 }
                 true
@@ -1097,17 +1141,14 @@ impl FilterManager {
             | FilterDataStatus::StopIterationAndWatermark => {
                 self.slots[i].dec.stop = Stop::Single;
                 self.core.dec.streaming = status == FilterDataStatus::StopIterationAndWatermark;
-                self.core.buffer_decoded(data);
+                self.core.buffer_decoded(i, data, eos);
                 false
             }
             FilterDataStatus::StopIterationNoBuffer => {
                 self.slots[i].dec.stop = Stop::Single;
-                if self.core.dec.complete
-                    && self.core.request_trailers.is_none()
-                    && self.core.dec.buffered.is_none()
-                {
-                    // So that continuing sends an empty end-of-stream frame.
-                    self.core.dec.buffered = Some(Buffer::new());
+                if eos {
+                    // So that continuing sends an (empty) end-of-stream frame.
+                    self.core.buffer_decoded(i, &mut Buffer::new(), true);
                 }
                 false
             }
@@ -1117,14 +1158,16 @@ impl FilterManager {
     /// Runs request trailers from filter `start` on (Envoy's `decodeTrailers`).
     fn decode_trailers_from(&mut self, start: usize) {
         let n = self.slots.len();
-        for i in start..n {
+        for k in start..n {
             if self.core.dec.aborted {
                 return;
             }
-            if !self.decoder_runs(i) {
+            if !self.decoder_runs(k) {
                 continue;
             }
+            let i = k;
             if self.slots[i].dec.stop.is_all() {
+                self.core.dec.trailers_at = Some(k);
                 return;
             }
             let Some(mut trailers) = self.core.request_trailers.take() else { return };
@@ -1146,40 +1189,42 @@ impl FilterManager {
             match status {
                 FilterTrailersStatus::StopIteration => {
                     self.slots[i].dec.stop = Stop::Single;
+                    self.core.dec.trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_decoded(&mut extra);
+                        self.core.buffer_decoded(i, &mut extra, false);
                     }
                     return;
                 }
                 FilterTrailersStatus::Continue if self.slots[i].dec.stop == Stop::Single => {
+                    self.core.dec.trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_decoded(&mut extra);
+                        self.core.buffer_decoded(i, &mut extra, false);
                     }
-                    self.continue_decoding_now(i);
+                    self.continue_decoding_now(k);
                     return;
                 }
                 FilterTrailersStatus::Continue => {
                     if let Some(mut extra) = extra {
-                        // Body added while decoding trailers goes on first.
+                        // Body added while handling trailers goes on first.
                         let trailers = self.core.request_trailers.take();
-                        self.decode_data_from(i + 1, &mut extra, false);
+                        self.decode_data_from(k + 1, &mut extra, false);
                         self.core.request_trailers = trailers;
                     }
                 }
             }
         }
         if !self.core.dec.aborted {
-            self.upstream_ended();
-            self.core.events.push_back(StreamEvent::UpstreamTrailers);
+            self.emit_upstream_trailers();
         }
     }
 
     // ANCHOR: continue_decoding
-    /// Resumes the request path at filter `i` (Envoy's `commonContinue`):
-    /// headers if they had not passed it, then the buffered body (starting at
-    /// `i` itself if it stopped for everything and has not seen it), then the
-    /// trailers.
-    fn continue_decoding_now(&mut self, i: usize) {
+    /// Resumes the request path at filter `k` (Envoy's `commonContinue`):
+    /// headers if they had not passed it, then the body held there (starting
+    /// at the filter itself if it stopped for everything and has not seen it),
+    /// then the trailers if they wait there.
+    fn continue_decoding_now(&mut self, k: usize) {
+        let i = k;
         if self.core.dec.aborted || self.slots[i].dec.stop == Stop::None {
             return;
         }
@@ -1190,23 +1235,47 @@ impl FilterManager {
         st.stop = Stop::None;
         if !st.headers_continued {
             st.headers_continued = true;
-            let eos = self.core.dec.complete
-                && self.core.dec.buffered.is_none()
-                && self.core.request_trailers.is_none();
-            self.decode_headers_from(i + 1, eos);
+            let eos = st.headers_end && self.core.dec_held[i].is_none();
+            self.decode_headers_from(k + 1, eos);
         }
-        let had_trailers = self.core.request_trailers.is_some();
-        let from = if self.slots[i].dec.iterate_from_current { i } else { i + 1 };
-        if let Some(mut data) = self.core.take_decoded() {
-            let eos = self.core.dec.complete && !had_trailers;
-            self.decode_data_from(from, &mut data, eos);
+        let trailers_here = self.core.dec.trailers_at == Some(k);
+        let from = if self.slots[i].dec.iterate_from_current { k } else { k + 1 };
+        self.slots[i].dec.iterate_from_current = false;
+        if let Some(mut held) = self.core.take_decoded(i) {
+            let eos = held.end && !trailers_here;
+            self.decode_data_from(from, &mut held.data, eos);
         }
-        if had_trailers {
+        if trailers_here && self.core.dec.trailers_at == Some(k) {
+            self.core.dec.trailers_at = None;
             self.decode_trailers_from(from);
         }
-        self.slots[i].dec.iterate_from_current = false;
     }
     // ANCHOR_END: continue_decoding
+
+    fn emit_upstream_headers(&mut self, end_stream: bool) {
+        self.core.info.first_upstream_tx_byte_sent = Some(self.core.elapsed());
+        if end_stream {
+            self.upstream_ended();
+        }
+        self.core.events.push_back(StreamEvent::UpstreamHeaders { end_stream });
+    }
+
+    fn emit_upstream_data(&mut self, data: Buffer, end_stream: bool) {
+        if end_stream {
+            self.upstream_ended();
+        }
+        self.core.events.push_back(StreamEvent::UpstreamData { data, end_stream });
+    }
+
+    fn emit_upstream_trailers(&mut self) {
+        self.upstream_ended();
+        self.core.events.push_back(StreamEvent::UpstreamTrailers);
+    }
+
+    fn upstream_ended(&mut self) {
+        self.core.dec.ended = true;
+        self.core.info.last_upstream_tx_byte_sent = Some(self.core.elapsed());
+    }
 
     // ------------------------------------------------------------- encoding
 
@@ -1243,11 +1312,13 @@ impl FilterManager {
     }
 
     // ANCHOR: encode_headers_iteration
-    /// Runs response headers through the encoder filters from encoder
-    /// position `start` on; position `k` is filter `n - 1 - k` (reverse order).
+    /// Runs response headers through the encoder filters from encoder position `start` on
+    /// (Envoy's `encodeHeaders`)encoder positionNOTE.
     fn encode_headers_from(&mut self, start: usize, end_stream: bool) {
         let Some(mut headers) = self.core.response_headers.take() else { return };
         let n = self.slots.len();
+        // A filter that adds a body to a header-only message: later filters
+        // see headers without end of stream, then that body.
         let mut continue_data_at = None;
         let mut stopped = false;
         for k in start..n {
@@ -1263,6 +1334,7 @@ impl FilterManager {
             let status = {
                 callbacks!(self, i, s, cb);
                 s.enc.end_stream = eos;
+                s.enc.headers_end = eos;
                 match s.filter.as_encoder() {
                     Some(f) => f.encode_headers(&mut headers, eos, &mut cb),
                     None => FilterHeadersStatus::Continue,
@@ -1279,16 +1351,19 @@ impl FilterManager {
                 FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
                 FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
             }
-            if st.stop != Stop::None {
+            let added_body = eos && self.core.enc_held[i].is_some();
+            if added_body && let Some(h) = self.core.enc_held[i].as_mut() {
+                h.end = true;
+            }
+            if self.slots[i].enc.stop != Stop::None {
                 stopped = true;
                 break;
             }
-            if end_stream && self.core.enc.buffered.is_some() && continue_data_at.is_none() {
+            if added_body {
                 continue_data_at = Some(k);
             }
         }
         if self.core.enc.aborted {
-            // A direct local reply replaced these headers.
             if self.core.response_headers.is_none() {
                 self.core.response_headers = Some(headers);
             }
@@ -1300,33 +1375,14 @@ impl FilterManager {
             self.emit_downstream_headers(eos);
         }
         if let Some(k) = continue_data_at {
-            self.slots[n - 1 - k].enc.stop = Stop::Single;
+            let i = n - 1 - k;
+            self.slots[i].enc.stop = Stop::Single;
             self.continue_encoding_now(k);
         }
     }
     // ANCHOR_END: encode_headers_iteration
 
-    fn emit_downstream_headers(&mut self, end_stream: bool) {
-        self.core.response_headers_sent = true;
-        self.core.info.response_code = self.core.response_headers.as_ref().and_then(|h| h.status());
-        self.core.info.first_downstream_tx_byte_sent = Some(self.core.elapsed());
-        self.core.events.push_back(StreamEvent::DownstreamHeaders { end_stream });
-        if end_stream {
-            self.downstream_ended();
-        }
-    }
-
-    /// The end of the response left the chain: the stream is answered. A
-    /// request still arriving is dropped from now on.
-    fn downstream_ended(&mut self) {
-        self.core.enc.ended = true;
-        self.core.info.last_downstream_tx_byte_sent = Some(self.core.elapsed());
-        if !self.core.dec.complete || self.core.dec.buffered.is_some() {
-            self.core.dec.aborted = true;
-            self.core.take_decoded();
-        }
-    }
-
+    /// Runs response body from encoder position `start` on (Envoy's `encodeData`).
     fn encode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
         let n = self.slots.len();
         let trailers_before = self.core.response_trailers.is_some();
@@ -1341,15 +1397,17 @@ impl FilterManager {
             }
             let i = n - 1 - k;
             let st = self.slots[i].enc;
+            let eos = end_stream && trailers_added_at.is_none();
             if st.stop.is_all() {
+                // Stopped for everything: this filter has not seen the data yet.
                 self.core.enc.streaming = st.stop == Stop::AllWatermark;
-                self.core.buffer_encoded(data);
-                return;
+                self.core.buffer_encoded(i, data, eos);
+                reached_end = false;
+                break;
             }
             if st.end_stream {
                 return;
             }
-            let eos = end_stream && trailers_added_at.is_none();
             self.core.enc.call = Call::Data;
             let status = {
                 callbacks!(self, i, s, cb);
@@ -1372,31 +1430,38 @@ impl FilterManager {
             {
                 trailers_added_at = Some(k);
             }
-            if !self.after_encode_data(k, status, data) {
+            let eos = end_stream && trailers_added_at.is_none();
+            if !self.after_encode_data(k, status, data, eos) {
                 reached_end = false;
                 break;
             }
         }
         if reached_end && !self.core.enc.aborted {
             let eos = end_stream && trailers_added_at.is_none();
-            self.core.info.bytes_sent += data.len() as u64;
             let data = std::mem::take(data);
-            self.core.events.push_back(StreamEvent::DownstreamData { data, end_stream: eos });
-            if eos {
-                self.downstream_ended();
-            }
+            self.emit_downstream_data(data, eos);
         }
         if let Some(k) = trailers_added_at {
             self.encode_trailers_from(k + 1);
         }
     }
 
-    fn after_encode_data(&mut self, k: usize, status: FilterDataStatus, data: &mut Buffer) -> bool {
-        let i = self.slots.len() - 1 - k;
+    /// After a data callback: whether to go on (Envoy's `commonHandleAfterDataCallback`).
+    fn after_encode_data(
+        &mut self,
+        k: usize,
+        status: FilterDataStatus,
+        data: &mut Buffer,
+        eos: bool,
+    ) -> bool {
+        let n = self.slots.len();
+        let i = n - 1 - k;
         match status {
             FilterDataStatus::Continue => {
                 if self.slots[i].enc.stop == Stop::Single {
-                    self.core.buffer_encoded(data);
+                    // Stopped on headers, now continuing: everything restarts
+                    // from here, headers first.
+                    self.core.buffer_encoded(i, data, eos);
                     self.continue_encoding_now(k);
                     return false;
                 }
@@ -1406,22 +1471,21 @@ impl FilterManager {
             | FilterDataStatus::StopIterationAndWatermark => {
                 self.slots[i].enc.stop = Stop::Single;
                 self.core.enc.streaming = status == FilterDataStatus::StopIterationAndWatermark;
-                self.core.buffer_encoded(data);
+                self.core.buffer_encoded(i, data, eos);
                 false
             }
             FilterDataStatus::StopIterationNoBuffer => {
                 self.slots[i].enc.stop = Stop::Single;
-                if self.core.enc.complete
-                    && self.core.response_trailers.is_none()
-                    && self.core.enc.buffered.is_none()
-                {
-                    self.core.enc.buffered = Some(Buffer::new());
+                if eos {
+                    // So that continuing sends an (empty) end-of-stream frame.
+                    self.core.buffer_encoded(i, &mut Buffer::new(), true);
                 }
                 false
             }
         }
     }
 
+    /// Runs response trailers from encoder position `start` on (Envoy's `encodeTrailers`).
     fn encode_trailers_from(&mut self, start: usize) {
         let n = self.slots.len();
         for k in start..n {
@@ -1433,6 +1497,7 @@ impl FilterManager {
             }
             let i = n - 1 - k;
             if self.slots[i].enc.stop.is_all() {
+                self.core.enc.trailers_at = Some(k);
                 return;
             }
             let Some(mut trailers) = self.core.response_trailers.take() else { return };
@@ -1454,20 +1519,23 @@ impl FilterManager {
             match status {
                 FilterTrailersStatus::StopIteration => {
                     self.slots[i].enc.stop = Stop::Single;
+                    self.core.enc.trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_encoded(&mut extra);
+                        self.core.buffer_encoded(i, &mut extra, false);
                     }
                     return;
                 }
                 FilterTrailersStatus::Continue if self.slots[i].enc.stop == Stop::Single => {
+                    self.core.enc.trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_encoded(&mut extra);
+                        self.core.buffer_encoded(i, &mut extra, false);
                     }
                     self.continue_encoding_now(k);
                     return;
                 }
                 FilterTrailersStatus::Continue => {
                     if let Some(mut extra) = extra {
+                        // Body added while handling trailers goes on first.
                         let trailers = self.core.response_trailers.take();
                         self.encode_data_from(k + 1, &mut extra, false);
                         self.core.response_trailers = trailers;
@@ -1476,14 +1544,18 @@ impl FilterManager {
             }
         }
         if !self.core.enc.aborted {
-            self.core.events.push_back(StreamEvent::DownstreamTrailers);
-            self.downstream_ended();
+            self.emit_downstream_trailers();
         }
     }
 
-    /// Resumes the response path at encoder position `k`.
+    // ANCHOR: continue_encoding
+    /// Resumes the response path at encoder position `k` (Envoy's `commonContinue`):
+    /// headers if they had not passed it, then the body held there (starting
+    /// at the filter itself if it stopped for everything and has not seen it),
+    /// then the trailers if they wait there.
     fn continue_encoding_now(&mut self, k: usize) {
-        let i = self.slots.len() - 1 - k;
+        let n = self.slots.len();
+        let i = n - 1 - k;
         if self.core.enc.aborted || self.slots[i].enc.stop == Stop::None {
             return;
         }
@@ -1494,21 +1566,55 @@ impl FilterManager {
         st.stop = Stop::None;
         if !st.headers_continued {
             st.headers_continued = true;
-            let eos = self.core.enc.complete
-                && self.core.enc.buffered.is_none()
-                && self.core.response_trailers.is_none();
+            let eos = st.headers_end && self.core.enc_held[i].is_none();
             self.encode_headers_from(k + 1, eos);
         }
-        let had_trailers = self.core.response_trailers.is_some();
+        let trailers_here = self.core.enc.trailers_at == Some(k);
         let from = if self.slots[i].enc.iterate_from_current { k } else { k + 1 };
-        if let Some(mut data) = self.core.take_encoded() {
-            let eos = self.core.enc.complete && !had_trailers;
-            self.encode_data_from(from, &mut data, eos);
+        self.slots[i].enc.iterate_from_current = false;
+        if let Some(mut held) = self.core.take_encoded(i) {
+            let eos = held.end && !trailers_here;
+            self.encode_data_from(from, &mut held.data, eos);
         }
-        if had_trailers {
+        if trailers_here && self.core.enc.trailers_at == Some(k) {
+            self.core.enc.trailers_at = None;
             self.encode_trailers_from(from);
         }
-        self.slots[i].enc.iterate_from_current = false;
+    }
+    // ANCHOR_END: continue_encoding
+
+    fn emit_downstream_headers(&mut self, end_stream: bool) {
+        self.core.response_headers_sent = true;
+        self.core.info.response_code = self.core.response_headers.as_ref().and_then(|h| h.status());
+        self.core.info.first_downstream_tx_byte_sent = Some(self.core.elapsed());
+        self.core.events.push_back(StreamEvent::DownstreamHeaders { end_stream });
+        if end_stream {
+            self.downstream_ended();
+        }
+    }
+
+    fn emit_downstream_data(&mut self, data: Buffer, end_stream: bool) {
+        self.core.info.bytes_sent += data.len() as u64;
+        self.core.events.push_back(StreamEvent::DownstreamData { data, end_stream });
+        if end_stream {
+            self.downstream_ended();
+        }
+    }
+
+    fn emit_downstream_trailers(&mut self) {
+        self.core.events.push_back(StreamEvent::DownstreamTrailers);
+        self.downstream_ended();
+    }
+
+    /// The end of the response left the chain: the stream is answered. A
+    /// request still arriving is dropped from now on.
+    fn downstream_ended(&mut self) {
+        self.core.enc.ended = true;
+        self.core.info.last_downstream_tx_byte_sent = Some(self.core.elapsed());
+        if !self.core.dec.ended {
+            self.core.dec.aborted = true;
+            self.core.drop_decoded();
+        }
     }
 
     // ------------------------------------------------------------- deferred
@@ -1539,7 +1645,7 @@ impl FilterManager {
     fn execute_local_reply(&mut self, headers: HeaderMap, body: Bytes, details: Cow<'static, str>) {
         let status = headers.status().unwrap_or(500);
         self.core.dec.aborted = true;
-        self.core.take_decoded();
+        self.core.drop_decoded();
         if self.core.response_headers_sent {
             // Too late for a reply: all that is left is a reset.
             self.core.enc.aborted = true;
@@ -1559,17 +1665,12 @@ impl FilterManager {
             // A response is being encoded but nothing went out yet: bypass
             // the encoder filters (their state machines saw another response).
             self.core.enc.aborted = true;
-            self.core.take_encoded();
+            self.core.drop_encoded();
             self.core.enc.complete = true;
             self.core.response_headers = Some(headers);
             self.emit_downstream_headers(!with_body);
             if with_body {
-                self.core.info.bytes_sent += body.len() as u64;
-                self.core.events.push_back(StreamEvent::DownstreamData {
-                    data: Buffer::from(body),
-                    end_stream: true,
-                });
-                self.downstream_ended();
+                self.emit_downstream_data(Buffer::from(body), true);
             }
         }
     }
