@@ -27,7 +27,8 @@
 //! - [`lb`]: the [`LoadBalancer`] trait, [`LoadBalancerContext`], config types
 //!   and [`LoadBalancerFactory`]; algorithms in [`round_robin`],
 //!   [`least_request`], [`random`], [`ring_hash`] and [`maglev`].
-//! - [`hash_policy`]: the request hash ring hash and Maglev consume.
+//! - The request hash that ring hash and Maglev consume comes from the route's
+//!   `hash_policy`, computed by the router ([`crate::router::HashPolicy`]).
 //! - [`circuit_breaker`]: [`ResourceManager`] and [`ResourceGuard`].
 //!
 //! ```
@@ -56,7 +57,6 @@
 
 pub mod circuit_breaker;
 pub mod edf;
-pub mod hash_policy;
 pub mod host;
 pub mod host_set;
 pub mod lb;
@@ -73,7 +73,6 @@ pub use circuit_breaker::{
     CircuitBreakerThresholds, ClusterCircuitBreakers, Resource, ResourceGuard, ResourceKind,
     ResourceManager, ResourceOverflow, RoutingPriority,
 };
-pub use hash_policy::{HashPolicy, HashPolicyKind, compute_hash};
 pub use host::{ActiveRequest, HealthFlags, Host, HostBuilder, HostHealth, HostStats, Locality};
 pub use host_set::{HostSet, HostsPerLocality, PrioritySet, PrioritySetBuilder};
 pub use lb::{

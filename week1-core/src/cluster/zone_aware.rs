@@ -15,7 +15,7 @@
 //!              └─ otherwise ────────────────────► healthy (or degraded) hosts of p
 //! ```
 //!
-//! [`SharedState`] is computed once per snapshot on the main thread (priority
+//! `SharedState` is computed once per snapshot on the main thread (priority
 //! loads, panic flags, the zone routing plan); the per-worker part keeps only
 //! the locality schedulers and the pickers' per-list state.
 //!
