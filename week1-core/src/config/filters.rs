@@ -356,7 +356,8 @@ pub enum XRateLimitHeaders {
     /// No `x-ratelimit-*` headers.
     #[default]
     Off,
-    /// `x-ratelimit-limit/remaining/reset` per draft 03.
+    /// `x-ratelimit-limit/remaining/reset` per draft 03 (Envoy spells it `DRAFT_VERSION_03`).
+    #[serde(rename = "DRAFT_VERSION_03")]
     DraftVersion03,
 }
 
@@ -888,6 +889,15 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(f.typed_config, Some(HttpFilterConfig::RequestLog(_))));
+    }
+
+    #[test]
+    fn x_ratelimit_headers_use_envoys_enum_name() {
+        let l: LocalRateLimit = serde_json::from_str(
+            r#"{"stat_prefix": "x", "enable_x_ratelimit_headers": "DRAFT_VERSION_03"}"#,
+        )
+        .unwrap();
+        assert_eq!(l.enable_x_ratelimit_headers, XRateLimitHeaders::DraftVersion03);
     }
 
     #[test]
