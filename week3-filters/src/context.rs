@@ -155,26 +155,72 @@ impl RandomSource for SequenceRandom {
     }
 }
 
-/// What filter factories receive besides their config: the clock and the
-/// random source (Envoy's `FactoryContext`, reduced to what filters use).
+/// Where logging filters write their lines.
+pub trait LogSink: Send + Sync + fmt::Debug {
+    /// Writes one line.
+    fn log(&self, line: &str);
+}
+
+/// Logs through `tracing` (target `mini_envoy::log`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TracingSink;
+
+impl LogSink for TracingSink {
+    fn log(&self, line: &str) {
+        tracing::info!(target: "mini_envoy::log", "{line}");
+    }
+}
+
+/// Keeps lines in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemorySink(pub Mutex<Vec<String>>);
+
+impl MemorySink {
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl LogSink for MemorySink {
+    fn log(&self, line: &str) {
+        if let Ok(mut l) = self.0.lock() {
+            l.push(line.to_string());
+        }
+    }
+}
+
+/// What filter factories receive besides their config: the clock, the
+/// random source and the log sink (Envoy's `FactoryContext`, reduced to what
+/// filters use).
 #[derive(Debug, Clone)]
 pub struct FactoryContext {
     /// The clock.
     pub time: Arc<dyn TimeSource>,
     /// Random numbers.
     pub random: Arc<dyn RandomSource>,
+    /// Where logging filters write.
+    pub log: Arc<dyn LogSink>,
 }
 
 impl Default for FactoryContext {
     fn default() -> Self {
-        Self { time: Arc::new(RealTime), random: Arc::new(XorShiftRandom::default()) }
+        Self {
+            time: Arc::new(RealTime),
+            random: Arc::new(XorShiftRandom::default()),
+            log: Arc::new(TracingSink),
+        }
     }
 }
 
 impl FactoryContext {
-    /// A context with a manual clock and a fixed random value (tests).
+    /// A context with a manual clock, a fixed random value and an in-memory log (tests).
     pub fn manual(time: Arc<ManualTime>, random: u64) -> Self {
-        Self { time, random: Arc::new(SequenceRandom::fixed(random)) }
+        Self {
+            time,
+            random: Arc::new(SequenceRandom::fixed(random)),
+            log: Arc::new(MemorySink::default()),
+        }
     }
 }
 

@@ -8,3 +8,6 @@ pub mod buffer;
 pub mod context;
 pub mod http;
 pub mod http1;
+pub mod network;
+pub mod registry;
+pub mod token_bucket;
