@@ -152,10 +152,10 @@ fn load_route_config(file: &str) -> Result<RouteConfiguration, String> {
     // Tool quirk 2: every runtime_fraction numerator of 0 becomes 1.
     for vh in &mut cfg.virtual_hosts {
         for r in &mut vh.routes {
-            if let Some(f) = &mut r.r#match.runtime_fraction {
-                if f.default_value.numerator == 0 {
-                    f.default_value.numerator = 1;
-                }
+            if let Some(f) = &mut r.r#match.runtime_fraction
+                && f.default_value.numerator == 0
+            {
+                f.default_value.numerator = 1;
             }
         }
     }
@@ -291,10 +291,10 @@ fn observe(router: &Router, input: &Input) -> Observed {
 fn check(e: &Expect, o: &Observed) -> Vec<String> {
     let mut fails = Vec::new();
     let mut field = |name: &str, want: &Option<String>, got: &str| {
-        if let Some(w) = want {
-            if w != got {
-                fails.push(format!("{name}: expected {w:?}, actual {got:?}"));
-            }
+        if let Some(w) = want
+            && w != got
+        {
+            fails.push(format!("{name}: expected {w:?}, actual {got:?}"));
         }
     };
     field("cluster_name", &e.cluster_name, &o.cluster);
@@ -303,10 +303,10 @@ fn check(e: &Expect, o: &Observed) -> Vec<String> {
     field("path_rewrite", &e.path_rewrite, &o.path_rewrite);
     field("host_rewrite", &e.host_rewrite, &o.host_rewrite);
     field("path_redirect", &e.path_redirect, &o.path_redirect);
-    if let Some(c) = e.code_redirect {
-        if c != o.code_redirect {
-            fails.push(format!("code_redirect: expected {c}, actual {}", o.code_redirect));
-        }
+    if let Some(c) = e.code_redirect
+        && c != o.code_redirect
+    {
+        fails.push(format!("code_redirect: expected {c}, actual {}", o.code_redirect));
     }
     for (kind, matchers, headers) in [
         ("request_header_matches", &e.request_header_matches, &o.request_headers),
@@ -537,10 +537,10 @@ mod pb_text {
         let mut p = Parser { s: text.as_bytes(), i: 0 };
         let mut root = p.message(false)?;
         // `tests` is repeated even when it appears once.
-        if let Some(t) = root.get_mut("tests") {
-            if !t.is_array() {
-                *t = Value::Array(vec![t.take()]);
-            }
+        if let Some(t) = root.get_mut("tests")
+            && !t.is_array()
+        {
+            *t = Value::Array(vec![t.take()]);
         }
         Ok(Value::Object(root))
     }

@@ -316,21 +316,28 @@ impl VirtualHost {
                         return;
                     }
                     let Some(action) = &r.route else { return };
-                    let Some(known) = v.known_clusters.clone() else { return };
+                    let Some(known) = &v.known_clusters else { return };
+                    // Collect first: the set is borrowed from the validator.
+                    let cluster_unknown =
+                        !action.cluster.is_empty() && !known.contains(&action.cluster);
+                    let unknown_weighted: Vec<(usize, &str)> = action
+                        .weighted_clusters
+                        .iter()
+                        .flat_map(|w| w.clusters.iter().enumerate())
+                        .filter(|(_, c)| !c.name.is_empty() && !known.contains(&c.name))
+                        .map(|(j, c)| (j, c.name.as_str()))
+                        .collect();
+                    if !cluster_unknown && unknown_weighted.is_empty() {
+                        return;
+                    }
                     v.field("route", |v| {
-                        if !action.cluster.is_empty() && !known.contains(&action.cluster) {
+                        if cluster_unknown {
                             v.error("cluster", format!("unknown cluster {:?}", action.cluster));
                         }
-                        if let Some(w) = &action.weighted_clusters {
+                        for (j, name) in unknown_weighted {
                             v.field("weighted_clusters", |v| {
                                 v.field("clusters", |v| {
-                                    for (j, c) in w.clusters.iter().enumerate() {
-                                        if !c.name.is_empty() && !known.contains(&c.name) {
-                                            v.index(j, |v| {
-                                                v.error("name", format!("unknown cluster {:?}", c.name))
-                                            });
-                                        }
-                                    }
+                                    v.index(j, |v| v.error("name", format!("unknown cluster {name:?}")))
                                 })
                             });
                         }
