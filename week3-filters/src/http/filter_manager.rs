@@ -290,6 +290,8 @@ struct Core {
     response_trailers: Option<HeaderMap>,
     info: StreamInfo,
     time: Arc<dyn TimeSource>,
+    /// The clock, read when the owner last called in.
+    now: Instant,
     resolver: Option<Arc<dyn RouteResolver>>,
     route: Option<Arc<dyn RouteInfo>>,
     route_stale: bool,
@@ -309,8 +311,17 @@ struct Core {
 }
 
 impl Core {
+    /// Time since the stream started, as of the current entry point (the
+    /// clock is read once per call from the owner, not per timing).
     fn elapsed(&self) -> Duration {
-        self.info.since_start(self.time.now())
+        self.info.since_start(self.now)
+    }
+
+    fn held_slot(held: &mut Vec<Option<Held>>, i: usize) -> &mut Option<Held> {
+        if held.len() <= i {
+            held.resize_with(i + 1, || None);
+        }
+        &mut held[i]
     }
 
     fn resolve_route(&mut self, headers: &HeaderMap) {
@@ -327,7 +338,7 @@ impl Core {
     /// over the limit, 413 — or, when the stop asked for watermarks, a request
     /// to stop reading downstream.
     fn buffer_decoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
-        let held = self.dec_held[i].get_or_insert_with(Held::default);
+        let held = Self::held_slot(&mut self.dec_held, i).get_or_insert_with(Held::default);
         self.dec.held_bytes += data.len();
         held.data.move_from(data);
         held.end |= end;
@@ -349,7 +360,7 @@ impl Core {
     /// The same for the response: over the limit, 500 (sent straight to the
     /// codec, since the response has started) or stop reading upstream.
     fn buffer_encoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
-        let held = self.enc_held[i].get_or_insert_with(Held::default);
+        let held = Self::held_slot(&mut self.enc_held, i).get_or_insert_with(Held::default);
         self.enc.held_bytes += data.len();
         held.data.move_from(data);
         held.end |= end;
@@ -372,7 +383,7 @@ impl Core {
     /// Takes the data held at filter `i`; below the low watermark (half the
     /// limit) reading resumes.
     fn take_decoded(&mut self, i: usize) -> Option<Held> {
-        let held = self.dec_held[i].take()?;
+        let held = self.dec_held.get_mut(i)?.take()?;
         self.dec.held_bytes -= held.data.len();
         if self.dec.above_limit && self.dec.held_bytes <= self.buffer_limit / 2 {
             self.dec.above_limit = false;
@@ -382,7 +393,7 @@ impl Core {
     }
 
     fn take_encoded(&mut self, i: usize) -> Option<Held> {
-        let held = self.enc_held[i].take()?;
+        let held = self.enc_held.get_mut(i)?.take()?;
         self.enc.held_bytes -= held.data.len();
         if self.enc.above_limit && self.enc.held_bytes <= self.buffer_limit / 2 {
             self.enc.above_limit = false;
@@ -520,11 +531,13 @@ impl<'a> FilterCallbacks<'a> {
 
     /// Response body after [`encode_headers`](Self::encode_headers).
     pub fn encode_data(&mut self, data: Buffer, end_stream: bool) {
+        self.core.now = self.core.time.now();
         self.core.deferred.push_back(Deferred::EncodeData(data, end_stream));
     }
 
     /// Response trailers after [`encode_headers`](Self::encode_headers).
     pub fn encode_trailers(&mut self, trailers: HeaderMap) {
+        self.core.now = self.core.time.now();
         self.core.deferred.push_back(Deferred::EncodeTrailers(trailers));
     }
 
@@ -571,17 +584,17 @@ impl<'a> FilterCallbacks<'a> {
 
     /// The request body held at this filter so far (Envoy's `decodingBuffer`).
     pub fn decoding_buffer(&self) -> Option<&Buffer> {
-        self.core.dec_held[self.slot].as_ref().map(|h| &h.data)
+        self.core.dec_held.get(self.slot)?.as_ref().map(|h| &h.data)
     }
 
     /// The request body held at this filter, to change it in place.
     pub fn decoding_buffer_mut(&mut self) -> Option<&mut Buffer> {
-        self.core.dec_held[self.slot].as_mut().map(|h| &mut h.data)
+        self.core.dec_held.get_mut(self.slot)?.as_mut().map(|h| &mut h.data)
     }
 
     /// The response body held at this filter so far (Envoy's `encodingBuffer`).
     pub fn encoding_buffer(&self) -> Option<&Buffer> {
-        self.core.enc_held[self.slot].as_ref().map(|h| &h.data)
+        self.core.enc_held.get(self.slot)?.as_ref().map(|h| &h.data)
     }
 
     /// The stream's buffer limit.
@@ -714,7 +727,6 @@ macro_rules! callbacks {
 impl FilterManager {
     /// A stream with the given chain (in configured order).
     pub fn new(chain: Vec<ChainFilter>, config: &FilterManagerConfig) -> Self {
-        let n = chain.len();
         let slots: Vec<Slot> = chain
             .into_iter()
             .map(|c| Slot {
@@ -726,20 +738,22 @@ impl FilterManager {
                 enc: IterState::default(),
             })
             .collect();
-        let mut info = StreamInfo::new(config.time.now(), config.time.system_time());
+        let info_start = config.time.now();
+        let mut info = StreamInfo::new(info_start, config.time.system_time());
         info.connection = config.connection.clone();
         Self {
             slots,
             core: Core {
                 dec: Dir::default(),
                 enc: Dir::default(),
-                dec_held: (0..n).map(|_| None).collect(),
-                enc_held: (0..n).map(|_| None).collect(),
+                dec_held: Vec::new(),
+                enc_held: Vec::new(),
                 request_headers: None,
                 request_trailers: None,
                 response_headers: None,
                 response_trailers: None,
                 info,
+                now: info_start,
                 time: config.time.clone(),
                 resolver: config.route_resolver.clone(),
                 route: None,
@@ -769,6 +783,7 @@ impl FilterManager {
     /// Request headers from the codec. Resolves the route first (so filters
     /// disabled per route are skipped), then runs the decoder filters.
     pub fn decode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
+        self.core.now = self.core.time.now();
         if self.core.request_headers.is_some() || self.core.destroyed {
             return;
         }
@@ -790,6 +805,7 @@ impl FilterManager {
 
     /// Request body from the codec.
     pub fn decode_data(&mut self, mut data: Buffer, end_stream: bool) {
+        self.core.now = self.core.time.now();
         self.core.info.bytes_received += data.len() as u64;
         if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
             return;
@@ -804,6 +820,7 @@ impl FilterManager {
 
     /// Request trailers from the codec (the end of the request).
     pub fn decode_trailers(&mut self, trailers: HeaderMap) {
+        self.core.now = self.core.time.now();
         if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
             return;
         }
@@ -826,6 +843,7 @@ impl FilterManager {
     /// Response headers from the terminal (router). Ignored once a response
     /// (e.g. a local reply) has started.
     pub fn encode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
+        self.core.now = self.core.time.now();
         if self.core.response_started || self.core.destroyed {
             return;
         }
@@ -854,12 +872,14 @@ impl FilterManager {
         modify_headers: impl FnOnce(&mut HeaderMap),
         details: impl Into<Cow<'static, str>>,
     ) {
+        self.core.now = self.core.time.now();
         self.core.local_reply(status, body.into(), modify_headers, details.into());
         self.run_deferred();
     }
 
     /// A timer fired.
     pub fn on_timer(&mut self, timer: TimerId) {
+        self.core.now = self.core.time.now();
         let Some(pos) = self.core.timers.iter().position(|(t, _)| *t == timer) else { return };
         let (_, slot) = self.core.timers.swap_remove(pos);
         if self.core.destroyed {
@@ -875,6 +895,7 @@ impl FilterManager {
     /// The stream is over: filters' `on_stream_complete` (once), before the
     /// access log.
     pub fn on_stream_complete(&mut self) {
+        self.core.now = self.core.time.now();
         if self.core.completed {
             return;
         }
@@ -1022,8 +1043,9 @@ impl FilterManager {
                 FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
                 FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
             }
-            let added_body = eos && self.core.dec_held[i].is_some();
-            if added_body && let Some(h) = self.core.dec_held[i].as_mut() {
+            let held = self.core.dec_held.get_mut(i).and_then(Option::as_mut);
+            let added_body = eos && held.is_some();
+            if added_body && let Some(h) = held {
                 h.end = true;
             }
             if self.slots[i].dec.stop != Stop::None {
@@ -1235,7 +1257,7 @@ impl FilterManager {
         st.stop = Stop::None;
         if !st.headers_continued {
             st.headers_continued = true;
-            let eos = st.headers_end && self.core.dec_held[i].is_none();
+            let eos = st.headers_end && self.core.dec_held.get(i).is_none_or(Option::is_none);
             self.decode_headers_from(k + 1, eos);
         }
         let trailers_here = self.core.dec.trailers_at == Some(k);
@@ -1351,8 +1373,9 @@ impl FilterManager {
                 FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
                 FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
             }
-            let added_body = eos && self.core.enc_held[i].is_some();
-            if added_body && let Some(h) = self.core.enc_held[i].as_mut() {
+            let held = self.core.enc_held.get_mut(i).and_then(Option::as_mut);
+            let added_body = eos && held.is_some();
+            if added_body && let Some(h) = held {
                 h.end = true;
             }
             if self.slots[i].enc.stop != Stop::None {
@@ -1566,7 +1589,7 @@ impl FilterManager {
         st.stop = Stop::None;
         if !st.headers_continued {
             st.headers_continued = true;
-            let eos = st.headers_end && self.core.enc_held[i].is_none();
+            let eos = st.headers_end && self.core.enc_held.get(i).is_none_or(Option::is_none);
             self.encode_headers_from(k + 1, eos);
         }
         let trailers_here = self.core.enc.trailers_at == Some(k);
