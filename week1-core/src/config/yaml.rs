@@ -6,14 +6,12 @@
 //! with the protobuf JSON rules. The tree keeps every node's line and column, so
 //! any later error can point at the source.
 //!
-//! Parsing is done by `serde-saphyr` (pure Rust, maintained) with resource budgets,
-//! so a hostile file (an alias "billion laughs", aliases that re-expand large
-//! strings, deep nesting) is refused instead of exhausting memory.
-
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::Spanned;
+//! The YAML events come from `granit-parser` (pure Rust, maintained: the parser
+//! under `serde-saphyr`), and [`TreeBuilder`] assembles them with resource budgets
+//! counted after alias expansion, so a hostile file (an alias "billion laughs",
+//! aliases that re-expand large strings, deep nesting) is refused instead of
+//! exhausting memory. The parser itself is iterative, so depth cannot overflow
+//! the stack.
 
 use super::error::{ConfigError, ErrorKind, FieldPath, Loc, Segment};
 
@@ -81,9 +79,9 @@ pub struct ParseLimits {
     pub max_nodes: usize,
     /// Most scalar bytes (after alias expansion).
     pub max_scalar_bytes: usize,
-    /// Most YAML events replayed through aliases (`*name`).
-    pub max_alias_replayed_events: usize,
-    /// Deepest nesting (at most 200: the parser thread's stack is sized for that).
+    /// Most nodes copied through aliases (`*name`), in all.
+    pub max_alias_nodes: usize,
+    /// Deepest nesting of lists and mappings.
     pub max_depth: usize,
 }
 // ANCHOR_END: parse_limits
@@ -94,14 +92,11 @@ impl Default for ParseLimits {
             max_input_bytes: 64 << 20,
             max_nodes: 4_000_000,
             max_scalar_bytes: 64 << 20,
-            max_alias_replayed_events: 250_000,
+            max_alias_nodes: 250_000,
             max_depth: 64,
         }
     }
 }
-
-/// Stack for the parser thread: room for [`ParseLimits::max_depth`] levels with a wide margin.
-const PARSER_STACK_BYTES: usize = 64 << 20;
 
 // ANCHOR: parse
 /// Parses YAML or JSON text into a position-carrying tree.
@@ -113,38 +108,21 @@ pub fn parse(text: &str, limits: &ParseLimits) -> Result<Node, ConfigError> {
             limits.max_input_bytes
         )));
     }
-    let max_depth = limits.max_depth.min(200);
-    if text.trim().is_empty() {
-        return Ok(Node { loc: Loc { line: 1, column: 1 }, value: Value::Map(Vec::new()) });
+    let mut tree = TreeBuilder::new(limits);
+    for event in granit_parser::Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| {
+            let m = e.marker();
+            syntax(format!(
+                "invalid YAML: {} at line {} column {}",
+                e.info(),
+                m.line(),
+                m.col() + 1
+            ))
+        })?;
+        let loc = Loc { line: span.start.line() as u32, column: span.start.col() as u32 + 1 };
+        tree.event(event, loc)?;
     }
-    // The parser recurses once per nesting level with large frames (over 16 KiB
-    // each in debug builds), so it runs on a thread whose stack comfortably holds
-    // `max_depth` levels; the budget refuses anything deeper before recursing.
-    std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("config-parse".into())
-            .stack_size(PARSER_STACK_BYTES)
-            .spawn_scoped(s, || {
-                let options = serde_saphyr::options! {
-                    budget: serde_saphyr::budget! {
-                        max_nodes: limits.max_nodes,
-                        max_total_scalar_bytes: limits.max_scalar_bytes,
-                        max_depth: max_depth,
-                        max_documents: 1,
-                    },
-                    alias_limits: serde_saphyr::alias_limits! {
-                        max_total_replayed_events: limits.max_alias_replayed_events,
-                    },
-                    strict_booleans: true,
-                };
-                serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options)
-                    .map(Node::from)
-                    .map_err(|e| syntax(yaml_message(&e)))
-            })
-            .map_err(|e| syntax(format!("cannot start the config parser thread: {e}")))?
-            .join()
-            .map_err(|_| syntax("the YAML parser failed unexpectedly".to_string()))?
-    })
+    Ok(tree.finish())
 }
 // ANCHOR_END: parse
 
@@ -152,138 +130,403 @@ fn syntax(msg: String) -> ConfigError {
     ConfigError { path: None, loc: None, kind: ErrorKind::Syntax(msg) }
 }
 
-/// serde-saphyr's message, on one line, with its position as `line L column C`.
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim().to_string();
-    match e.location() {
-        Some(l) if !first.contains("line") => {
-            format!("invalid YAML: {first} at line {} column {}", l.line(), l.column())
+fn over_budget(what: &str, limit: usize, loc: Loc) -> ConfigError {
+    syntax(format!(
+        "invalid YAML: more than {limit} {what} at line {} column {}",
+        loc.line, loc.column
+    ))
+}
+
+/// An open sequence or mapping while its events stream in.
+struct Frame {
+    loc: Loc,
+    anchor: usize,
+    kind: FrameKind,
+    /// Nodes and scalar bytes inside this collection, itself included, so an
+    /// alias to it can be charged without walking it.
+    nodes: usize,
+    bytes: usize,
+}
+
+enum FrameKind {
+    Seq(Vec<Node>),
+    Map {
+        entries: Vec<(Key, Node)>,
+        /// The key waiting for its value; `None` when a key comes next.
+        key: Option<Key>,
+        /// Values of `<<` merge keys, applied when the mapping ends.
+        merges: Vec<Node>,
+    },
+}
+
+/// An anchored node with its cost, for aliases to copy.
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    bytes: usize,
+}
+
+// ANCHOR: tree_builder
+/// Builds the [`Node`] tree from parser events, expanding aliases and merge
+/// keys, and enforcing [`ParseLimits`]: every node and scalar byte counts, those
+/// copied through aliases included, so an alias bomb fails on its budget long
+/// before it can exhaust memory.
+struct TreeBuilder<'l> {
+    limits: &'l ParseLimits,
+    stack: Vec<Frame>,
+    root: Option<Node>,
+    anchors: std::collections::HashMap<usize, Anchored>,
+    documents: usize,
+    nodes: usize,
+    bytes: usize,
+    alias_nodes: usize,
+}
+
+impl<'l> TreeBuilder<'l> {
+    fn new(limits: &'l ParseLimits) -> Self {
+        Self {
+            limits,
+            stack: Vec::new(),
+            root: None,
+            anchors: Default::default(),
+            documents: 0,
+            nodes: 0,
+            bytes: 0,
+            alias_nodes: 0,
         }
-        _ => format!("invalid YAML: {first}"),
     }
-}
 
-/// What serde-saphyr hands us: values with spans, converted to [`Node`] right after.
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<Raw>>),
-    Map(Vec<(Spanned<String>, Spanned<Raw>)>),
-}
-
-fn loc_of<T>(s: &Spanned<T>) -> Loc {
-    Loc { line: s.referenced.line() as u32, column: s.referenced.column() as u32 }
-}
-
-impl From<Spanned<Raw>> for Node {
-    fn from(s: Spanned<Raw>) -> Self {
-        let loc = loc_of(&s);
-        let value = match s.value {
-            Raw::Null => Value::Null,
-            Raw::Bool(b) => Value::Bool(b),
-            Raw::Int(i) => Value::Int(i),
-            Raw::Float(f) => Value::Float(f),
-            Raw::Str(s) => Value::Str(s),
-            Raw::Seq(items) => Value::Seq(items.into_iter().map(Node::from).collect()),
-            Raw::Map(entries) => Value::Map(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (Key { loc: loc_of(&k), name: k.value }, Node::from(v)))
-                    .collect(),
-            ),
-        };
-        Node { loc, value }
-    }
-}
-
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RawVisitor;
-        impl<'de> Visitor<'de> for RawVisitor {
-            type Value = Raw;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_unit<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
-            }
-            fn visit_none<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-                Raw::deserialize(d)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
-                Ok(Raw::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
-            }
-            fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
-                Ok(Raw::Int(v))
-            }
-            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Raw, E> {
-                i128::try_from(v).map(Raw::Int).map_err(|_| E::custom("integer too large"))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
-                Ok(Raw::Float(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-                Ok(Raw::Str(v.to_string()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-                Ok(Raw::Str(v))
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Raw, E> {
-                String::from_utf8(v.to_vec()).map(Raw::Str).map_err(|_| E::custom("binary value"))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
+    fn event(&mut self, event: granit_parser::Event<'_>, loc: Loc) -> Result<(), ConfigError> {
+        use granit_parser::Event;
+        match event {
+            Event::DocumentStart(..) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(syntax(format!(
+                        "invalid YAML: only one document is allowed, a second starts at line {} column {}",
+                        loc.line, loc.column
+                    )));
                 }
-                Ok(Raw::Seq(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
-                    let key = Spanned {
-                        value: key.value.0,
-                        referenced: key.referenced,
-                        defined: key.defined,
+            Event::Scalar(text, style, anchor, tag) => {
+                self.charge(1, text.len(), loc)?;
+                if self.expects_key() {
+                    let is_merge = style == granit_parser::ScalarStyle::Plain && text == "<<";
+                    return self.key(Key { name: text.into_owned(), loc }, is_merge);
+                }
+                let value = resolve_scalar(&text, style, tag.as_deref(), loc)?;
+                let node = Node { loc, value };
+                if anchor != 0 {
+                    self.anchors.insert(
+                        anchor,
+                        Anchored { node: node.clone(), nodes: 1, bytes: text.len() },
+                    );
+                }
+                self.value(node, 1, text.len())?;
+            }
+            Event::SequenceStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "seq", loc)?;
+                self.open(loc, anchor, FrameKind::Seq(Vec::new()))?;
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                check_collection_tag(tag.as_deref(), "map", loc)?;
+                self.open(
+                    loc,
+                    anchor,
+                    FrameKind::Map { entries: Vec::new(), key: None, merges: Vec::new() },
+                )?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.close()?,
+            Event::Alias(id) => {
+                let Some(a) = self.anchors.get(&id) else {
+                    return Err(syntax(format!(
+                        "invalid YAML: alias to an unknown anchor at line {} column {}",
+                        loc.line, loc.column
+                    )));
+                };
+                let (nodes, bytes) = (a.nodes, a.bytes);
+                self.alias_nodes += nodes;
+                if self.alias_nodes > self.limits.max_alias_nodes {
+                    return Err(over_budget(
+                        "nodes copied through aliases",
+                        self.limits.max_alias_nodes,
+                        loc,
+                    ));
+                }
+                self.charge(nodes, bytes, loc)?;
+                let mut node = self.anchors[&id].node.clone();
+                node.loc = loc;
+                if self.expects_key() {
+                    return match node.value {
+                        Value::Str(name) => self.key(Key { name, loc }, false),
+                        _ => Err(self.complex_key(loc)),
                     };
-                    entries.push((key, map.next_value()?));
                 }
-                Ok(Raw::Map(entries))
+                self.value(node, nodes, bytes)?;
             }
+            Event::UnresolvedAlias(name) => {
+                return Err(syntax(format!(
+                    "invalid YAML: alias *{name} names no anchor at line {} column {}",
+                    loc.line, loc.column
+                )));
+            }
+            _ => {}
         }
-        d.deserialize_any(RawVisitor)
+        Ok(())
+    }
+
+    fn charge(&mut self, nodes: usize, bytes: usize, loc: Loc) -> Result<(), ConfigError> {
+        self.nodes += nodes;
+        self.bytes += bytes;
+        if self.nodes > self.limits.max_nodes {
+            return Err(over_budget("nodes", self.limits.max_nodes, loc));
+        }
+        if self.bytes > self.limits.max_scalar_bytes {
+            return Err(over_budget("bytes of scalars", self.limits.max_scalar_bytes, loc));
+        }
+        Ok(())
+    }
+
+    fn expects_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame { kind: FrameKind::Map { key: None, .. }, .. }))
+    }
+
+    fn complex_key(&self, loc: Loc) -> ConfigError {
+        syntax(format!(
+            "invalid YAML: a mapping key must be a plain value, not a list or mapping, at line {} column {}",
+            loc.line, loc.column
+        ))
+    }
+
+    fn key(&mut self, key: Key, is_merge: bool) -> Result<(), ConfigError> {
+        if let Some(Frame { kind: FrameKind::Map { key: slot, .. }, .. }) = self.stack.last_mut() {
+            // A merge key is marked by a name no real key can have.
+            *slot = Some(if is_merge {
+                Key { name: MERGE_KEY.to_string(), loc: key.loc }
+            } else {
+                key
+            });
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, loc: Loc, anchor: usize, kind: FrameKind) -> Result<(), ConfigError> {
+        if self.expects_key() {
+            return Err(self.complex_key(loc));
+        }
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(over_budget("levels of nesting", self.limits.max_depth, loc));
+        }
+        self.charge(1, 0, loc)?;
+        self.stack.push(Frame { loc, anchor, kind, nodes: 1, bytes: 0 });
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), ConfigError> {
+        let Some(frame) = self.stack.pop() else { return Ok(()) };
+        let value = match frame.kind {
+            FrameKind::Seq(items) => Value::Seq(items),
+            FrameKind::Map { mut entries, merges, .. } => {
+                reject_duplicate_keys(&entries)?;
+                // Explicit keys win over merged ones; earlier merge sources win
+                // over later ones (YAML merge key semantics).
+                for source in merges {
+                    let maps = match source.value {
+                        Value::Map(m) => vec![m],
+                        Value::Seq(items) => items
+                            .into_iter()
+                            .map(|n| match n.value {
+                                Value::Map(m) => Ok(m),
+                                _ => Err(merge_error(n.loc)),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err(merge_error(source.loc)),
+                    };
+                    for map in maps {
+                        for (k, v) in map {
+                            if !entries.iter().any(|(e, _)| e.name == k.name) {
+                                entries.push((k, v));
+                            }
+                        }
+                    }
+                }
+                Value::Map(entries)
+            }
+        };
+        let node = Node { loc: frame.loc, value };
+        if frame.anchor != 0 {
+            self.anchors.insert(
+                frame.anchor,
+                Anchored { node: node.clone(), nodes: frame.nodes, bytes: frame.bytes },
+            );
+        }
+        self.value(node, frame.nodes, frame.bytes)
+    }
+
+    /// A finished value: into the open collection, or the document root.
+    fn value(&mut self, node: Node, nodes: usize, bytes: usize) -> Result<(), ConfigError> {
+        let Some(parent) = self.stack.last_mut() else {
+            self.root = Some(node);
+            return Ok(());
+        };
+        parent.nodes += nodes;
+        parent.bytes += bytes;
+        match &mut parent.kind {
+            FrameKind::Seq(items) => items.push(node),
+            FrameKind::Map { entries, key, merges } => match key.take() {
+                Some(k) if k.name == MERGE_KEY => merges.push(node),
+                Some(k) => entries.push((k, node)),
+                None => return Err(self.complex_key(node.loc)),
+            },
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Node {
+        self.root.unwrap_or(Node { loc: Loc { line: 1, column: 1 }, value: Value::Map(Vec::new()) })
+    }
+}
+// ANCHOR_END: tree_builder
+
+/// Stands for `<<` while a mapping is open; never a real key (it has a NUL).
+const MERGE_KEY: &str = "\0<<";
+
+fn merge_error(loc: Loc) -> ConfigError {
+    syntax(format!(
+        "invalid YAML: a merge key (<<) takes a mapping or a list of mappings, at line {} column {}",
+        loc.line, loc.column
+    ))
+}
+
+fn reject_duplicate_keys(entries: &[(Key, Node)]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    for (k, _) in entries {
+        if !seen.insert(k.name.as_str()) {
+            return Err(syntax(format!(
+                "invalid YAML: duplicate key {:?} at line {} column {}",
+                k.name, k.loc.line, k.loc.column
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_collection_tag(
+    tag: Option<&granit_parser::Tag>,
+    core: &str,
+    loc: Loc,
+) -> Result<(), ConfigError> {
+    match tag {
+        None => Ok(()),
+        Some(t) if t.is_yaml_core_schema_tag(core) => Ok(()),
+        Some(_) => Err(syntax(format!(
+            "invalid YAML: unsupported tag on a collection at line {} column {}",
+            loc.line, loc.column
+        ))),
     }
 }
 
-/// A mapping key: any scalar, kept as text (`80: x` has key "80").
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Raw::deserialize(d)? {
-            Raw::Str(s) => Ok(KeyText(s)),
-            Raw::Int(i) => Ok(KeyText(i.to_string())),
-            Raw::Bool(b) => Ok(KeyText(b.to_string())),
-            Raw::Float(f) => Ok(KeyText(f.to_string())),
-            Raw::Null => Ok(KeyText(String::new())),
-            Raw::Seq(_) | Raw::Map(_) => {
-                Err(serde::de::Error::custom("a mapping key must be a scalar"))
-            }
-        }
+// ANCHOR: resolve_scalar
+/// Types a scalar with the YAML 1.2 core schema, as Envoy's YAML→JSON step does:
+/// quoted scalars are strings; plain ones may be null, a boolean, an integer or a
+/// float. YAML 1.1 spellings (`yes`, `on`, `0755` as octal) stay strings or decimals.
+fn resolve_scalar(
+    text: &str,
+    style: granit_parser::ScalarStyle,
+    tag: Option<&granit_parser::Tag>,
+    loc: Loc,
+) -> Result<Value, ConfigError> {
+    let bad = |what: &str| {
+        syntax(format!(
+            "invalid YAML: {text:?} is not {what} at line {} column {}",
+            loc.line, loc.column
+        ))
+    };
+    if let Some(tag) = tag {
+        let is = |suffix| tag.is_yaml_core_schema_tag(suffix);
+        return match () {
+            _ if is("str") => Ok(Value::Str(text.to_string())),
+            _ if is("null") => Ok(Value::Null),
+            _ if is("bool") => plain_bool(text).map(Value::Bool).ok_or_else(|| bad("a boolean")),
+            _ if is("int") => plain_int(text).map(Value::Int).ok_or_else(|| bad("an integer")),
+            _ if is("float") => plain_float(text).map(Value::Float).ok_or_else(|| bad("a number")),
+            _ => Err(syntax(format!(
+                "invalid YAML: unsupported tag on {text:?} at line {} column {}",
+                loc.line, loc.column
+            ))),
+        };
     }
+    if style != granit_parser::ScalarStyle::Plain {
+        return Ok(Value::Str(text.to_string()));
+    }
+    Ok(match text {
+        "" | "~" | "null" | "Null" | "NULL" => Value::Null,
+        _ => match (plain_bool(text), plain_int(text), plain_float(text)) {
+            (Some(b), _, _) => Value::Bool(b),
+            (_, Some(i), _) => Value::Int(i),
+            (_, _, Some(f)) => Value::Float(f),
+            _ => Value::Str(text.to_string()),
+        },
+    })
+}
+// ANCHOR_END: resolve_scalar
+
+fn plain_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+fn plain_int(text: &str) -> Option<i128> {
+    let (digits, radix) = if let Some(hex) = text.strip_prefix("0x") {
+        (hex, 16)
+    } else if let Some(oct) = text.strip_prefix("0o") {
+        (oct, 8)
+    } else {
+        let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+        if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return text.parse().ok();
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    i128::from_str_radix(digits, radix).ok()
+}
+
+fn plain_float(text: &str) -> Option<f64> {
+    match text {
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Some(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
+        _ => {}
+    }
+    // [-+]? ( . [0-9]+ | [0-9]+ ( . [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let b = text.strip_prefix(['-', '+']).unwrap_or(text).as_bytes();
+    let digits = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(b);
+    let mut i = int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        frac = digits(&b[i + 1..]);
+        i += 1 + frac;
+    }
+    if int + frac == 0 {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        let rest = &b[i + 1..];
+        let sign = usize::from(matches!(rest.first(), Some(b'-' | b'+')));
+        let exp = digits(&rest[sign..]);
+        if exp == 0 {
+            return None;
+        }
+        i += 1 + sign + exp;
+    }
+    (i == b.len()).then(|| text.parse().ok()).flatten()
 }
 
 // ANCHOR: to_snake_case
@@ -361,6 +604,93 @@ mod tests {
         let Value::Seq(items) = &inner[3].1.value else { panic!() };
         assert_eq!(items[2].value, Value::Null);
         assert_eq!(items[3].value, Value::Bool(true));
+    }
+
+    fn get<'a>(n: &'a Node, key: &str) -> &'a Node {
+        let Value::Map(entries) = &n.value else { panic!("not a map: {n:?}") };
+        &entries.iter().find(|(k, _)| k.name == key).unwrap_or_else(|| panic!("no {key}")).1
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let n = p(concat!(
+            "base: &b {timeout: 5s, retries: 3}\n",
+            "a:\n  <<: *b\n  retries: 9\n",
+            "c:\n  <<: [{x: 1}, {x: 2, y: 2}]\n",
+            "d: *b\n",
+        ));
+        let a = get(&n, "a");
+        assert_eq!(get(a, "timeout").value, Value::Str("5s".into()));
+        assert_eq!(get(a, "retries").value, Value::Int(9), "explicit keys win");
+        let c = get(&n, "c");
+        assert_eq!(get(c, "x").value, Value::Int(1), "earlier merge sources win");
+        assert_eq!(get(c, "y").value, Value::Int(2));
+        let d = get(&n, "d");
+        assert_eq!(d.loc.line, 7, "an alias is located where it is used");
+        assert_eq!(get(d, "retries").value, Value::Int(3));
+        let e = parse("a: {<<: 5}\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("merge key"), "{e}");
+        let e = parse("a: *nope\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("anchor"), "{e}");
+    }
+
+    #[test]
+    fn core_schema_scalars() {
+        let n = p(
+            "a: [0x1F, 0o17, -12, +3, 1.5, -2e3, .inf, .nan, 1e, 0755, 1_000, '7', !!str 8, ~, Null, TRUE]\n",
+        );
+        let Value::Seq(items) = &get(&n, "a").value else { panic!() };
+        let v: Vec<&Value> = items.iter().map(|n| &n.value).collect();
+        assert_eq!(v[0], &Value::Int(31));
+        assert_eq!(v[1], &Value::Int(15));
+        assert_eq!(v[2], &Value::Int(-12));
+        assert_eq!(v[3], &Value::Int(3));
+        assert_eq!(v[4], &Value::Float(1.5));
+        assert_eq!(v[5], &Value::Float(-2000.0));
+        assert_eq!(v[6], &Value::Float(f64::INFINITY));
+        assert!(matches!(v[7], Value::Float(f) if f.is_nan()));
+        assert_eq!(v[8], &Value::Str("1e".into()));
+        assert_eq!(v[9], &Value::Int(755), "YAML 1.2: no implicit octal");
+        assert_eq!(v[10], &Value::Str("1_000".into()));
+        assert_eq!(v[11], &Value::Str("7".into()));
+        assert_eq!(v[12], &Value::Str("8".into()));
+        assert_eq!(v[13], &Value::Null);
+        assert_eq!(v[14], &Value::Null);
+        assert_eq!(v[15], &Value::Bool(true));
+        let e = parse("a: !!int abc\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("not an integer"), "{e}");
+        let e = parse("a: !custom x\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("unsupported tag"), "{e}");
+    }
+
+    #[test]
+    fn json_is_yaml() {
+        let n = p(r#"{"clusters": [{"name": "a", "port": 80, "on": true}]}"#);
+        let Value::Seq(c) = &get(&n, "clusters").value else { panic!() };
+        assert_eq!(get(&c[0], "port").value, Value::Int(80));
+        assert_eq!(get(&c[0], "on").value, Value::Bool(true));
+    }
+
+    #[test]
+    fn structural_errors() {
+        let e = parse("a: 1\n---\nb: 2\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("only one document"), "{e}");
+        let e = parse("? [a, b]\n: c\n", &ParseLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("mapping key must be a plain value"), "{e}");
+        let small = ParseLimits { max_nodes: 10, ..ParseLimits::default() };
+        let e = parse("[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]", &small).unwrap_err();
+        assert!(e.to_string().contains("more than 10 nodes"), "{e}");
+        let big = ParseLimits { max_input_bytes: 4, ..ParseLimits::default() };
+        assert!(parse("a: 12345", &big).unwrap_err().to_string().contains("limit"));
+        let shallow = ParseLimits { max_depth: 3, ..ParseLimits::default() };
+        let e = parse("[[[[1]]]]", &shallow).unwrap_err();
+        assert!(e.to_string().contains("levels of nesting"), "{e}");
+    }
+
+    #[test]
+    fn empty_document_is_an_empty_mapping() {
+        assert_eq!(p("").value, Value::Map(Vec::new()));
+        assert_eq!(p("# only a comment\n").value, Value::Map(Vec::new()));
     }
 
     #[test]

@@ -121,10 +121,14 @@ impl ControlPlane {
             let file_err =
                 |message: String| ControlPlaneError::File { path: path.clone(), message };
             let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-            week1_core::config::load_str::<FileResponse>(&text)
+            // One parse: the tree is validated as a response, then read as JSON.
+            let tree = week1_core::config::yaml::parse(&text, &Default::default())
+                .map_err(|e| file_err(e.to_string()))?;
+            week1_core::config::from_tree::<FileResponse>(&tree, Default::default())
                 .map_err(|e| file_err(e.to_string()))?;
             let value: serde_json::Value =
-                serde_saphyr::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+                week1_core::config::de::from_node(&tree, &Default::default())
+                    .map_err(|e| file_err(e.to_string()))?;
             if let Some(list) = value.get("resources").and_then(serde_json::Value::as_array) {
                 all.extend(list.iter().cloned());
             }
