@@ -10,22 +10,29 @@
 //! unsupported filter fails with the filter's path (`http_filters[2]...`).
 //! [`NetworkFilterChainFactory`] does the same for a listener filter chain's
 //! network filters and hands back the terminal's config.
+//!
+//! [`RouteConfigCompiler`] is the per-route half (Envoy's
+//! `createRouteSpecificFilterConfig`): given to week 1's
+//! `Router::with_filter_configs`, it compiles each `typed_per_filter_config`
+//! once, when the route table is built, into the type the filter reads back
+//! with `FilterCallbacks::per_filter_config::<T>()`.
 
 use std::sync::Arc;
 
-use week1_core::config::filters::HttpFilterConfig;
+use week1_core::config::filters::{HttpFilterConfig, PerFilterConfig};
 use week1_core::config::http_connection_manager::{HttpConnectionManager, HttpFilter};
 use week1_core::config::listener::{Filter as NetworkFilter, NetworkFilterConfig};
 use week1_core::config::{ConfigError, FieldPath};
+use week1_core::router::{CompiledFilterConfig, RouteFilterConfigCompiler};
 
 use crate::context::FactoryContext;
-use crate::http::filters::basic_auth::{BasicAuthConfig, BasicAuthFilter};
+use crate::http::filters::basic_auth::{BasicAuthConfig, BasicAuthFilter, BasicAuthRouteConfig};
 use crate::http::filters::bearer_auth::{BearerAuthConfig, BearerAuthFilter};
 use crate::http::filters::buffer::BufferFilter;
-use crate::http::filters::cors::CorsFilter;
+use crate::http::filters::cors::{CorsConfig, CorsFilter};
 use crate::http::filters::fault::{FaultConfig, FaultFilter};
 use crate::http::filters::header_mutation::{HeaderMutationConfig, HeaderMutationFilter};
-use crate::http::filters::local_ratelimit::{LocalRateLimitConfig, LocalRateLimitFilter};
+use crate::http::filters::local_ratelimit::{Limit, LocalRateLimitConfig, LocalRateLimitFilter};
 use crate::http::filters::request_log::{RequestLogConfig, RequestLogFilter};
 use crate::http::filters::router::{RouterConfig, RouterFilter};
 use crate::http::{ChainFilter, HttpFilterInstance};
@@ -196,6 +203,60 @@ impl FilterChainFactory {
         self.entries.iter().map(|e| &*e.name).collect()
     }
 }
+
+// ANCHOR: route_config_compiler
+/// Compiles the per-route configs of the built-in HTTP filters when a route
+/// table is built. As Envoy, the config's type picks the compiler (the
+/// `@type` of the `typed_per_filter_config` entry):
+///
+/// | per-route config | compiled into |
+/// | --- | --- |
+/// | `CorsPolicy` | [`CorsConfig`] (origin matchers compiled) |
+/// | `BasicAuthPerRoute` | [`BasicAuthRouteConfig`] (users parsed) |
+/// | `LocalRateLimit` | [`Limit`] (one token bucket per route entry) |
+/// | `HeaderMutationPerRoute` | [`HeaderMutationConfig`] |
+/// | `HTTPFault` | `HttpFault` |
+/// | `BufferPerRoute` | `BufferPerRoute` |
+#[derive(Debug, Clone, Default)]
+pub struct RouteConfigCompiler {
+    ctx: FactoryContext,
+}
+
+impl RouteConfigCompiler {
+    /// A compiler whose rate limit buckets use `ctx`'s clock.
+    pub fn new(ctx: &FactoryContext) -> Self {
+        Self { ctx: ctx.clone() }
+    }
+}
+
+impl RouteFilterConfigCompiler for RouteConfigCompiler {
+    fn compile(
+        &self,
+        _filter_name: &str,
+        config: &PerFilterConfig,
+        path: &FieldPath,
+    ) -> Result<CompiledFilterConfig, ConfigError> {
+        let invalid = |e: String| ConfigError::invalid(path.clone(), e);
+        Ok(match config {
+            PerFilterConfig::Cors(p) => Arc::new(CorsConfig::new(p).map_err(invalid)?),
+            PerFilterConfig::BasicAuth(p) => {
+                Arc::new(BasicAuthRouteConfig::new(p).map_err(invalid)?)
+            }
+            PerFilterConfig::LocalRateLimit(c) => {
+                Arc::new(Limit::new(c, &self.ctx).map_err(invalid)?)
+            }
+            PerFilterConfig::HeaderMutation(p) => {
+                Arc::new(HeaderMutationConfig::new(&p.mutations).map_err(invalid)?)
+            }
+            PerFilterConfig::Fault(f) => Arc::new((**f).clone()),
+            PerFilterConfig::Buffer(b) => Arc::new(*b),
+            PerFilterConfig::FilterConfig(_) => {
+                return Err(invalid("a FilterConfig cannot wrap another FilterConfig".into()));
+            }
+        })
+    }
+}
+// ANCHOR_END: route_config_compiler
 
 /// The terminal of a network filter chain.
 #[derive(Debug, Clone)]

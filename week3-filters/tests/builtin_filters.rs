@@ -9,7 +9,7 @@ use week1_core::headers::HeaderMap;
 use week3_filters::buffer::Buffer;
 use week3_filters::context::{FactoryContext, ManualTime, MemorySink};
 use week3_filters::http::*;
-use week3_filters::registry::FilterChainFactory;
+use week3_filters::registry::{FilterChainFactory, RouteConfigCompiler};
 
 fn filters(yaml: &[&str]) -> Vec<HttpFilter> {
     yaml.iter().map(|y| week1_core::config::load_str::<HttpFilter>(y).unwrap()).collect()
@@ -129,7 +129,10 @@ fn router_answers_locally_or_lets_the_request_go_upstream() {
 
 fn cors_route(policy_yaml: &str) -> ResolvedRoute {
     let p: PerFilterConfig = week1_core::config::load_str(policy_yaml).unwrap();
-    ResolvedRoute::forward("r", "c").with_filter_config("envoy.filters.http.cors", p)
+    let compiler = RouteConfigCompiler::default();
+    ResolvedRoute::forward("r", "c")
+        .with_filter_config("envoy.filters.http.cors", &p, &compiler)
+        .unwrap()
 }
 
 const CORS: &str = "name: envoy.filters.http.cors\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors\n";
@@ -391,4 +394,147 @@ fn request_log_writes_one_line_per_stream() {
     drain(&mut fm);
     fm.on_stream_complete();
     assert_eq!(sink.lines(), ["request GET /api 200 - rx=0 tx=5 12ms user-agent=\"curl/8\""]);
+}
+
+/// Streams routed by a week 1 router whose per-filter configs were compiled
+/// by the registry's compiler when the table was built.
+fn routed_stream(
+    chain: &FilterChainFactory,
+    router: &Arc<week1_core::router::Router>,
+) -> FilterManager {
+    let (router, names) =
+        (router.clone(), chain.filter_names().iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let resolver = route::FnRouteResolver(move |h: &HeaderMap| -> Option<Arc<dyn RouteInfo>> {
+        let ctx = week1_core::router::RouteContext::default();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let r = ResolvedRoute::from_decision(&router.route(h, &ctx), h, &ctx, &names)?;
+        Some(Arc::new(r))
+    });
+    let cfg =
+        FilterManagerConfig { route_resolver: Some(Arc::new(resolver)), ..Default::default() };
+    FilterManager::new(chain.create_chain(), &cfg)
+}
+
+fn get(path: &str, extra: &[(&str, &str)]) -> HeaderMap {
+    let mut h = req("GET", extra);
+    h.try_insert(":path", path).unwrap();
+    h
+}
+
+#[test]
+fn local_ratelimit_route_entries_with_identical_configs_have_their_own_buckets() {
+    let rl = "name: envoy.filters.http.local_ratelimit\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n  stat_prefix: rl\n";
+    let per_route = r#"
+        envoy.filters.http.local_ratelimit:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+          stat_prefix: route
+          token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s}
+          filter_enabled: {default_value: {numerator: 100}}
+          filter_enforced: {default_value: {numerator: 100}}"#;
+    let routes: week1_core::config::route::RouteConfiguration = week1_core::config::load_str(&format!(
+        "virtual_hosts:\n- name: vh\n  domains: [\"*\"]\n  routes:\n  - match: {{prefix: /a}}\n    route: {{cluster: c}}\n    typed_per_filter_config:{per_route}\n  - match: {{prefix: /b}}\n    route: {{cluster: c}}\n    typed_per_filter_config:{per_route}\n"
+    ))
+    .unwrap();
+    let (ctx, _time) = ctx();
+    let chain = FilterChainFactory::from_config(&filters(&[rl, ROUTER]), &ctx).unwrap();
+    let compiler = RouteConfigCompiler::new(&ctx);
+    let router =
+        Arc::new(week1_core::router::Router::with_filter_configs(&routes, &compiler).unwrap());
+    let status = |path: &str| {
+        let mut fm = routed_stream(&chain, &router);
+        fm.decode_headers(get(path, &[]), true);
+        let o = drain(&mut fm);
+        if o.up_headers { 200 } else { o.down_status.unwrap() }
+    };
+    // One token per route entry: /a's second request is limited, /b still has its own token.
+    assert_eq!(status("/a"), 200);
+    assert_eq!(status("/a"), 429);
+    assert_eq!(status("/b"), 200);
+    assert_eq!(status("/b"), 429);
+    // The filter's own config (no bucket) applies off the routes.
+    assert_eq!(status("/zzz"), 404);
+}
+
+#[test]
+fn basic_auth_route_users_replace_the_filters() {
+    // user:test (filter), admin:test (route /admin).
+    let basic = "name: envoy.filters.http.basic_auth\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuth\n  users: {inline_string: \"user:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\"}\n";
+    let routes: week1_core::config::route::RouteConfiguration = week1_core::config::load_str(
+        r#"
+virtual_hosts:
+- name: vh
+  domains: ["*"]
+  routes:
+  - match: {prefix: /admin}
+    route: {cluster: c}
+    typed_per_filter_config:
+      envoy.filters.http.basic_auth:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuthPerRoute
+        users: {inline_string: "admin:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M="}
+  - match: {prefix: /}
+    route: {cluster: c}
+"#,
+    )
+    .unwrap();
+    let (ctx, _time) = ctx();
+    let chain = FilterChainFactory::from_config(&filters(&[basic, ROUTER]), &ctx).unwrap();
+    let router = Arc::new(
+        week1_core::router::Router::with_filter_configs(&routes, &RouteConfigCompiler::new(&ctx))
+            .unwrap(),
+    );
+    use base64::Engine;
+    let auth = |u: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:test")))
+    };
+    let passes = |path: &str, user: &str| {
+        let mut fm = routed_stream(&chain, &router);
+        fm.decode_headers(get(path, &[("authorization", &auth(user))]), true);
+        drain(&mut fm).up_headers
+    };
+    assert!(passes("/x", "user"));
+    assert!(!passes("/x", "admin"));
+    assert!(passes("/admin", "admin"));
+    assert!(!passes("/admin", "user"));
+}
+
+#[test]
+fn invalid_per_route_configs_fail_when_the_route_table_is_built() {
+    let build = |per_route: &str| {
+        let routes: week1_core::config::route::RouteConfiguration =
+            week1_core::config::load_str(&format!(
+                "virtual_hosts:\n- name: vh\n  domains: [\"*\"]\n  routes:\n  - match: {{prefix: /}}\n    route: {{cluster: c}}\n  - match: {{prefix: /x}}\n    route: {{cluster: c}}\n    typed_per_filter_config:\n      {per_route}\n"
+            ))
+            .unwrap();
+        week1_core::router::Router::with_filter_configs(&routes, &RouteConfigCompiler::default())
+            .map(|_| ())
+            .map_err(|e| match e {
+                week1_core::router::RouterError::FilterConfig(e) => e.path.unwrap().to_string(),
+                other => panic!("{other}"),
+            })
+    };
+    assert_eq!(
+        build(
+            "auth: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.basic_auth.v3.BasicAuthPerRoute, users: {inline_string: \"admin:plain\"}}"
+        ),
+        Err("virtual_hosts[0].routes[1].typed_per_filter_config[\"auth\"]".to_string())
+    );
+    assert_eq!(
+        build(
+            "cors: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, allow_origin_string_match: [{safe_regex: {regex: \"(\"}}]}}"
+        ),
+        Err("virtual_hosts[0].routes[1].typed_per_filter_config[\"cors\"].config".to_string())
+    );
+    // An optional wrapper the compiler rejects is ignored.
+    assert_eq!(
+        build(
+            "cors: {\"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig, is_optional: true, config: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, allow_origin_string_match: [{safe_regex: {regex: \"(\"}}]}}"
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        build(
+            "cors: {\"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy, allow_methods: GET}"
+        ),
+        Ok(())
+    );
 }

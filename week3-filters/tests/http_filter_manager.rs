@@ -644,6 +644,7 @@ fn decoder_filter_can_answer_as_a_terminal() {
 #[test]
 fn routes_choose_filters_and_clear_route_cache_re_resolves() {
     use week1_core::config::filters::{FilterConfig, PerFilterConfig};
+    use week1_core::router::RawFilterConfigs;
     let log = Log::default();
     let off = PerFilterConfig::FilterConfig(FilterConfig {
         config: None,
@@ -657,8 +658,9 @@ fn routes_choose_filters_and_clear_route_cache_re_resolves() {
     });
     let resolver = route::FnRouteResolver(move |h: &HeaderMap| -> Option<Arc<dyn RouteInfo>> {
         let r = ResolvedRoute::forward(h.path().unwrap_or_default(), "c")
-            .with_filter_config("a", off.clone())
-            .with_filter_config("c", on.clone());
+            .with_filter_config("a", &off, &RawFilterConfigs)
+            .and_then(|r| r.with_filter_config("c", &on, &RawFilterConfigs))
+            .unwrap();
         Some(Arc::new(r))
     });
     let cfg =

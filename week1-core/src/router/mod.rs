@@ -32,9 +32,11 @@ pub mod matchers;
 pub mod mutation;
 pub mod policy;
 
+use std::any::Any;
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -50,6 +52,7 @@ use crate::config::route::{
     self as cfg, PerFilterConfigs, RouteConfiguration, RoutingPriority, TlsRequirementType,
 };
 use crate::config::types::{FractionalPercent, Metadata, RuntimeFractionalPercent};
+use crate::config::{ConfigError, FieldPath};
 use crate::headers::{HeaderMap, HeaderName, HeaderValue};
 
 /// Why a route configuration could not be compiled. A configuration that
@@ -67,7 +70,124 @@ pub enum RouterError {
     /// Anything else that validation would have rejected.
     #[error("{0}")]
     Invalid(String),
+    /// A `typed_per_filter_config` the filter's compiler rejected (with its path).
+    #[error("{0}")]
+    FilterConfig(ConfigError),
 }
+
+// ANCHOR: route_filter_config
+/// A per-route filter config compiled when the route table is built (Envoy's
+/// `RouteSpecificFilterConfig`): whatever the filter wants to find on the
+/// request path (compiled matchers, a token bucket, parsed users). The filter
+/// downcasts it to its own type.
+pub type CompiledFilterConfig = Arc<dyn Any + Send + Sync>;
+
+/// Compiles `typed_per_filter_config` entries when a [`Router`] is built
+/// (Envoy's `NamedHttpFilterConfigFactory::createRouteSpecificFilterConfig`).
+/// The HTTP filter registry implements it; an error fails the whole route
+/// table, with `path` pointing at the entry.
+pub trait RouteFilterConfigCompiler {
+    /// Compiles the config of the filter named `filter_name` found at `path`.
+    fn compile(
+        &self,
+        filter_name: &str,
+        config: &PerFilterConfig,
+        path: &FieldPath,
+    ) -> Result<CompiledFilterConfig, ConfigError>;
+}
+
+/// The compiler [`Router::new`] uses: keeps each config as configured (an
+/// `Arc<PerFilterConfig>`), for tools and tests that read raw configs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawFilterConfigs;
+
+impl RouteFilterConfigCompiler for RawFilterConfigs {
+    fn compile(
+        &self,
+        _filter_name: &str,
+        config: &PerFilterConfig,
+        _path: &FieldPath,
+    ) -> Result<CompiledFilterConfig, ConfigError> {
+        Ok(Arc::new(config.clone()))
+    }
+}
+
+/// One `typed_per_filter_config` entry, compiled. An
+/// `envoy.config.route.v3.FilterConfig` wrapper is unwrapped here: its
+/// `disabled` becomes [`disabled`](Self::disabled), its inner config is compiled.
+#[derive(Clone)]
+pub struct RouteFilterConfig {
+    /// `Some(d)` when a `FilterConfig` wrapper turns the filter off (`true`)
+    /// or on (`false`) for this route.
+    pub disabled: Option<bool>,
+    /// The compiled config (`None`: a wrapper without one).
+    pub config: Option<CompiledFilterConfig>,
+}
+
+impl RouteFilterConfig {
+    /// The compiled config as the filter's own type.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.config.as_deref()?.downcast_ref::<T>()
+    }
+}
+
+impl std::fmt::Debug for RouteFilterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteFilterConfig")
+            .field("disabled", &self.disabled)
+            .field("config", &self.config.is_some())
+            .finish()
+    }
+}
+
+/// The compiled per-filter configs of one level (route, virtual host, ...).
+type CompiledPerFilter = BTreeMap<String, RouteFilterConfig>;
+
+/// Compiles one `typed_per_filter_config` entry of the filter `name` found at
+/// `at` (the entry's own path). `None`: an `is_optional` wrapper whose config
+/// the compiler rejected (ignored, as Envoy ignores optional configs of
+/// filters it does not have).
+pub fn compile_route_filter_config(
+    name: &str,
+    config: &PerFilterConfig,
+    compiler: &dyn RouteFilterConfigCompiler,
+    at: &FieldPath,
+) -> Result<Option<RouteFilterConfig>, RouterError> {
+    Ok(Some(match config {
+        PerFilterConfig::FilterConfig(w) => {
+            let inner = match &w.config {
+                Some(c) => match compiler.compile(name, c, &at.field("config")) {
+                    Ok(c) => Some(c),
+                    Err(_) if w.is_optional => return Ok(None),
+                    Err(e) => return Err(RouterError::FilterConfig(e)),
+                },
+                None => None,
+            };
+            RouteFilterConfig { disabled: Some(w.disabled), config: inner }
+        }
+        c => RouteFilterConfig {
+            disabled: None,
+            config: Some(compiler.compile(name, c, at).map_err(RouterError::FilterConfig)?),
+        },
+    }))
+}
+
+/// Compiles one level's `typed_per_filter_config` (the level is at `path`).
+fn compile_per_filter(
+    configs: &PerFilterConfigs,
+    compiler: &dyn RouteFilterConfigCompiler,
+    path: &FieldPath,
+) -> Result<CompiledPerFilter, RouterError> {
+    let mut out = CompiledPerFilter::new();
+    for (name, config) in configs {
+        let at = path.field("typed_per_filter_config").key(name);
+        if let Some(entry) = compile_route_filter_config(name, config, compiler, &at)? {
+            out.insert(name.clone(), entry);
+        }
+    }
+    Ok(out)
+}
+// ANCHOR_END: route_filter_config
 
 /// Envoy's runtime layer, as far as routing needs it: `runtime_fraction`
 /// asks whether a feature is enabled for a random value.
@@ -254,7 +374,7 @@ pub struct WeightedClusterEntry {
     pub weight: u64,
     request_mutations: HeaderMutations,
     response_mutations: HeaderMutations,
-    per_filter: PerFilterConfigs,
+    per_filter: CompiledPerFilter,
     host_rewrite: Option<String>,
 }
 
@@ -363,13 +483,18 @@ pub struct RouteEntry {
     pub metadata: Option<Metadata>,
     /// The decorator's operation name.
     pub decorator: Option<String>,
-    per_filter: PerFilterConfigs,
+    per_filter: CompiledPerFilter,
     request_mutations: HeaderMutations,
     response_mutations: HeaderMutations,
 }
 
 impl RouteEntry {
-    fn compile(r: &cfg::Route, vh_retry: Option<&cfg::RetryPolicy>) -> Result<Self, RouterError> {
+    fn compile(
+        r: &cfg::Route,
+        vh_retry: Option<&cfg::RetryPolicy>,
+        compiler: &dyn RouteFilterConfigCompiler,
+        at: &FieldPath,
+    ) -> Result<Self, RouterError> {
         let m = &r.r#match;
         let case_sensitive = m.is_case_sensitive();
         let lower = |s: &String| if case_sensitive { s.clone() } else { s.to_ascii_lowercase() };
@@ -392,7 +517,7 @@ impl RouteEntry {
         };
         let invalid = RouterError::Invalid;
         let action = if let Some(a) = &r.route {
-            Action::Forward(Box::new(compile_forward(a, vh_retry)?))
+            Action::Forward(Box::new(compile_forward(a, vh_retry, compiler, &at.field("route"))?))
         } else if let Some(rd) = &r.redirect {
             Action::Redirect(RedirectSpec {
                 scheme: if rd.https_redirect {
@@ -430,7 +555,7 @@ impl RouteEntry {
             action,
             metadata: r.metadata.clone(),
             decorator: r.decorator.as_ref().map(|d| d.operation.clone()),
-            per_filter: r.typed_per_filter_config.clone(),
+            per_filter: compile_per_filter(&r.typed_per_filter_config, compiler, at)?,
             request_mutations: HeaderMutations::compile(
                 &r.request_headers_to_add,
                 &r.request_headers_to_remove,
@@ -491,8 +616,8 @@ impl RouteEntry {
     }
     // ANCHOR_END: route_matches
 
-    /// The per-filter config of `filter` set on this route.
-    pub fn per_filter_config(&self, filter: &str) -> Option<&PerFilterConfig> {
+    /// The compiled per-filter config of `filter` set on this route.
+    pub fn per_filter_config(&self, filter: &str) -> Option<&RouteFilterConfig> {
         self.per_filter.get(filter)
     }
 }
@@ -500,6 +625,8 @@ impl RouteEntry {
 fn compile_forward(
     a: &cfg::RouteAction,
     vh_retry: Option<&cfg::RetryPolicy>,
+    compiler: &dyn RouteFilterConfigCompiler,
+    path: &FieldPath,
 ) -> Result<ForwardAction, RouterError> {
     let invalid = RouterError::Invalid;
     let cluster = if !a.cluster.is_empty() {
@@ -510,7 +637,9 @@ fn compile_forward(
         let clusters = w
             .clusters
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(k, c)| {
+                let at = path.field("weighted_clusters").field("clusters").index(k);
                 Ok(WeightedClusterEntry {
                     name: c.name.clone(),
                     weight: u64::from(c.weight.unwrap_or(0)),
@@ -524,7 +653,7 @@ fn compile_forward(
                         &c.response_headers_to_remove,
                     )
                     .map_err(invalid)?,
-                    per_filter: c.typed_per_filter_config.clone(),
+                    per_filter: compile_per_filter(&c.typed_per_filter_config, compiler, &at)?,
                     host_rewrite: c.host_rewrite_literal.clone(),
                 })
             })
@@ -588,7 +717,7 @@ pub struct VirtualHost {
     virtual_clusters: Vec<(String, Vec<HeaderMatch>)>,
     request_mutations: HeaderMutations,
     response_mutations: HeaderMutations,
-    per_filter: PerFilterConfigs,
+    per_filter: CompiledPerFilter,
     /// Add `x-envoy-attempt-count` upstream.
     pub include_request_attempt_count: bool,
     /// Add `x-envoy-attempt-count` downstream.
@@ -596,12 +725,20 @@ pub struct VirtualHost {
 }
 
 impl VirtualHost {
-    fn compile(vh: &cfg::VirtualHost) -> Result<Self, RouterError> {
+    fn compile(
+        vh: &cfg::VirtualHost,
+        compiler: &dyn RouteFilterConfigCompiler,
+        path: &FieldPath,
+    ) -> Result<Self, RouterError> {
         let invalid = RouterError::Invalid;
         let routes = vh
             .routes
             .iter()
-            .map(|r| RouteEntry::compile(r, vh.retry_policy.as_ref()))
+            .enumerate()
+            .map(|(j, r)| {
+                let at = path.field("routes").index(j);
+                RouteEntry::compile(r, vh.retry_policy.as_ref(), compiler, &at)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let prefilters = routes.iter().map(RouteEntry::prefilter).collect();
         Ok(Self {
@@ -629,7 +766,7 @@ impl VirtualHost {
                 &vh.response_headers_to_remove,
             )
             .map_err(invalid)?,
-            per_filter: vh.typed_per_filter_config.clone(),
+            per_filter: compile_per_filter(&vh.typed_per_filter_config, compiler, path)?,
             include_request_attempt_count: vh.include_request_attempt_count,
             include_attempt_count_in_response: vh.include_attempt_count_in_response,
         })
@@ -726,15 +863,37 @@ pub struct Router {
     internal_only_headers: Vec<String>,
     request_mutations: HeaderMutations,
     response_mutations: HeaderMutations,
-    per_filter: PerFilterConfigs,
+    per_filter: CompiledPerFilter,
 }
 
 impl Router {
-    /// Compiles a route configuration.
+    /// Compiles a route configuration, keeping per-filter configs as
+    /// configured ([`RawFilterConfigs`]: [`RouteFilterConfig::get`] gives a
+    /// [`PerFilterConfig`]).
     pub fn new(config: &RouteConfiguration) -> Result<Self, RouterError> {
+        Self::with_filter_configs(config, &RawFilterConfigs)
+    }
+
+    /// Compiles a route configuration, each `typed_per_filter_config` entry
+    /// (route configuration, virtual hosts, routes, weighted clusters)
+    /// compiled once by `compiler` and kept with its level.
+    pub fn with_filter_configs(
+        config: &RouteConfiguration,
+        compiler: &dyn RouteFilterConfigCompiler,
+    ) -> Result<Self, RouterError> {
         let invalid = RouterError::Invalid;
-        let virtual_hosts =
-            config.virtual_hosts.iter().map(VirtualHost::compile).collect::<Result<Vec<_>, _>>()?;
+        let virtual_hosts = config
+            .virtual_hosts
+            .iter()
+            .enumerate()
+            .map(|(i, vh)| {
+                VirtualHost::compile(
+                    vh,
+                    compiler,
+                    &FieldPath::root().field("virtual_hosts").index(i),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (mut exact, mut suffixes, mut prefixes, mut default) =
             (HashMap::new(), Vec::new(), Vec::new(), None);
         for (i, vh) in config.virtual_hosts.iter().enumerate() {
@@ -775,7 +934,11 @@ impl Router {
                 &config.response_headers_to_remove,
             )
             .map_err(invalid)?,
-            per_filter: config.typed_per_filter_config.clone(),
+            per_filter: compile_per_filter(
+                &config.typed_per_filter_config,
+                compiler,
+                &FieldPath::root(),
+            )?,
         })
     }
 
@@ -1033,9 +1196,9 @@ impl<'r> Forward<'r> {
         self.action.hash_policy.compute_hash(headers, source_ip)
     }
 
-    /// The most specific per-filter config for `filter`: weighted cluster,
-    /// route, virtual host, route configuration.
-    pub fn per_filter_config(&self, filter: &str) -> Option<&'r PerFilterConfig> {
+    /// The most specific compiled per-filter config for `filter`: weighted
+    /// cluster, route, virtual host, route configuration.
+    pub fn per_filter_config(&self, filter: &str) -> Option<&'r RouteFilterConfig> {
         self.weighted
             .and_then(|w| w.per_filter.get(filter))
             .or_else(|| self.route.per_filter.get(filter))

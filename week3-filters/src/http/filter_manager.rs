@@ -53,7 +53,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use week1_core::config::filters::PerFilterConfig;
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 
 use super::filter::{
@@ -646,11 +645,14 @@ impl<'a> FilterCallbacks<'a> {
         self.core.route_stale = true;
     }
 
-    /// This filter's most specific per-route config (by its configured name),
-    /// with a `FilterConfig` wrapper unwrapped.
-    pub fn per_filter_config(&mut self) -> Option<PerFilterConfig> {
+    /// This filter's most specific per-route config (by its configured
+    /// name), as the type its route config compiler made when the route
+    /// table was built (`None` when there is none or it is another type).
+    /// Costs an `Arc` clone: nothing is parsed or compiled per request.
+    pub fn per_filter_config<T: std::any::Any + Send + Sync>(&mut self) -> Option<Arc<T>> {
         let route = self.route()?;
-        route.typed_per_filter_config(self.name).cloned()
+        let config = route.per_filter_config(self.name)?.config.clone()?;
+        config.downcast::<T>().ok()
     }
 
     /// The stream's info.

@@ -16,14 +16,22 @@
 //!
 //! [`ResolvedRoute`] is an owned snapshot of week 1's borrowed
 //! [`RouteDecision`], holding only the per-filter configs of the filters in
-//! the chain, so it can outlive the router borrow.
+//! the chain, so it can outlive the router borrow. Per-filter configs are
+//! compiled once, when the route table is built (`Router::with_filter_configs`
+//! with [`crate::registry::RouteConfigCompiler`]); the snapshot only clones
+//! their `Arc`s, and a filter gets its own compiled type back with
+//! [`FilterCallbacks::per_filter_config`](crate::http::FilterCallbacks::per_filter_config).
 
 use std::fmt;
 use std::sync::Arc;
 
+use week1_core::config::FieldPath;
 use week1_core::config::filters::PerFilterConfig;
 use week1_core::headers::HeaderMap;
-use week1_core::router::{RouteContext, RouteDecision};
+use week1_core::router::{
+    RouteContext, RouteDecision, RouteFilterConfig, RouteFilterConfigCompiler, RouterError,
+    compile_route_filter_config,
+};
 
 /// What the router decided, as filters see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,24 +74,14 @@ pub trait RouteInfo: Send + Sync + fmt::Debug {
     fn action(&self) -> &RouteAction;
     /// The most specific `typed_per_filter_config` for the filter named
     /// `filter_name` (weighted cluster, route, virtual host, route config),
-    /// as configured (possibly an `envoy.config.route.v3.FilterConfig`).
-    fn per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig>;
-
-    /// The per-filter config with a `FilterConfig` wrapper unwrapped.
-    fn typed_per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig> {
-        match self.per_filter_config(filter_name)? {
-            PerFilterConfig::FilterConfig(w) => w.config.as_deref(),
-            other => Some(other),
-        }
-    }
+    /// compiled when the route table was built (a `FilterConfig` wrapper
+    /// already unwrapped).
+    fn per_filter_config(&self, filter_name: &str) -> Option<&RouteFilterConfig>;
 
     /// Whether the route turns the filter on (`Some(false)`) or off
     /// (`Some(true)`) through a `FilterConfig` wrapper's `disabled`.
     fn filter_disabled(&self, filter_name: &str) -> Option<bool> {
-        match self.per_filter_config(filter_name)? {
-            PerFilterConfig::FilterConfig(w) => Some(w.disabled),
-            _ => None,
-        }
+        self.per_filter_config(filter_name)?.disabled
     }
 }
 
@@ -95,14 +93,14 @@ pub trait RouteResolver: Send + Sync {
 }
 
 /// An owned route decision (see the module docs).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ResolvedRoute {
     /// Route name.
     pub name: String,
     /// The decision.
     pub action: RouteAction,
-    /// `(filter name, config)` for the filters that have one.
-    pub per_filter: Vec<(String, PerFilterConfig)>,
+    /// `(filter name, compiled config)` for the filters that have one.
+    pub per_filter: Vec<(String, RouteFilterConfig)>,
 }
 
 impl ResolvedRoute {
@@ -115,10 +113,19 @@ impl ResolvedRoute {
         }
     }
 
-    /// Adds a per-filter config.
-    pub fn with_filter_config(mut self, filter_name: &str, config: PerFilterConfig) -> Self {
-        self.per_filter.push((filter_name.to_string(), config));
-        self
+    /// Adds a per-filter config, compiled by `compiler` as the router
+    /// compiles route tables (tests, simple setups).
+    pub fn with_filter_config(
+        mut self,
+        filter_name: &str,
+        config: &PerFilterConfig,
+        compiler: &dyn RouteFilterConfigCompiler,
+    ) -> Result<Self, RouterError> {
+        let at = FieldPath::root().field("typed_per_filter_config").key(filter_name);
+        if let Some(c) = compile_route_filter_config(filter_name, config, compiler, &at)? {
+            self.per_filter.push((filter_name.to_string(), c));
+        }
+        Ok(self)
     }
 
     /// Snapshots a week 1 decision, keeping the per-filter configs of the
@@ -132,8 +139,8 @@ impl ResolvedRoute {
     ) -> Option<Self> {
         fn collect<'c>(
             names: &[&str],
-            lookup: impl Fn(&str) -> Option<&'c PerFilterConfig>,
-        ) -> Vec<(String, PerFilterConfig)> {
+            lookup: impl Fn(&str) -> Option<&'c RouteFilterConfig>,
+        ) -> Vec<(String, RouteFilterConfig)> {
             names.iter().filter_map(|n| lookup(n).map(|c| (n.to_string(), c.clone()))).collect()
         }
         let (name, action, per_filter) = match decision {
@@ -180,7 +187,7 @@ impl RouteInfo for ResolvedRoute {
     fn action(&self) -> &RouteAction {
         &self.action
     }
-    fn per_filter_config(&self, filter_name: &str) -> Option<&PerFilterConfig> {
+    fn per_filter_config(&self, filter_name: &str) -> Option<&RouteFilterConfig> {
         self.per_filter.iter().find(|(n, _)| n == filter_name).map(|(_, c)| c)
     }
 }
@@ -213,6 +220,10 @@ mod tests {
     use week1_core::config::route::RouteConfiguration;
     use week1_core::router::Router;
 
+    use crate::context::FactoryContext;
+    use crate::http::filters::cors::CorsConfig;
+    use crate::registry::RouteConfigCompiler;
+
     #[test]
     fn snapshots_a_week1_decision_with_per_filter_configs() {
         let config: RouteConfiguration = week1_core::config::load_str(
@@ -237,7 +248,8 @@ virtual_hosts:
 "#,
         )
         .unwrap();
-        let router = Router::new(&config).unwrap();
+        let compiler = RouteConfigCompiler::new(&FactoryContext::default());
+        let router = Router::with_filter_configs(&config, &compiler).unwrap();
         let mut h = HeaderMap::new();
         h.try_insert(":authority", "x").unwrap();
         h.try_insert(":path", "/api/1").unwrap();
@@ -247,12 +259,15 @@ virtual_hosts:
         let r = ResolvedRoute::from_decision(&d, &h, &ctx, &names).unwrap();
         assert_eq!(r.name(), "api");
         assert_eq!(r.action(), &RouteAction::Forward { cluster: "backend".into() });
-        assert!(matches!(
-            r.typed_per_filter_config("envoy.filters.http.cors"),
-            Some(PerFilterConfig::Cors(_))
-        ));
+        // The snapshot shares the router's compiled CORS config, not a copy.
+        let cors = r.per_filter_config("envoy.filters.http.cors").unwrap();
+        assert!(cors.get::<CorsConfig>().is_some());
+        let Some(RouteDecision::Route(f)) = Some(&d) else { panic!() };
+        let in_router = f.per_filter_config("envoy.filters.http.cors").unwrap();
+        assert!(Arc::ptr_eq(cors.config.as_ref().unwrap(), in_router.config.as_ref().unwrap()));
         assert_eq!(r.filter_disabled("envoy.filters.http.buffer"), Some(true));
-        assert_eq!(r.typed_per_filter_config("envoy.filters.http.buffer"), None);
+        assert!(r.per_filter_config("envoy.filters.http.buffer").unwrap().config.is_none());
+        assert_eq!(r.filter_disabled("envoy.filters.http.cors"), None);
         assert_eq!(r.per_filter.len(), 2);
 
         h.try_insert(":path", "/other").unwrap();

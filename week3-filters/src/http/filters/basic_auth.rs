@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
-use week1_core::config::filters::{BasicAuth, PerFilterConfig};
+use week1_core::config::filters::{BasicAuth, BasicAuthPerRoute};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{constant_time_eq, read_data_source};
@@ -77,6 +77,21 @@ impl BasicAuthConfig {
     }
 }
 
+/// A route's `BasicAuthPerRoute`, its users read and parsed when the route
+/// table is built (no users: the filter's apply).
+#[derive(Debug)]
+pub struct BasicAuthRouteConfig {
+    users: Option<Users>,
+}
+
+impl BasicAuthRouteConfig {
+    /// Reads and parses the route's users.
+    pub fn new(c: &BasicAuthPerRoute) -> Result<Self, String> {
+        let users = c.users.as_ref().map(read_data_source).transpose()?;
+        Ok(Self { users: users.as_deref().map(parse_htpasswd).transpose()? })
+    }
+}
+
 /// Why credentials were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Denied {
@@ -123,15 +138,8 @@ impl StreamDecoderFilter for BasicAuthFilter {
         _end: bool,
         cb: &mut FilterCallbacks<'_>,
     ) -> FilterHeadersStatus {
-        let route_users = match cb.per_filter_config() {
-            Some(PerFilterConfig::BasicAuth(p)) => p
-                .users
-                .as_ref()
-                .and_then(|d| read_data_source(d).ok())
-                .and_then(|t| parse_htpasswd(&t).ok()),
-            _ => None,
-        };
-        let users = route_users.as_ref().unwrap_or(&self.config.users);
+        let route = cb.per_filter_config::<BasicAuthRouteConfig>();
+        let users = route.as_ref().and_then(|r| r.users.as_ref()).unwrap_or(&self.config.users);
         match check(users, headers.get_str(&self.config.header)) {
             Ok(user) => {
                 if let Some(h) = &self.config.forward_username_header

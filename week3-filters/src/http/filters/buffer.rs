@@ -6,7 +6,7 @@
 //! request without `content-length` gets one. A route can disable the
 //! filter or set another limit (`BufferPerRoute`).
 
-use week1_core::config::filters::{Buffer as BufferConfig, PerFilterConfig};
+use week1_core::config::filters::{Buffer as BufferConfig, BufferPerRoute};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::buffer::Buffer;
@@ -41,7 +41,7 @@ impl StreamDecoderFilter for BufferFilter {
             return FilterHeadersStatus::Continue;
         }
         let mut limit = self.max_request_bytes;
-        if let Some(PerFilterConfig::Buffer(p)) = cb.per_filter_config() {
+        if let Some(p) = cb.per_filter_config::<BufferPerRoute>() {
             if p.disabled == Some(true) {
                 return FilterHeadersStatus::Continue;
             }

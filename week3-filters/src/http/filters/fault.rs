@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use week1_core::config::filters::{HttpFault, PerFilterConfig};
+use week1_core::config::filters::HttpFault;
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::context::RandomSource;
@@ -26,7 +26,7 @@ use crate::http::{
 /// The filter config (plus the count of active faults, shared by all streams).
 #[derive(Debug)]
 pub struct FaultConfig {
-    fault: HttpFault,
+    fault: Arc<HttpFault>,
     random: Arc<dyn RandomSource>,
     active: Arc<AtomicU32>,
 }
@@ -34,7 +34,7 @@ pub struct FaultConfig {
 impl FaultConfig {
     /// From the typed config.
     pub fn new(c: &HttpFault, random: Arc<dyn RandomSource>) -> Self {
-        Self { fault: c.clone(), random, active: Arc::default() }
+        Self { fault: Arc::new(c.clone()), random, active: Arc::default() }
     }
 
     /// Faults active now.
@@ -48,7 +48,7 @@ impl FaultConfig {
 pub struct FaultFilter {
     config: Arc<FaultConfig>,
     /// The fault config in force (the route's or the filter's).
-    fault: Option<HttpFault>,
+    fault: Option<Arc<HttpFault>>,
     delay_timer: Option<TimerId>,
     counted: bool,
 }
@@ -124,11 +124,8 @@ impl StreamDecoderFilter for FaultFilter {
         cb: &mut FilterCallbacks<'_>,
     ) -> FilterHeadersStatus {
         let route = cb.route();
-        let fault = match route.as_deref().and_then(|r| r.typed_per_filter_config(cb.filter_name()))
-        {
-            Some(PerFilterConfig::Fault(f)) => (**f).clone(),
-            _ => self.config.fault.clone(),
-        };
+        let fault =
+            cb.per_filter_config::<HttpFault>().unwrap_or_else(|| self.config.fault.clone());
         if !fault.upstream_cluster.is_empty() {
             let cluster = route.as_deref().and_then(|r| match r.action() {
                 RouteAction::Forward { cluster } => Some(cluster.as_str()),

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use week1_core::config::filters::{HeaderMutationRule, Mutations, PerFilterConfig};
+use week1_core::config::filters::{HeaderMutationRule, Mutations};
 use week1_core::headers::HeaderMap;
 use week1_core::router::{FormatContext, HeaderMutations, StringMatch};
 
@@ -93,8 +93,8 @@ impl StreamDecoderFilter for HeaderMutationFilter {
         _end: bool,
         cb: &mut FilterCallbacks<'_>,
     ) -> FilterHeadersStatus {
-        if let Some(PerFilterConfig::HeaderMutation(p)) = cb.per_filter_config() {
-            self.route = HeaderMutationConfig::new(&p.mutations).ok().map(Arc::new);
+        if let Some(route) = cb.per_filter_config::<HeaderMutationConfig>() {
+            self.route = Some(route);
         }
         let c = cb.connection();
         let snapshot = headers.clone();

@@ -9,12 +9,14 @@
 //! enforced it goes on with `request_headers_to_add_when_not_enforced`. With
 //! `enable_x_ratelimit_headers: DRAFT_VERSION_03` responses carry
 //! `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-reset`.
-//! A route's own `LocalRateLimit` replaces the filter's, with its own bucket.
+//! A route's own `LocalRateLimit` replaces the filter's, with its own bucket:
+//! compiled into a [`Limit`] when the route table is built, one bucket per
+//! route entry (owned by the compiled route, shared by every worker through
+//! an `Arc`; the bucket is atomic, nothing is locked per request).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use week1_core::config::filters::{LocalRateLimit, PerFilterConfig, XRateLimitHeaders};
+use week1_core::config::filters::{LocalRateLimit, XRateLimitHeaders};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 use week1_core::router::{FormatContext, HeaderMutations};
 
@@ -59,33 +61,17 @@ impl Limit {
     }
 }
 
-/// The filter config: the filter's limit and the buckets of route limits.
+/// The filter config: the filter's own limit (routes bring theirs).
 #[derive(Debug)]
 pub struct LocalRateLimitConfig {
     limit: Arc<Limit>,
     ctx: FactoryContext,
-    /// Route limits by their config text: one bucket per distinct route config.
-    routes: RwLock<HashMap<String, Arc<Limit>>>,
 }
 
 impl LocalRateLimitConfig {
     /// Compiles the filter's config.
     pub fn new(c: &LocalRateLimit, ctx: &FactoryContext) -> Result<Self, String> {
-        Ok(Self {
-            limit: Arc::new(Limit::new(c, ctx)?),
-            ctx: ctx.clone(),
-            routes: RwLock::default(),
-        })
-    }
-
-    fn route_limit(&self, c: &LocalRateLimit) -> Option<Arc<Limit>> {
-        let key = format!("{c:?}");
-        if let Some(l) = self.routes.read().ok()?.get(&key) {
-            return Some(l.clone());
-        }
-        let limit = Arc::new(Limit::new(c, &self.ctx).ok()?);
-        let mut w = self.routes.write().ok()?;
-        Some(w.entry(key).or_insert(limit).clone())
+        Ok(Self { limit: Arc::new(Limit::new(c, ctx)?), ctx: ctx.clone() })
     }
 }
 
@@ -113,13 +99,7 @@ impl StreamDecoderFilter for LocalRateLimitFilter {
         _end: bool,
         cb: &mut FilterCallbacks<'_>,
     ) -> FilterHeadersStatus {
-        let limit = match cb.per_filter_config() {
-            Some(PerFilterConfig::LocalRateLimit(c)) => match self.config.route_limit(&c) {
-                Some(l) => l,
-                None => return FilterHeadersStatus::Continue,
-            },
-            _ => self.config.limit.clone(),
-        };
+        let limit = cb.per_filter_config::<Limit>().unwrap_or_else(|| self.config.limit.clone());
         let Some(bucket) = &limit.bucket else { return FilterHeadersStatus::Continue };
         let random = &self.config.ctx.random;
         if !limit.enabled.is_some_and(|f| f.hits(random.random())) {
