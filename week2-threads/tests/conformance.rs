@@ -18,6 +18,9 @@ use week2_threads::dispatcher::{
     Dispatcher, DispatcherError, MioDispatcher, Timer, TokioDispatcher,
 };
 
+mod common;
+use common::{DEADLOCK_GUARD, run_guarded};
+
 /// Builds a dispatcher on simulated time.
 trait Harness {
     type D: Dispatcher;
@@ -46,29 +49,7 @@ impl Harness for Tokio {
     }
 }
 
-const DEADLOCK_GUARD: Duration = Duration::from_secs(30);
 const MS: Duration = Duration::from_millis(1);
-
-/// Runs `d` until it exits; a watchdog thread forces an exit (and fails the test)
-/// if the loop is still running after `DEADLOCK_GUARD`.
-fn run_guarded<D: Dispatcher>(d: &D) {
-    let handle = d.handle();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let timed_out = thread::scope(|s| {
-        let watchdog = s.spawn(move || {
-            let timed_out = done_rx.recv_timeout(DEADLOCK_GUARD).is_err();
-            if timed_out {
-                handle.exit();
-            }
-            timed_out
-        });
-        let result = d.run();
-        let _ = done_tx.send(());
-        result.expect("run");
-        watchdog.join().expect("watchdog")
-    });
-    assert!(!timed_out, "dispatcher did not exit within {DEADLOCK_GUARD:?}");
-}
 
 /// Counts drops of the values it is cloned into.
 #[derive(Clone, Default)]

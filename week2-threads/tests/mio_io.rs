@@ -12,26 +12,8 @@ use mio::net::{TcpListener, TcpStream, UnixStream};
 use week2_threads::clock::SimulatedClock;
 use week2_threads::dispatcher::{Dispatcher, IoHandle, MioDispatcher, Readiness};
 
-const DEADLOCK_GUARD: Duration = Duration::from_secs(30);
-
-fn run_guarded(d: &MioDispatcher) {
-    let handle = d.handle();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let timed_out = thread::scope(|s| {
-        let watchdog = s.spawn(move || {
-            let timed_out = done_rx.recv_timeout(DEADLOCK_GUARD).is_err();
-            if timed_out {
-                handle.exit();
-            }
-            timed_out
-        });
-        let result = d.run();
-        let _ = done_tx.send(());
-        result.expect("run");
-        watchdog.join().expect("watchdog")
-    });
-    assert!(!timed_out, "dispatcher did not exit within {DEADLOCK_GUARD:?}");
-}
+mod common;
+use common::{DEADLOCK_GUARD, run_guarded};
 
 fn dispatcher() -> MioDispatcher {
     MioDispatcher::with_time_source("io", SimulatedClock::new()).unwrap()

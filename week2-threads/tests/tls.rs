@@ -4,33 +4,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use week2_threads::dispatcher::{Dispatcher, MioDispatcher};
 use week2_threads::tls::{Instance, Slot, TlsError};
 use week2_threads::worker::{WorkerConfig, WorkerPool};
 
-const DEADLOCK_GUARD: Duration = Duration::from_secs(30);
-
-fn run_main(d: &MioDispatcher) {
-    let handle = d.handle();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let timed_out = thread::scope(|s| {
-        let watchdog = s.spawn(move || {
-            let timed_out = done_rx.recv_timeout(DEADLOCK_GUARD).is_err();
-            if timed_out {
-                handle.exit();
-            }
-            timed_out
-        });
-        let result = d.run();
-        let _ = done_tx.send(());
-        result.expect("run");
-        watchdog.join().expect("watchdog")
-    });
-    assert!(!timed_out, "main dispatcher did not exit within {DEADLOCK_GUARD:?}");
-}
+mod common;
+use common::{DEADLOCK_GUARD, run_guarded};
 
 struct Setup {
     main: MioDispatcher,
@@ -76,7 +57,7 @@ fn settle(s: &Setup) {
             },
         )
         .unwrap();
-    run_main(&s.main);
+    run_guarded(&s.main);
 }
 
 #[test]
@@ -164,7 +145,7 @@ fn old_value_dropped_only_after_every_thread_moved_off() {
     // Main moved to v2 at once; worker-1 may have too; worker-0 has not.
     assert_eq!(v1_drops.load(Ordering::SeqCst), 0, "worker-0 still holds v1");
     release_tx.send(()).unwrap();
-    run_main(&s.main);
+    run_guarded(&s.main);
     assert_eq!(*done.lock(), Some(Ok(())));
     assert_eq!(v1_drops.load(Ordering::SeqCst), 1, "dropped once, after the last thread moved");
     assert_eq!(v2_drops.load(Ordering::SeqCst), 0);
@@ -260,7 +241,7 @@ fn set_with_a_stopped_worker_reports_incomplete() {
         },
     )
     .unwrap();
-    run_main(&s.main);
+    run_guarded(&s.main);
     assert_eq!(*done.lock(), Some(Err(TlsError::Incomplete { missed: 2 })));
     assert_eq!(*slot.get().unwrap(), 1, "the main thread still got it");
 }

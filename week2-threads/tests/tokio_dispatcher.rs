@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use week2_threads::dispatcher::{Dispatcher, DispatcherError, TokioDispatcher};
 
-const DEADLOCK_GUARD: Duration = Duration::from_secs(30);
+mod common;
+use common::run_guarded;
 
 fn paused() -> TokioDispatcher {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -20,25 +21,6 @@ fn paused() -> TokioDispatcher {
         .build()
         .unwrap();
     TokioDispatcher::from_runtime("tokio-test", runtime).unwrap()
-}
-
-fn run_guarded(d: &TokioDispatcher) {
-    let handle = d.handle();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let timed_out = thread::scope(|s| {
-        let watchdog = s.spawn(move || {
-            let timed_out = done_rx.recv_timeout(DEADLOCK_GUARD).is_err();
-            if timed_out {
-                handle.exit();
-            }
-            timed_out
-        });
-        let result = d.run();
-        let _ = done_tx.send(());
-        result.expect("run");
-        watchdog.join().expect("watchdog")
-    });
-    assert!(!timed_out, "dispatcher did not exit within {DEADLOCK_GUARD:?}");
 }
 
 struct Tracked(Arc<AtomicUsize>);

@@ -5,33 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use week2_threads::dispatcher::{Dispatcher, DispatcherError, MioDispatcher, TokioDispatcher};
 use week2_threads::worker::{WorkerConfig, WorkerError, WorkerPool};
 
-const DEADLOCK_GUARD: Duration = Duration::from_secs(30);
-
-/// Runs the main dispatcher until something calls exit, with a watchdog.
-fn run_main(d: &MioDispatcher) {
-    let handle = d.handle();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let timed_out = thread::scope(|s| {
-        let watchdog = s.spawn(move || {
-            let timed_out = done_rx.recv_timeout(DEADLOCK_GUARD).is_err();
-            if timed_out {
-                handle.exit();
-            }
-            timed_out
-        });
-        let result = d.run();
-        let _ = done_tx.send(());
-        result.expect("run");
-        watchdog.join().expect("watchdog")
-    });
-    assert!(!timed_out, "main dispatcher did not exit within {DEADLOCK_GUARD:?}");
-}
+mod common;
+use common::{DEADLOCK_GUARD, run_guarded};
 
 fn thread_name() -> String {
     thread::current().name().unwrap_or("<unnamed>").to_owned()
@@ -112,7 +92,7 @@ fn run_on_all_threads_completes_on_the_main_thread() {
                 },
             )
             .unwrap();
-            run_main(&main);
+            run_guarded(&main);
             assert_eq!(*outcome.lock(), Some((true, true)), "{kind:?} x{count}");
             let mut ran = ran.lock().clone();
             ran.sort();
@@ -166,7 +146,7 @@ fn run_on_all_threads_after_stop_still_completes_with_an_error() {
         },
     );
     assert!(matches!(posted, Err(WorkerError::Stopped { .. })));
-    run_main(&main);
+    run_guarded(&main);
     assert!(matches!(*outcome.lock(), Some(Err(WorkerError::Incomplete { missed: 2 }))));
 }
 
@@ -189,7 +169,7 @@ fn panicking_worker_is_reported_and_nothing_hangs() {
                 exit.exit();
             },
         );
-        run_main(&main);
+        run_guarded(&main);
         assert!(
             matches!(*outcome.lock(), Some(Err(WorkerError::Incomplete { missed: 1 }))),
             "{kind:?}: {:?}",
