@@ -98,6 +98,13 @@ impl Core {
                     _ => break,
                 }
             }
+            // Fast path: the whole head sits in the first slice (the usual
+            // case) with strict line ends: one search for the empty line.
+            // Anything else goes to the incremental scanner, which also gives
+            // the precise error.
+            if let Some(n) = whole_head(input.front_slice(), self.limits.max_head_bytes()) {
+                return Ok(HeadStep::Head(input.split_to_bytes(n)));
+            }
         }
         match scanner.scan(input, self.limits.max_head_bytes())? {
             Some(n) => Ok(HeadStep::Head(input.split_to_bytes(n))),
@@ -157,6 +164,34 @@ impl Core {
     fn is_idle(&self) -> bool {
         matches!(&self.state, State::Head(scanner) if scanner.scanned() == 0)
     }
+}
+
+/// The length of the head at the start of `front`, when it ends within
+/// `limit` bytes and every CR in it is followed by LF and every LF preceded
+/// by CR: exactly when [`HeadScanner`] would find the same end without error.
+/// `None` sends the caller to the scanner.
+fn whole_head(front: &[u8], limit: usize) -> Option<usize> {
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+    let window = &front[..front.len().min(limit)];
+    let n = END.find(window)? + 4;
+    line_ends_paired(&window[..n]).then_some(n)
+}
+
+/// Whether every CR in `head` is followed by LF and every LF is preceded by
+/// CR. Branch-free over adjacent pairs, so the compiler vectorizes it.
+fn line_ends_paired(head: &[u8]) -> bool {
+    let (Some(&first), Some(&last)) = (head.first(), head.last()) else {
+        return true;
+    };
+    if first == b'\n' || last == b'\r' {
+        return false;
+    }
+    let mut unpaired = 0u8;
+    for (&a, &b) in head[..head.len() - 1].iter().zip(&head[1..]) {
+        unpaired |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
+    }
+    unpaired == 0
 }
 
 /// Decodes requests from a downstream connection.
@@ -296,5 +331,40 @@ impl ResponseDecoder {
     /// Whether the decoder is between responses.
     pub fn is_idle(&self) -> bool {
         self.core.is_idle()
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn line_ends_must_pair() {
+        assert!(line_ends_paired(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!line_ends_paired(b"GET / HTTP/1.1\nHost: a\r\n\r\n"));
+        assert!(!line_ends_paired(b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"));
+        assert!(!line_ends_paired(b"\nGET"));
+        assert!(!line_ends_paired(b"GET\r"));
+        assert_eq!(whole_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 1000), Some(27));
+        assert_eq!(whole_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 26), None);
+        assert_eq!(whole_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 1000), None);
+    }
+
+    proptest! {
+        /// Whenever the fast path answers, the scanner gives the same end.
+        #[test]
+        fn fast_path_agrees_with_the_scanner(
+            input in prop::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n'), Just(b':')], 0..40),
+            limit in 0usize..48,
+        ) {
+            let scanned = HeadScanner::for_head().scan(&Buffer::from(&input[..]), limit);
+            match whole_head(&input, limit) {
+                Some(n) => prop_assert_eq!(scanned, Ok(Some(n))),
+                None => prop_assert!(!matches!(scanned, Ok(Some(n)) if n <= limit
+                    && line_ends_paired(&input[..n]))),
+            }
+        }
     }
 }

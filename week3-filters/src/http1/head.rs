@@ -185,7 +185,6 @@ struct Framing {
     conn: ConnectionTokens,
     upgrade_header: bool,
     expect_continue: bool,
-    host: Option<HeaderValue>,
 }
 
 impl Framing {
@@ -256,11 +255,12 @@ impl Framing {
     // ANCHOR_END: smuggling_checks
 }
 
-/// The lowercase name for a raw name: zero-copy when already lowercase, and
-/// without allocating for common mixed-case names (`Host`, `User-Agent`...).
+/// The lowercase name for a raw name: a static name for common fields in any
+/// case (`Host`, `user-agent`...: no allocation, no reference count), else
+/// zero-copy when already lowercase.
 fn header_name(head: &Bytes, raw: &str) -> Result<HeaderName, CodecError> {
     let raw_bytes = raw.as_bytes();
-    if raw_bytes.iter().any(u8::is_ascii_uppercase) && raw_bytes.len() <= 32 {
+    if raw_bytes.len() <= 32 {
         let mut lower = [0u8; 32];
         let lower = &mut lower[..raw_bytes.len()];
         lower.copy_from_slice(raw_bytes);
@@ -270,6 +270,24 @@ fn header_name(head: &Bytes, raw: &str) -> Result<HeaderName, CodecError> {
         }
     }
     HeaderName::new(head.slice_ref(raw_bytes)).map_err(|_| CodecError::InvalidHeaderName)
+}
+
+/// The `:method` value: static for the standard methods (no reference count
+/// on the head), a slice of the head otherwise.
+fn method_value(head: &Bytes, method: &str) -> Result<HeaderValue, CodecError> {
+    macro_rules! methods {
+        ($($name:literal,)*) => {
+            match method {
+                $($name => {
+                    const VALUE: HeaderValue = HeaderValue::from_static($name);
+                    Ok(VALUE)
+                })*
+                _ => HeaderValue::new(head.slice_ref(method.as_bytes()))
+                    .map_err(|_| CodecError::InvalidMethod),
+            }
+        };
+    }
+    methods! { "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PATCH", "TRACE", }
 }
 
 /// Static names for common fields. A `match` on bytes compiles to a switch
@@ -338,8 +356,8 @@ fn with_header_slots<'b, R>(
 }
 
 /// Adds the fields of a head to `map`, noting the special ones in `framing`.
-/// In a request head (`host_count` given), `Host` goes to `framing.host`
-/// rather than into the map.
+/// In a request head (`host_count` given), `Host` is only counted, not added:
+/// the caller made it `:authority`.
 fn add_fields(
     head: &Bytes,
     fields: &[httparse::Header<'_>],
@@ -349,16 +367,16 @@ fn add_fields(
 ) -> Result<(), CodecError> {
     for field in fields {
         let name = header_name(head, field.name)?;
+        if name.as_bytes() == b"host"
+            && let Some(count) = host_count.as_deref_mut()
+        {
+            // Checked as `:authority` by the caller.
+            *count += 1;
+            continue;
+        }
         let value = HeaderValue::new(head.slice_ref(field.value))
             .map_err(|_| CodecError::InvalidCharacters)?;
         match name.as_bytes() {
-            b"host" => {
-                if let Some(count) = host_count.as_deref_mut() {
-                    *count += 1;
-                    framing.host = Some(value);
-                    continue;
-                }
-            }
             b"content-length" => framing.content_length(value.as_bytes())?,
             b"transfer-encoding" => framing.transfer_encoding(value.as_bytes()),
             b"connection" => framing.conn.add(value.as_bytes()),
@@ -503,12 +521,44 @@ pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead,
         }
         let target = parse_target(&head, method, target, limits)?;
 
+        // The pseudo-headers go in first, so every entry is a push (no
+        // shifting the regular fields to make room). `Host` is looked up
+        // before the fields are added; its errors still come after theirs.
         let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
-        map.append(
-            headers::METHOD,
-            HeaderValue::new(head.slice_ref(method.as_bytes()))
-                .map_err(|_| CodecError::InvalidMethod)?,
-        );
+        map.append(headers::METHOD, method_value(&head, method)?);
+        if let Some(path) = target.path {
+            map.append(headers::PATH, HeaderValue::new(path).map_err(|_| CodecError::InvalidUrl)?);
+        }
+        let mut hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
+        let host = hosts.next().map(|h| h.value);
+        let single_host = host.is_some() && hosts.next().is_none();
+        let mut authority_error = None;
+        match (target.authority, host) {
+            (Some(from_target), _) => map.append(
+                headers::AUTHORITY,
+                HeaderValue::new(from_target).map_err(|_| CodecError::InvalidHost)?,
+            ),
+            (None, Some(host)) if single_host => {
+                if valid_authority(host) {
+                    map.append(
+                        headers::AUTHORITY,
+                        HeaderValue::new(head.slice_ref(host))
+                            .map_err(|_| CodecError::InvalidHost)?,
+                    );
+                } else {
+                    authority_error = Some(CodecError::InvalidHost);
+                }
+            }
+            // Several: `MultipleHost` once the fields are checked.
+            (None, Some(_)) => {}
+            (None, None) if version == Version::Http11 => {
+                authority_error = Some(CodecError::MissingHost);
+            }
+            (None, None) => {}
+        }
+        if let Some(scheme) = target.scheme {
+            map.append(headers::SCHEME, scheme);
+        }
         let mut framing = Framing::default();
         let mut host_count = 0;
         add_fields(&head, req.headers, &mut map, &mut framing, Some(&mut host_count))?;
@@ -516,28 +566,8 @@ pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead,
         if host_count > 1 {
             return Err(CodecError::MultipleHost);
         }
-        let authority = match (target.authority, framing.host.take()) {
-            (Some(from_target), _) => Some(from_target),
-            (None, Some(host)) => {
-                if !valid_authority(host.as_bytes()) {
-                    return Err(CodecError::InvalidHost);
-                }
-                Some(host.as_shared().clone())
-            }
-            (None, None) if version == Version::Http11 => return Err(CodecError::MissingHost),
-            (None, None) => None,
-        };
-        if let Some(path) = target.path {
-            map.append(headers::PATH, HeaderValue::new(path).map_err(|_| CodecError::InvalidUrl)?);
-        }
-        if let Some(authority) = authority {
-            map.append(
-                headers::AUTHORITY,
-                HeaderValue::new(authority).map_err(|_| CodecError::InvalidHost)?,
-            );
-        }
-        if let Some(scheme) = target.scheme {
-            map.append(headers::SCHEME, scheme);
+        if let Some(e) = authority_error {
+            return Err(e);
         }
 
         // ANCHOR: request_framing
