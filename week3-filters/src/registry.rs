@@ -183,14 +183,17 @@ impl FilterChainFactory {
 
     /// One stream's filters.
     pub fn create_chain(&self) -> Vec<ChainFilter> {
-        self.entries
-            .iter()
-            .map(|e| ChainFilter {
-                name: e.name.clone(),
-                filter: e.factory.create(),
-                disabled: e.disabled,
-            })
-            .collect()
+        self.chain_filters().collect()
+    }
+
+    /// One stream's filters, made as they are consumed (for
+    /// `FilterManager::new`, which stores them without an intermediate `Vec`).
+    pub fn chain_filters(&self) -> impl ExactSizeIterator<Item = ChainFilter> + '_ {
+        self.entries.iter().map(|e| ChainFilter {
+            name: e.name.clone(),
+            filter: e.factory.create(),
+            disabled: e.disabled,
+        })
     }
 
     /// The router's config (for mini-envoy's upstream half).

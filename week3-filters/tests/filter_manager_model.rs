@@ -370,7 +370,7 @@ proptest! {
             scripts[i].reply = Some(at);
         }
         let seen: Vec<Arc<Mutex<Seen>>> = scripts.iter().map(|_| Arc::default()).collect();
-        let chain = scripts
+        let chain: Vec<ChainFilter> = scripts
             .iter()
             .zip(&seen)
             .enumerate()

@@ -727,8 +727,10 @@ macro_rules! callbacks {
 }
 
 impl FilterManager {
-    /// A stream with the given chain (in configured order).
-    pub fn new(chain: Vec<ChainFilter>, config: &FilterManagerConfig) -> Self {
+    /// A stream with the given chain (in configured order): a `Vec` from
+    /// `FilterChainFactory::create_chain`, or straight from
+    /// `FilterChainFactory::chain_filters` without an intermediate `Vec`.
+    pub fn new(chain: impl IntoIterator<Item = ChainFilter>, config: &FilterManagerConfig) -> Self {
         let slots: Vec<Slot> = chain
             .into_iter()
             .map(|c| Slot {
@@ -765,7 +767,8 @@ impl FilterManager {
                 response_started: false,
                 response_headers_sent: false,
                 local_reply_queued: false,
-                events: VecDeque::new(),
+                // Headers and one body frame each way, without regrowing.
+                events: VecDeque::with_capacity(4),
                 deferred: VecDeque::new(),
                 timers: Vec::new(),
                 next_timer: 0,
