@@ -190,6 +190,18 @@ impl HeaderValue {
     }
     // ANCHOR_END: header_value_new
 
+    /// A value an HTTP parser has already checked against exactly the rule
+    /// of [`new`](Self::new) (httparse's field-value check is that rule:
+    /// tab, 0x20–0x7e and obs-text). The check is not repeated in release
+    /// builds, since it would scan every header byte of every request twice;
+    /// debug builds (tests, fuzzing) still assert it. Anything that did not
+    /// come out of such a parser must use [`new`](Self::new).
+    #[doc(hidden)]
+    pub fn from_parsed(value: Bytes) -> Self {
+        debug_assert!(all_value_bytes(&value), "parser let a control character through");
+        Self(value)
+    }
+
     /// A value known at compile time.
     pub const fn from_static(value: &'static str) -> Self {
         let bytes = value.as_bytes();

@@ -55,6 +55,36 @@ fn body_of<H>(events: &[Event<H>]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- requests
 
+/// The codec builds field values without checking them again
+/// (`HeaderValue::from_parsed`): httparse must refuse exactly the bytes
+/// `HeaderValue::new` refuses, in requests, responses and trailers.
+#[test]
+fn field_values_follow_the_header_value_rule() {
+    for b in 0..=255u8 {
+        let allowed = week1_core::headers::HeaderValue::new(vec![b'a', b, b'z']).is_ok();
+        let mut request = b"GET / HTTP/1.1\r\nHost: h\r\nX: a".to_vec();
+        request.push(b);
+        request.extend_from_slice(b"z\r\n\r\n");
+        let decoded = req(&request);
+        assert_eq!(decoded.error.is_none(), allowed, "byte {b:#04x} in a request: {decoded:?}");
+        if allowed {
+            let head = head_of(&request);
+            assert_eq!(head.headers.get("x").map(|v| v.as_bytes()), Some(&[b'a', b, b'z'][..]));
+        }
+        let mut response = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX: a".to_vec();
+        response.push(b);
+        response.extend_from_slice(b"z\r\n\r\n");
+        let decoded = res(&response, RequestInfo::default());
+        assert_eq!(decoded.error.is_none(), allowed, "byte {b:#04x} in a response: {decoded:?}");
+        let mut chunked =
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a".to_vec();
+        chunked.push(b);
+        chunked.extend_from_slice(b"z\r\n\r\n");
+        let decoded = req(&chunked);
+        assert_eq!(decoded.error.is_none(), allowed, "byte {b:#04x} in trailers: {decoded:?}");
+    }
+}
+
 #[test]
 fn simple_get() {
     let d = req(b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nX-Custom: a b \r\n\r\n");
