@@ -255,21 +255,40 @@ impl Framing {
     // ANCHOR_END: smuggling_checks
 }
 
-/// The lowercase name for a raw name: a static name for common fields in any
-/// case (`Host`, `user-agent`...: no allocation, no reference count), else
-/// zero-copy when already lowercase.
-fn header_name(head: &Bytes, raw: &str) -> Result<HeaderName, CodecError> {
+/// The fields the codec itself acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Special {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    /// Any other field.
+    No,
+}
+
+/// The lowercase name for a raw name, and whether the codec acts on that
+/// field: a static name for common fields in any case (`Host`,
+/// `user-agent`...: no allocation, no reference count), else zero-copy when
+/// already lowercase.
+fn header_name(head: &Bytes, raw: &str) -> Result<(HeaderName, Special), CodecError> {
     let raw_bytes = raw.as_bytes();
     if raw_bytes.len() <= 32 {
         let mut lower = [0u8; 32];
-        let lower = &mut lower[..raw_bytes.len()];
-        lower.copy_from_slice(raw_bytes);
-        lower.make_ascii_lowercase();
-        if let Some(known) = common_name(lower) {
+        lower[..raw_bytes.len()].copy_from_slice(raw_bytes);
+        // Over the whole fixed-size array, branch-free: vectorized.
+        for b in &mut lower {
+            *b |= u8::from(b.is_ascii_uppercase()) << 5;
+        }
+        if let Some(known) = common_name(&lower[..raw_bytes.len()]) {
             return Ok(known);
         }
     }
-    HeaderName::new(head.slice_ref(raw_bytes)).map_err(|_| CodecError::InvalidHeaderName)
+    // Every field the codec acts on has a static name above.
+    let name =
+        HeaderName::new(head.slice_ref(raw_bytes)).map_err(|_| CodecError::InvalidHeaderName)?;
+    Ok((name, Special::No))
 }
 
 /// The `:method` value: static for the standard methods (no reference count
@@ -293,28 +312,30 @@ fn method_value(head: &Bytes, method: &str) -> Result<HeaderValue, CodecError> {
 /// Static names for common fields. A `match` on bytes compiles to a switch
 /// on the length then one comparison; each arm is a `const`, so nothing is
 /// validated again at run time.
-fn common_name(lower: &[u8]) -> Option<HeaderName> {
+fn common_name(lower: &[u8]) -> Option<(HeaderName, Special)> {
     macro_rules! names {
-        ($($bytes:literal => $name:literal,)*) => {
+        ($($bytes:literal => $name:literal $(: $special:ident)?,)*) => {
             match lower {
                 $($bytes => {
                     const NAME: HeaderName = HeaderName::from_static($name);
-                    Some(NAME)
+                    Some((NAME, names!(@special $($special)?)))
                 })*
                 _ => None,
             }
         };
+        (@special) => { Special::No };
+        (@special $special:ident) => { Special::$special };
     }
     names! {
-        b"host" => "host",
+        b"host" => "host": Host,
         b"user-agent" => "user-agent",
         b"accept" => "accept",
         b"accept-encoding" => "accept-encoding",
         b"accept-language" => "accept-language",
-        b"connection" => "connection",
+        b"connection" => "connection": Connection,
         b"content-type" => "content-type",
-        b"content-length" => "content-length",
-        b"transfer-encoding" => "transfer-encoding",
+        b"content-length" => "content-length": ContentLength,
+        b"transfer-encoding" => "transfer-encoding": TransferEncoding,
         b"cookie" => "cookie",
         b"referer" => "referer",
         b"cache-control" => "cache-control",
@@ -333,8 +354,8 @@ fn common_name(lower: &[u8]) -> Option<HeaderName> {
         b"etag" => "etag",
         b"last-modified" => "last-modified",
         b"vary" => "vary",
-        b"expect" => "expect",
-        b"upgrade" => "upgrade",
+        b"expect" => "expect": Expect,
+        b"upgrade" => "upgrade": Upgrade,
     }
 }
 
@@ -366,8 +387,8 @@ fn add_fields(
     mut host_count: Option<&mut u32>,
 ) -> Result<(), CodecError> {
     for field in fields {
-        let name = header_name(head, field.name)?;
-        if name.as_bytes() == b"host"
+        let (name, special) = header_name(head, field.name)?;
+        if special == Special::Host
             && let Some(count) = host_count.as_deref_mut()
         {
             // Checked as `:authority` by the caller.
@@ -377,15 +398,15 @@ fn add_fields(
         // httparse refused any byte `HeaderValue::new` would (the test
         // `field_values_follow_the_header_value_rule` checks every byte).
         let value = HeaderValue::from_parsed(head.slice_ref(field.value));
-        match name.as_bytes() {
-            b"content-length" => framing.content_length(value.as_bytes())?,
-            b"transfer-encoding" => framing.transfer_encoding(value.as_bytes()),
-            b"connection" => framing.conn.add(value.as_bytes()),
-            b"upgrade" => framing.upgrade_header = true,
-            b"expect" => {
+        match special {
+            Special::ContentLength => framing.content_length(value.as_bytes())?,
+            Special::TransferEncoding => framing.transfer_encoding(value.as_bytes()),
+            Special::Connection => framing.conn.add(value.as_bytes()),
+            Special::Upgrade => framing.upgrade_header = true,
+            Special::Expect => {
                 framing.expect_continue |= value.as_bytes().eq_ignore_ascii_case(b"100-continue")
             }
-            _ => {}
+            Special::Host | Special::No => {}
         }
         map.append(name, value);
     }

@@ -85,6 +85,30 @@ fn field_values_follow_the_header_value_rule() {
     }
 }
 
+/// The fields that frame a message count in any letter case.
+#[test]
+fn framing_fields_in_any_case() {
+    let head = head_of(b"POST / HTTP/1.1\r\nhOsT: h\r\ncOnTeNt-LeNgTh: 3\r\n\r\nabc");
+    assert_eq!(head.framing, BodyFraming::ContentLength(3));
+    assert_eq!(head.headers.authority(), Some("h"));
+    let head =
+        head_of(b"POST / HTTP/1.1\r\nHOST: h\r\nTRANSFER-ENCODING: chunked\r\n\r\n0\r\n\r\n");
+    assert_eq!(head.framing, BodyFraming::Chunked);
+    assert_eq!(
+        req_err(b"POST / HTTP/1.1\r\nHost: h\r\nCONTENT-length: 1\r\ncontent-LENGTH: 1\r\n\r\na"),
+        Some(CodecError::MultipleContentLength)
+    );
+    assert_eq!(
+        req_err(b"GET / HTTP/1.1\r\nhost: a\r\nHOST: b\r\n\r\n"),
+        Some(CodecError::MultipleHost)
+    );
+    let head =
+        head_of(b"GET / HTTP/1.1\r\nHost: h\r\nCONNECTION: Upgrade\r\nUPGRADE: websocket\r\n\r\n");
+    assert!(head.upgrade);
+    let head = head_of(b"GET / HTTP/1.1\r\nHost: h\r\nEXPECT: 100-continue\r\n\r\n");
+    assert!(head.expect_continue);
+}
+
 #[test]
 fn simple_get() {
     let d = req(b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nX-Custom: a b \r\n\r\n");
