@@ -96,11 +96,13 @@ impl HeaderName {
     }
 
     /// The lowercase name as bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// Whether this is a pseudo-header such as `:path`.
+    #[inline]
     pub fn is_pseudo(&self) -> bool {
         self.0.first() == Some(&b':')
     }
@@ -197,6 +199,7 @@ impl HeaderValue {
     /// debug builds (tests, fuzzing) still assert it. Anything that did not
     /// come out of such a parser must use [`new`](Self::new).
     #[doc(hidden)]
+    #[inline]
     pub fn from_parsed(value: Bytes) -> Self {
         debug_assert!(all_value_bytes(&value), "parser let a control character through");
         Self(value)
@@ -239,6 +242,7 @@ impl HeaderValue {
     }
 
     /// Length in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -309,6 +313,7 @@ impl HeaderMap {
 
     // ANCHOR: append
     /// Adds a value, keeping any existing values of the same name.
+    #[inline]
     pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
         self.byte_size += name.as_bytes().len() + value.len();
         if name.is_pseudo() {
