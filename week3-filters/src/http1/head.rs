@@ -422,31 +422,40 @@ fn add_fields(
 
 /// RFC 3986 authority characters (as nghttp2's and Envoy's authority check).
 fn valid_authority(a: &[u8]) -> bool {
-    !a.is_empty()
-        && a.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'%'
-                        | b'['
-                        | b']'
-                )
-        })
+    const fn allowed(b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'%'
+                    | b'['
+                    | b']'
+            )
+    }
+    static ALLOWED: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = allowed(b as u8);
+            b += 1;
+        }
+        table
+    };
+    !a.is_empty() && a.iter().fold(true, |ok, &b| ok & ALLOWED[usize::from(b)])
 }
 
 /// The pseudo-headers a request-target gives.
@@ -555,25 +564,23 @@ pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead,
         // before the fields are added; its errors still come after theirs.
         let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
         map.append(headers::METHOD, method_value(&head, method)?);
+        // The target is ASCII without controls or spaces (httparse's URI
+        // check, then ours), and an authority passed `valid_authority`: both
+        // follow the header value rule already.
         if let Some(path) = target.path {
-            map.append(headers::PATH, HeaderValue::new(path).map_err(|_| CodecError::InvalidUrl)?);
+            map.append(headers::PATH, HeaderValue::from_parsed(path));
         }
         let mut hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
         let host = hosts.next().map(|h| h.value);
         let single_host = host.is_some() && hosts.next().is_none();
         let mut authority_error = None;
         match (target.authority, host) {
-            (Some(from_target), _) => map.append(
-                headers::AUTHORITY,
-                HeaderValue::new(from_target).map_err(|_| CodecError::InvalidHost)?,
-            ),
+            (Some(from_target), _) => {
+                map.append(headers::AUTHORITY, HeaderValue::from_parsed(from_target));
+            }
             (None, Some(host)) if single_host => {
                 if valid_authority(host) {
-                    map.append(
-                        headers::AUTHORITY,
-                        HeaderValue::new(head.slice_ref(host))
-                            .map_err(|_| CodecError::InvalidHost)?,
-                    );
+                    map.append(headers::AUTHORITY, HeaderValue::from_parsed(part_of(&head, host)));
                 } else {
                     authority_error = Some(CodecError::InvalidHost);
                 }
