@@ -289,8 +289,11 @@ struct Core {
     response_trailers: Option<HeaderMap>,
     info: StreamInfo,
     time: Arc<dyn TimeSource>,
-    /// The clock, read when the owner last called in.
-    now: Instant,
+    /// Time since the stream started, read from the clock at the first timing
+    /// recorded since the owner last called in (`None`: not read yet). A
+    /// call that records no timing reads no clock; one that records several
+    /// reads it once.
+    elapsed: Option<Duration>,
     resolver: Option<Arc<dyn RouteResolver>>,
     route: Option<Arc<dyn RouteInfo>>,
     route_stale: bool,
@@ -311,9 +314,15 @@ struct Core {
 
 impl Core {
     /// Time since the stream started, as of the current entry point (the
-    /// clock is read once per call from the owner, not per timing).
-    fn elapsed(&self) -> Duration {
-        self.info.since_start(self.now)
+    /// clock is read lazily, at most once per call from the owner).
+    fn elapsed(&mut self) -> Duration {
+        *self.elapsed.get_or_insert_with(|| self.info.since_start(self.time.now()))
+    }
+
+    /// A new call from the owner (or a filter's response): timings recorded
+    /// from now on read the clock again.
+    fn tick(&mut self) {
+        self.elapsed = None;
     }
 
     fn held_slot(held: &mut Vec<Option<Held>>, i: usize) -> &mut Option<Held> {
@@ -530,13 +539,13 @@ impl<'a> FilterCallbacks<'a> {
 
     /// Response body after [`encode_headers`](Self::encode_headers).
     pub fn encode_data(&mut self, data: Buffer, end_stream: bool) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         self.core.deferred.push_back(Deferred::EncodeData(data, end_stream));
     }
 
     /// Response trailers after [`encode_headers`](Self::encode_headers).
     pub fn encode_trailers(&mut self, trailers: HeaderMap) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         self.core.deferred.push_back(Deferred::EncodeTrailers(trailers));
     }
 
@@ -757,7 +766,7 @@ impl FilterManager {
                 response_headers: None,
                 response_trailers: None,
                 info,
-                now: info_start,
+                elapsed: None,
                 time: config.time.clone(),
                 resolver: config.route_resolver.clone(),
                 route: None,
@@ -788,7 +797,7 @@ impl FilterManager {
     /// Request headers from the codec. Resolves the route first (so filters
     /// disabled per route are skipped), then runs the decoder filters.
     pub fn decode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         if self.core.request_headers.is_some() || self.core.destroyed {
             return;
         }
@@ -810,7 +819,7 @@ impl FilterManager {
 
     /// Request body from the codec.
     pub fn decode_data(&mut self, mut data: Buffer, end_stream: bool) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         self.core.info.bytes_received += data.len() as u64;
         if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
             return;
@@ -825,7 +834,7 @@ impl FilterManager {
 
     /// Request trailers from the codec (the end of the request).
     pub fn decode_trailers(&mut self, trailers: HeaderMap) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         if self.core.dec.complete || self.core.request_headers.is_none() || self.core.destroyed {
             return;
         }
@@ -848,7 +857,7 @@ impl FilterManager {
     /// Response headers from the terminal (router). Ignored once a response
     /// (e.g. a local reply) has started.
     pub fn encode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         if self.core.response_started || self.core.destroyed {
             return;
         }
@@ -858,12 +867,14 @@ impl FilterManager {
 
     /// Response body from the terminal.
     pub fn encode_data(&mut self, data: Buffer, end_stream: bool) {
+        self.core.tick();
         self.start_encode_data(data, end_stream);
         self.run_deferred();
     }
 
     /// Response trailers from the terminal.
     pub fn encode_trailers(&mut self, trailers: HeaderMap) {
+        self.core.tick();
         self.start_encode_trailers(trailers);
         self.run_deferred();
     }
@@ -877,14 +888,14 @@ impl FilterManager {
         modify_headers: impl FnOnce(&mut HeaderMap),
         details: impl Into<Cow<'static, str>>,
     ) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         self.core.local_reply(status, body.into(), modify_headers, details.into());
         self.run_deferred();
     }
 
     /// A timer fired.
     pub fn on_timer(&mut self, timer: TimerId) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         let Some(pos) = self.core.timers.iter().position(|(t, _)| *t == timer) else { return };
         let (_, slot) = self.core.timers.swap_remove(pos);
         if self.core.destroyed {
@@ -900,7 +911,7 @@ impl FilterManager {
     /// The stream is over: filters' `on_stream_complete` (once), before the
     /// access log.
     pub fn on_stream_complete(&mut self) {
-        self.core.now = self.core.time.now();
+        self.core.tick();
         if self.core.completed {
             return;
         }
