@@ -1127,7 +1127,9 @@ impl FilterManager {
                 }
             };
             self.core.dec.call = Call::None;
-            if let Some(mut extra) = self.core.dec.stash.take() {
+            if self.core.dec.stash.is_some()
+                && let Some(mut extra) = self.core.dec.stash.take()
+            {
                 data.move_from(&mut extra);
             }
             if self.core.dec.aborted {
@@ -1457,7 +1459,9 @@ impl FilterManager {
                 }
             };
             self.core.enc.call = Call::None;
-            if let Some(mut extra) = self.core.enc.stash.take() {
+            if self.core.enc.stash.is_some()
+                && let Some(mut extra) = self.core.enc.stash.take()
+            {
                 data.move_from(&mut extra);
             }
             if self.core.enc.aborted {
