@@ -304,16 +304,8 @@ fn regex_literal_prefix(regex: &str) -> String {
 }
 
 // ANCHOR: prefilter
-/// The first 16 bytes of a route's literal path prefix as a number, with a
-/// mask: a route can only match a path whose first bytes equal them. One
-/// integer comparison rejects most routes without touching their matchers.
-#[derive(Debug, Clone, Copy)]
-struct Prefilter {
-    head: u128,
-    mask: u128,
-    lowercase: bool,
-}
-
+/// The first 16 bytes of a path as a number (zero-padded), so a route's literal
+/// prefix can be compared with one integer operation.
 fn head_of(bytes: &[u8]) -> (u128, usize) {
     let n = bytes.len().min(16);
     let mut buf = [0u8; 16];
@@ -328,17 +320,117 @@ fn lowercase_head(head: u128) -> u128 {
     u128::from_le_bytes(bytes)
 }
 
-impl Prefilter {
-    fn new(literal: &str, lowercase: bool) -> Self {
-        let lit = if lowercase { literal.to_ascii_lowercase() } else { literal.to_string() };
-        let (head, n) = head_of(lit.as_bytes());
-        let mask = if n == 16 { u128::MAX } else { (1u128 << (8 * n)) - 1 };
-        Self { head, mask, lowercase }
+/// Hashes a `u128` head with one multiply: heads are already well spread.
+#[derive(Default, Clone, Copy)]
+struct HeadHasher(u64);
+
+impl std::hash::Hasher for HeadHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        let folded = (v as u64) ^ ((v >> 64) as u64).rotate_left(29);
+        self.0 = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+/// Routes whose literal path prefix has the same length (up to 16 bytes) and
+/// case sensitivity, keyed by those bytes.
+#[derive(Debug, Clone)]
+struct PrefixGroup {
+    mask: u128,
+    lowercase: bool,
+    routes: HashMap<u128, Vec<u32>, std::hash::BuildHasherDefault<HeadHasher>>,
+}
+
+/// Which routes can possibly match a path, found without looking at each route.
+///
+/// Every route has a literal prefix its path must start with (for a regex, the
+/// literal text before its first special character; it may be empty). Routes
+/// are grouped by the length of that prefix, up to 16 bytes, and indexed by its
+/// bytes, so a lookup costs one hash probe per distinct length instead of a
+/// comparison per route. Candidates are then checked in configuration order, so
+/// the first matching route still wins, exactly as without the index.
+#[derive(Debug, Clone, Default)]
+struct RouteIndex {
+    groups: Vec<PrefixGroup>,
+    /// Routes with an empty literal prefix: candidates for every path.
+    always: Vec<u32>,
+}
+
+/// Most sorted candidate lists a lookup merges: one per (length 1..=16, case)
+/// group, plus the always-candidates.
+const MAX_LISTS: usize = 2 * 16 + 1;
+
+impl RouteIndex {
+    fn new<'a>(prefixes: impl Iterator<Item = (&'a str, bool)>) -> Self {
+        let mut index = Self::default();
+        for (i, (literal, lowercase)) in prefixes.enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let literal =
+                if lowercase { literal.to_ascii_lowercase() } else { literal.to_string() };
+            let (head, n) = head_of(literal.as_bytes());
+            if n == 0 {
+                index.always.push(i);
+                continue;
+            }
+            let mask = if n == 16 { u128::MAX } else { (1u128 << (8 * n)) - 1 };
+            let group = match index
+                .groups
+                .iter()
+                .position(|g| g.mask == mask && g.lowercase == lowercase)
+            {
+                Some(g) => &mut index.groups[g],
+                None => {
+                    index.groups.push(PrefixGroup { mask, lowercase, routes: HashMap::default() });
+                    index.groups.last_mut().expect("just pushed")
+                }
+            };
+            group.routes.entry(head).or_default().push(i);
+        }
+        index
     }
 
-    #[inline]
-    fn admits(&self, raw: u128, lower: u128) -> bool {
-        (if self.lowercase { lower } else { raw }) & self.mask == self.head
+    /// Calls `check` on each candidate route index in ascending order until it
+    /// returns true; returns that index.
+    fn first(&self, path: &str, mut check: impl FnMut(usize) -> bool) -> Option<usize> {
+        let (raw, n) = head_of(path.as_bytes());
+        let lower = lowercase_head(raw);
+        let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
+        let mut count = 0;
+        if !self.always.is_empty() {
+            lists[0] = &self.always;
+            count = 1;
+        }
+        for g in &self.groups {
+            // A path shorter than the prefix cannot start with it.
+            if (g.mask.count_ones() / 8) as usize > n {
+                continue;
+            }
+            let key = (if g.lowercase { lower } else { raw }) & g.mask;
+            if let Some(routes) = g.routes.get(&key) {
+                lists[count] = routes;
+                count += 1;
+            }
+        }
+        // Merge the sorted lists: configuration order decides.
+        let lists = &mut lists[..count];
+        loop {
+            let (pos, &next) = lists
+                .iter()
+                .enumerate()
+                .filter_map(|(k, l)| l.first().map(|r| (k, r)))
+                .min_by_key(|(_, r)| **r)?;
+            lists[pos] = &lists[pos][1..];
+            if check(next as usize) {
+                return Some(next as usize);
+            }
+        }
     }
 }
 // ANCHOR_END: prefilter
@@ -569,17 +661,19 @@ impl RouteEntry {
         })
     }
 
-    fn prefilter(&self) -> Prefilter {
+    /// The literal text every matching path starts with, and whether it is
+    /// compared case-insensitively.
+    fn literal_prefix(&self) -> (String, bool) {
         match &self.path {
             PathMatcher::Prefix(p) | PathMatcher::Path(p) | PathMatcher::SeparatedPrefix(p) => {
-                Prefilter::new(p, !self.case_sensitive)
+                (p.clone(), !self.case_sensitive)
             }
             PathMatcher::Regex(r) => {
                 // The compiled form is ^(?:...)$; take the source inside.
                 let src = r.as_str();
                 let inner =
                     src.strip_prefix("^(?:").and_then(|s| s.strip_suffix(")$")).unwrap_or("");
-                Prefilter::new(&regex_literal_prefix(inner), false)
+                (regex_literal_prefix(inner), false)
             }
         }
     }
@@ -713,7 +807,7 @@ pub struct VirtualHost {
     pub require_tls: TlsRequirementType,
     /// Routes in order.
     pub routes: Vec<RouteEntry>,
-    prefilters: Vec<Prefilter>,
+    index: RouteIndex,
     virtual_clusters: Vec<(String, Vec<HeaderMatch>)>,
     request_mutations: HeaderMutations,
     response_mutations: HeaderMutations,
@@ -740,12 +834,13 @@ impl VirtualHost {
                 RouteEntry::compile(r, vh.retry_policy.as_ref(), compiler, &at)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let prefilters = routes.iter().map(RouteEntry::prefilter).collect();
+        let prefixes: Vec<(String, bool)> = routes.iter().map(RouteEntry::literal_prefix).collect();
+        let index = RouteIndex::new(prefixes.iter().map(|(p, ci)| (p.as_str(), *ci)));
         Ok(Self {
             name: vh.name.clone(),
             require_tls: vh.require_tls,
             routes,
-            prefilters,
+            index,
             virtual_clusters: vh
                 .virtual_clusters
                 .iter()
@@ -795,14 +890,9 @@ impl VirtualHost {
         ctx: &RouteContext<'_>,
     ) -> Option<&RouteEntry> {
         // ANCHOR: route_match_loop
-        let (raw, _) = head_of(path.as_bytes());
-        let lower = lowercase_head(raw);
-        self.routes
-            .iter()
-            .zip(&self.prefilters)
-            .filter(|(_, pf)| pf.admits(raw, lower))
-            .map(|(r, _)| r)
-            .find(|r| r.matches(headers, path, ctx))
+        self.index
+            .first(path, |i| self.routes[i].matches(headers, path, ctx))
+            .map(|i| &self.routes[i])
         // ANCHOR_END: route_match_loop
     }
 }

@@ -378,6 +378,34 @@ proptest! {
         prop_assert_eq!(vhost_of(&a, "zzzzzzz.com"), vhost_of(&b, "zzzzzzz.com"));
     }
 
+    /// The prefix index finds exactly the route a plain in-order scan finds.
+    #[test]
+    fn index_keeps_first_match_order(
+        routes in prop::collection::vec(("/[ab/]{0,18}", 0u8..3, any::<bool>()), 1..12),
+        path in "/[abAB/]{0,20}(\\?x=1)?",
+    ) {
+        let entries: Vec<String> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, (lit, kind, ci))| {
+                let m = match kind {
+                    0 => format!("prefix: '{lit}'"),
+                    1 => format!("path: '{lit}'"),
+                    _ => format!("safe_regex: {{regex: '{lit}.*'}}"),
+                };
+                format!("{{match: {{{m}, case_sensitive: {}}}, route: {{cluster: c{i}}}}}", !ci)
+            })
+            .collect();
+        let cfg = format!("virtual_hosts: [{{name: v, domains: ['*'], routes: [{}]}}]", entries.join(", "));
+        let r = router(&cfg);
+        let vh = &r.virtual_hosts()[0];
+        let headers = req("x", &path, &[]);
+        let ctx = RouteContext::default();
+        let naive = vh.routes.iter().position(|e| e.matches(&headers, &path, &ctx));
+        let indexed = vh.index.first(&path, |i| vh.routes[i].matches(&headers, &path, &ctx));
+        prop_assert_eq!(naive, indexed);
+    }
+
     /// The prefilter never rejects a route that would match.
     #[test]
     fn prefilter_agrees_with_the_full_matcher(path in "/[a-cA-C/]{0,20}", lit in "/[a-cA-C/]{0,18}", ci in any::<bool>()) {
