@@ -1,0 +1,17 @@
+//! # mini-envoy: the runnable proxy
+//!
+//! The four course crates assembled into a proxy, as Envoy assembles its
+//! libraries into `envoy-static`:
+//!
+//! ```text
+//!  main thread: load config (week 1) ─► Snapshot ─► thread-local slot (week 2)
+//!                                                        │
+//!  worker-N (tokio Dispatcher):  accept ─► HCM: codec + FilterManager (week 3)
+//!                                              └─► router upstream: LB (week 1), pool ─► upstream
+//! ```
+//!
+//! - [`access_log`]: Envoy's access-log formats, written off the request path.
+//! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
+
+pub mod access_log;
+pub mod route_check;

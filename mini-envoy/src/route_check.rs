@@ -1,0 +1,1 @@
+//! route-check (being written).
