@@ -360,3 +360,18 @@ fn discovery_responses_load_typed_resources() {
         "resources[0].name: must not be empty (xDS resources are named) at line 2 column 3"
     );
 }
+
+#[test]
+fn one_character_and_multibyte_domains_do_not_panic() {
+    for domain in ["a", "é", "*é*", "é*"] {
+        let yaml = format!(
+            "virtual_hosts:\n- name: v\n  domains: [\"{domain}\"]\n  routes:\n  - match: {{prefix: /}}\n    direct_response: {{status: 200}}\n"
+        );
+        let _ =
+            week1_core::config::load_str::<week1_core::config::route::RouteConfiguration>(&yaml);
+    }
+    let ok = "virtual_hosts:\n- name: v\n  domains: [a]\n  routes:\n  - match: {prefix: /}\n    direct_response: {status: 200}\n";
+    assert!(
+        week1_core::config::load_str::<week1_core::config::route::RouteConfiguration>(ok).is_ok()
+    );
+}

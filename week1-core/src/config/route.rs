@@ -250,7 +250,8 @@ impl Validate for VirtualHost {
         v.field("domains", |v| {
             for (i, d) in self.domains.iter().enumerate() {
                 let bad = d.is_empty()
-                    || (d != "*" && d[1..d.len().saturating_sub(1)].contains('*'))
+                    || (d != "*"
+                        && d.get(1..d.len().saturating_sub(1)).is_some_and(|m| m.contains('*')))
                     || (d.len() > 1 && d.starts_with('*') && d.ends_with('*'));
                 if bad {
                     v.index(i, |v| {

@@ -1256,7 +1256,78 @@ pub struct Forward<'r> {
     pub virtual_cluster: Option<&'r str>,
 }
 
+/// An owned handle on a [`Forward`] decision: indices into the router that
+/// made it, so the decision can outlive the borrow (a stream keeps the
+/// router's `Arc` and its `ForwardRef`, as Envoy's stream keeps its cached
+/// route). [`Router::forward`] turns it back into a [`Forward`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardRef {
+    vhost: usize,
+    route: usize,
+    weighted: Option<usize>,
+    /// The cluster, as the decision resolved it.
+    pub cluster: String,
+    virtual_cluster: Option<String>,
+}
+
+/// Index of `item` in `items` when it is one of its elements (address arithmetic only).
+fn index_in<T>(items: &[T], item: &T) -> Option<usize> {
+    let size = std::mem::size_of::<T>().max(1);
+    let offset = (item as *const T as usize).checked_sub(items.as_ptr() as usize)?;
+    let i = offset / size;
+    (offset % size == 0 && i < items.len()).then_some(i)
+}
+
+impl Router {
+    /// The decision a [`ForwardRef`] (from this router) stands for; `None`
+    /// when the handle came from another router.
+    pub fn forward(&self, r: &ForwardRef) -> Option<Forward<'_>> {
+        let vhost = self.virtual_hosts.get(r.vhost)?;
+        let route = vhost.routes.get(r.route)?;
+        let Action::Forward(action) = &route.action else { return None };
+        let weighted = match (r.weighted, &action.cluster) {
+            (Some(i), ClusterSpecifier::Weighted(w)) => Some(w.clusters.get(i)?),
+            (None, _) => None,
+            _ => return None,
+        };
+        let virtual_cluster = r.virtual_cluster.as_deref().and_then(|name| {
+            vhost
+                .virtual_clusters
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .chain(["other"])
+                .find(|n| *n == name)
+        });
+        Some(Forward {
+            router: self,
+            vhost,
+            route,
+            action,
+            cluster: Cow::Owned(r.cluster.clone()),
+            weighted,
+            virtual_cluster,
+        })
+    }
+}
+
 impl<'r> Forward<'r> {
+    /// An owned handle on this decision (see [`ForwardRef`]).
+    pub fn to_ref(&self) -> ForwardRef {
+        let vhost = index_in(self.router.virtual_hosts(), self.vhost).unwrap_or(usize::MAX);
+        let route = index_in(&self.vhost.routes, self.route).unwrap_or(usize::MAX);
+        let weighted = match (&self.action.cluster, self.weighted) {
+            (ClusterSpecifier::Weighted(w), Some(e)) => index_in(&w.clusters, e),
+            _ => None,
+        };
+        ForwardRef {
+            vhost,
+            route,
+            weighted,
+            cluster: self.cluster.to_string(),
+            virtual_cluster: self.virtual_cluster.map(str::to_string),
+        }
+    }
+
     /// The status to answer when the cluster does not exist.
     pub fn cluster_not_found_status(&self) -> u16 {
         self.action.cluster_not_found_status

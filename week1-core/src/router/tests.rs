@@ -417,3 +417,60 @@ proptest! {
         prop_assert_eq!(full, routed);
     }
 }
+
+#[test]
+fn forward_ref_round_trips_through_the_router() {
+    let config: RouteConfiguration = crate::config::load_str(
+        r#"
+virtual_hosts:
+- name: a
+  domains: ["a"]
+  routes:
+  - match: {prefix: /x}
+    direct_response: {status: 200}
+- name: b
+  domains: ["*"]
+  virtual_clusters:
+  - name: vc
+    headers: [{name: ":method", string_match: {exact: POST}}]
+  routes:
+  - match: {prefix: /one}
+    route: {cluster: one, prefix_rewrite: /uno}
+  - match: {prefix: /w}
+    route:
+      weighted_clusters:
+        clusters:
+        - {name: w1, weight: 1}
+        - {name: w2, weight: 1}
+"#,
+    )
+    .unwrap();
+    let router = Router::new(&config).unwrap();
+    let other = Router::new(&config).unwrap();
+    for (path, random) in [("/one/1", 0), ("/w", 0), ("/w", 1)] {
+        let mut h = HeaderMap::new();
+        h.try_insert(":authority", "b").unwrap();
+        h.try_insert(":method", "POST").unwrap();
+        h.try_insert(":path", path).unwrap();
+        let ctx = RouteContext { random_value: random, ..Default::default() };
+        let RouteDecision::Route(f) = router.route(&h, &ctx) else { panic!("{path}") };
+        let r = f.to_ref();
+        let back = router.forward(&r).unwrap();
+        assert_eq!(back.cluster, f.cluster);
+        assert!(std::ptr::eq(back.route, f.route));
+        assert!(std::ptr::eq(back.vhost, f.vhost));
+        assert_eq!(back.weighted.map(|w| &w.name), f.weighted.map(|w| &w.name));
+        assert_eq!(back.virtual_cluster, Some("vc"));
+        assert_eq!(back.rewritten_path(path), f.rewritten_path(path));
+        // A clone of the router holds equal data at other addresses: indices still work.
+        assert_eq!(other.forward(&r).unwrap().cluster, f.cluster);
+    }
+    let bogus = ForwardRef {
+        vhost: 0,
+        route: 0,
+        weighted: None,
+        cluster: "x".into(),
+        virtual_cluster: None,
+    };
+    assert!(router.forward(&bogus).is_none(), "a direct-response route is no forward");
+}

@@ -1,1 +1,0 @@
-//! Access logs (being written).
