@@ -59,6 +59,7 @@ pub mod circuit_breaker;
 pub mod edf;
 pub mod host;
 pub mod host_set;
+pub mod info;
 pub mod lb;
 pub mod least_request;
 pub mod maglev;
@@ -75,6 +76,7 @@ pub use circuit_breaker::{
 };
 pub use host::{ActiveRequest, HealthFlags, Host, HostBuilder, HostHealth, HostStats, Locality};
 pub use host_set::{HostSet, HostsPerLocality, PrioritySet, PrioritySetBuilder};
+pub use info::{ClusterInfo, priority_set_from_assignment, system_resolver};
 pub use lb::{
     CommonLbConfig, LbConfig, LbPolicy, LeastRequestConfig, LoadBalancer, LoadBalancerContext,
     LoadBalancerFactory, LocalityBasis, LocalityLbConfig, MaglevConfig, NoContext, RingHashConfig,
