@@ -120,6 +120,7 @@ fn router_answers_locally_or_lets_the_request_go_upstream() {
         name: "d".into(),
         action: RouteAction::DirectResponse { status: 418, body: "tea".into(), headers: h },
         per_filter: vec![],
+        forward: None,
     };
     let mut fm = stream(&chain, Some(direct));
     fm.decode_headers(req("GET", &[]), true);

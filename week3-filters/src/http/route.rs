@@ -29,8 +29,8 @@ use week1_core::config::FieldPath;
 use week1_core::config::filters::PerFilterConfig;
 use week1_core::headers::HeaderMap;
 use week1_core::router::{
-    RouteContext, RouteDecision, RouteFilterConfig, RouteFilterConfigCompiler, RouterError,
-    compile_route_filter_config,
+    ForwardRef, RouteContext, RouteDecision, RouteFilterConfig, RouteFilterConfigCompiler,
+    RouterError, compile_route_filter_config,
 };
 
 /// What the router decided, as filters see it.
@@ -83,6 +83,13 @@ pub trait RouteInfo: Send + Sync + fmt::Debug {
     fn filter_disabled(&self, filter_name: &str) -> Option<bool> {
         self.per_filter_config(filter_name)?.disabled
     }
+
+    /// For a forwarding route, the handle on week 1's decision that the
+    /// upstream half turns back into a `Forward` (timeouts, retries, hash
+    /// policy, header rewrites) with `Router::forward`.
+    fn forward_ref(&self) -> Option<&ForwardRef> {
+        None
+    }
 }
 
 /// Resolves the route of a stream; implemented by the HCM over its route
@@ -101,6 +108,8 @@ pub struct ResolvedRoute {
     pub action: RouteAction,
     /// `(filter name, compiled config)` for the filters that have one.
     pub per_filter: Vec<(String, RouteFilterConfig)>,
+    /// The week 1 decision, for a route forwarding to an existing cluster.
+    pub forward: Option<ForwardRef>,
 }
 
 impl ResolvedRoute {
@@ -110,6 +119,7 @@ impl ResolvedRoute {
             name: name.to_string(),
             action: RouteAction::Forward { cluster: cluster.to_string() },
             per_filter: Vec::new(),
+            forward: None,
         }
     }
 
@@ -143,6 +153,10 @@ impl ResolvedRoute {
         ) -> Vec<(String, RouteFilterConfig)> {
             names.iter().filter_map(|n| lookup(n).map(|c| (n.to_string(), c.clone()))).collect()
         }
+        let forward = match decision {
+            RouteDecision::Route(f) => Some(f.to_ref()),
+            _ => None,
+        };
         let (name, action, per_filter) = match decision {
             RouteDecision::NoRoute => return None,
             RouteDecision::Route(f) => (
@@ -176,7 +190,7 @@ impl ResolvedRoute {
                 collect(filter_names, |n| r.route.and_then(|r| r.per_filter_config(n))),
             ),
         };
-        Some(Self { name: name.to_string(), action, per_filter })
+        Some(Self { name: name.to_string(), action, per_filter, forward })
     }
 }
 
@@ -189,6 +203,9 @@ impl RouteInfo for ResolvedRoute {
     }
     fn per_filter_config(&self, filter_name: &str) -> Option<&RouteFilterConfig> {
         self.per_filter.iter().find(|(n, _)| n == filter_name).map(|(_, c)| c)
+    }
+    fn forward_ref(&self) -> Option<&ForwardRef> {
+        self.forward.as_ref()
     }
 }
 
@@ -269,6 +286,8 @@ virtual_hosts:
         assert!(r.per_filter_config("envoy.filters.http.buffer").unwrap().config.is_none());
         assert_eq!(r.filter_disabled("envoy.filters.http.cors"), None);
         assert_eq!(r.per_filter.len(), 2);
+        let back = router.forward(r.forward_ref().unwrap()).unwrap();
+        assert_eq!(back.cluster, "backend");
 
         h.try_insert(":path", "/other").unwrap();
         let d = router.route(&h, &ctx);
