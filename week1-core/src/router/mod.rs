@@ -28,6 +28,7 @@
 //! router needs besides headers comes in a [`RouteContext`] (the random value,
 //! the downstream addresses, TLS, dynamic metadata, a runtime).
 
+pub mod check;
 pub mod matchers;
 pub mod mutation;
 pub mod policy;
