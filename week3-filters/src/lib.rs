@@ -6,6 +6,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod hcm;
 pub mod http;
 pub mod http1;
 pub mod network;
