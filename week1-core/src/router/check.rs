@@ -961,3 +961,100 @@ fn header_match_failure(kind: &str, m: &HeaderMatcher, headers: &HeaderMap) -> O
         Failure { test_type, expected: None, actual: shown, negated: false }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTES: &str = "
+virtual_hosts:
+- name: local
+  domains: ['*']
+  routes:
+  - match: {prefix: /api}
+    route: {cluster: api, prefix_rewrite: /v2}
+  - match: {prefix: /old}
+    redirect: {path_redirect: /new}
+";
+
+    fn case(path: &str, validate: &str) -> String {
+        format!(
+            "tests:\n- test_name: t\n  input: {{authority: example.com, path: {path}, method: GET}}\n  validate: {validate}\n"
+        )
+    }
+
+    fn run(tests: &str) -> Report {
+        let cfg = parse_route_config(ROUTES).unwrap();
+        run_tests(&cfg, &parse_test_file(tests).unwrap(), &CheckOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn test_file_errors_name_the_field_and_position() {
+        let e = parse_test_file(&case("/x", "{cluster_nam: api}")).unwrap_err().to_string();
+        assert!(e.contains("tests[0].validate: unknown field \"cluster_nam\""), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        let e = parse_test_file(&case("/x", "{}")).unwrap_err().to_string();
+        assert!(e.contains("tests[0].validate: must set at least one expectation"), "{e}");
+        let e = parse_test_file("tests: []").unwrap_err().to_string();
+        assert!(e.contains("tests: must list at least one test"), "{e}");
+        let e =
+            parse_test_file(&format!("runtime: {{foo: 1}}\n{}", case("/x", "{cluster_name: a}")))
+                .unwrap_err();
+        assert!(e.is_unsupported(), "{e}");
+        let e = load_test_file(Path::new("x.pb_text")).unwrap_err().to_string();
+        assert!(e.contains("protobuf text test files are not supported"), "{e}");
+    }
+
+    #[test]
+    fn failures_are_worded_as_the_tool_and_coverage_counts_held_checks() {
+        let pass = run(&case("/api/x", "{cluster_name: api, path_rewrite: /v2/x}"));
+        assert!(pass.passed());
+        assert_eq!(pass.coverage.percent(), 50.0);
+        assert_eq!(pass.coverage.comprehensive_percent(), 20.0);
+        let missing = pass.coverage.missing_routes();
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].route_match, "prefix: \"/old\"");
+
+        let fail = run(&case("/old", "{cluster_name: api, code_redirect: 302}"));
+        let lines: Vec<String> = fail.results[0].failures.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "expected: [api], actual: [], test type: cluster_name",
+                "expected: [302], actual: [301], test type: code_redirect",
+            ]
+        );
+        // A failed check covers nothing.
+        assert_eq!(fail.coverage.percent(), 0.0);
+    }
+
+    #[test]
+    fn a_bootstrap_yields_its_route_config() {
+        let bootstrap = "
+static_resources:
+  listeners:
+  - address: {socket_address: {address: 0.0.0.0, port_value: 80}}
+    filter_chains:
+    - filters:
+      - name: hcm
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: in
+          route_config:
+            virtual_hosts:
+            - name: local
+              domains: ['*']
+              routes: [{match: {prefix: /}, route: {cluster: c, timeout: 2x}}]
+";
+        let e = parse_route_config(bootstrap).unwrap_err().to_string();
+        assert!(
+            e.contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.timeout"),
+            "{e}"
+        );
+        assert!(e.contains("line 15"), "{e}");
+        let fixed = bootstrap.replace("2x", "2s");
+        assert_eq!(parse_route_config(&fixed).unwrap().virtual_hosts[0].name, "local");
+        let e = parse_route_config("static_resources: {}").unwrap_err().to_string();
+        assert!(e.contains("without an inline HTTP connection manager route_config"), "{e}");
+    }
+}
