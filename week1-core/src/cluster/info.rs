@@ -764,3 +764,746 @@ fn lb_config(c: &Cluster, at: &FieldPath) -> Result<LbConfig, ConfigError> {
     lb.validate().map_err(|e| ConfigError::invalid(source(&e), e.to_string()))?;
     Ok(lb)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::path::Path;
+
+    use super::*;
+    use crate::cluster::{HostHealth, RoutingPriority};
+    use crate::config::bootstrap::{Bootstrap, DiscoveryResponse, Resource, ResourceList};
+    use crate::config::load_str;
+
+    fn cluster(yaml: &str) -> Cluster {
+        load_str::<Cluster>(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    fn at() -> FieldPath {
+        FieldPath::root().field("static_resources").field("clusters").index(0)
+    }
+
+    fn info(yaml: &str) -> ClusterInfo {
+        ClusterInfo::from_config(&cluster(yaml), &at()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn info_err(c: &Cluster) -> String {
+        ClusterInfo::from_config(c, &at()).expect_err("must be refused").to_string()
+    }
+
+    fn no_dns(name: &str, _: u16) -> Result<Vec<SocketAddr>, String> {
+        panic!("unexpected resolution of {name}")
+    }
+
+    fn hosts(c: &Cluster, resolve: &mut Resolve<'_>) -> Result<PrioritySet, ConfigError> {
+        ClusterInfo::from_config(c, &at())?.initial_priority_set(c, resolve, &at())
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    const MINIMAL: &str = "
+name: backend
+load_assignment:
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 10.0.0.1, port_value: 80 } } }
+";
+
+    #[test]
+    fn defaults_are_envoys() {
+        let i = info(MINIMAL);
+        assert_eq!(i.name, "backend");
+        assert_eq!(i.observability_name, "backend");
+        assert_eq!(i.discovery, DiscoveryType::Static);
+        assert_eq!(i.eds_service_name, None);
+        assert_eq!(i.connect_timeout, Duration::from_secs(5));
+        assert_eq!(i.lb_config, LbConfig::default());
+        assert_eq!(i.lb_config.policy, LbPolicy::RoundRobin);
+        assert_eq!(i.lb_config.common.healthy_panic_threshold, 50);
+        for p in [RoutingPriority::Default, RoutingPriority::High] {
+            let m = i.circuit_breakers.for_priority(p);
+            assert_eq!(m.connections().max(), 1024);
+            assert_eq!(m.pending_requests().max(), 1024);
+            assert_eq!(m.requests().max(), 1024);
+            assert_eq!(m.retries().max(), 3);
+            assert_eq!(m.connection_pools().max(), u64::MAX);
+            assert_eq!(i.retry_budgets.for_priority(p), None);
+        }
+        assert_eq!(i.per_connection_buffer_limit_bytes, 1024 * 1024);
+        assert_eq!(i.max_requests_per_connection, None);
+        assert_eq!(i.idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(i.max_connection_duration, None);
+        assert_eq!(i.max_stream_duration, None);
+        assert_eq!((i.max_headers_count, i.max_response_headers_kb), (100, 60));
+        assert_eq!(i.dns_refresh_rate, Duration::from_secs(5));
+        assert_eq!(i.dns_failure_refresh_rate, None);
+        assert_eq!(i.dns_lookup_family, DnsLookupFamily::Auto);
+        assert!(i.wait_for_warm_on_init);
+        assert!(i.health_checks.is_empty() && i.outlier_detection.is_none());
+        assert!(!i.ignore_health_on_host_removal && !i.close_connections_on_host_health_failure);
+        assert_eq!(i.update_merge_window, Duration::from_secs(1));
+        assert_eq!(i.tcp_keepalive, None);
+    }
+
+    #[test]
+    fn cluster_info_is_shared_across_threads() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        send_sync(&Arc::new(info(MINIMAL)));
+    }
+
+    #[test]
+    fn explicit_settings_are_kept() {
+        let i = info(
+            "
+name: backend
+alt_stat_name: backend_stats
+type: STRICT_DNS
+connect_timeout: 0.25s
+per_connection_buffer_limit_bytes: 32768
+dns_refresh_rate: 10s
+dns_failure_refresh_rate: { base_interval: 2s }
+respect_dns_ttl: true
+dns_lookup_family: V4_ONLY
+wait_for_warm_on_init: false
+ignore_health_on_host_removal: true
+close_connections_on_host_health_failure: true
+upstream_connection_options: { tcp_keepalive: { keepalive_time: 30 } }
+common_lb_config:
+  update_merge_window: 0s
+  ignore_new_hosts_until_first_hc: true
+health_checks:
+- timeout: 1s
+  interval: 5s
+  unhealthy_threshold: 2
+  healthy_threshold: 1
+  http_health_check: { path: /healthz }
+outlier_detection: { consecutive_5xx: 3 }
+typed_extension_protocol_options:
+  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+    '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+    common_http_protocol_options:
+      idle_timeout: 0s
+      max_connection_duration: 60s
+      max_requests_per_connection: 100
+      max_headers_count: 50
+    explicit_http_config: { http_protocol_options: { enable_trailers: true } }
+",
+        );
+        assert_eq!(i.observability_name, "backend_stats");
+        assert_eq!(i.discovery, DiscoveryType::StrictDns);
+        assert_eq!(i.connect_timeout, Duration::from_millis(250));
+        assert_eq!(i.per_connection_buffer_limit_bytes, 32768);
+        assert_eq!(i.dns_refresh_rate, Duration::from_secs(10));
+        assert_eq!(
+            i.dns_failure_refresh_rate,
+            Some(DnsFailureRefreshRate {
+                base_interval: Duration::from_secs(2),
+                max_interval: Duration::from_secs(20)
+            })
+        );
+        assert!(i.respect_dns_ttl);
+        assert_eq!(i.dns_lookup_family, DnsLookupFamily::V4Only);
+        assert!(!i.wait_for_warm_on_init);
+        assert!(i.ignore_health_on_host_removal && i.close_connections_on_host_health_failure);
+        assert_eq!(i.tcp_keepalive.and_then(|k| k.keepalive_time), Some(30));
+        assert_eq!(i.update_merge_window, Duration::ZERO);
+        assert!(i.ignore_new_hosts_until_first_hc);
+        assert_eq!(i.health_checks.len(), 1);
+        assert_eq!(i.outlier_detection.as_ref().and_then(|o| o.consecutive_5xx), Some(3));
+        assert_eq!(i.idle_timeout, None, "0 disables the idle timeout");
+        assert_eq!(i.max_connection_duration, Some(Duration::from_secs(60)));
+        assert_eq!(i.max_requests_per_connection, Some(100));
+        assert_eq!(i.max_headers_count, 50);
+        assert!(i.http1_protocol_options.enable_trailers);
+    }
+
+    #[test]
+    fn max_requests_per_connection_sources() {
+        let deprecated = info(&format!("{MINIMAL}max_requests_per_connection: 1\n"));
+        assert_eq!(deprecated.max_requests_per_connection, Some(1));
+        let legacy = info(&format!(
+            "{MINIMAL}common_http_protocol_options: {{ max_requests_per_connection: 7, idle_timeout: 30s }}\n"
+        ));
+        assert_eq!(legacy.max_requests_per_connection, Some(7));
+        assert_eq!(legacy.idle_timeout, Some(Duration::from_secs(30)));
+        let zero = info(&format!("{MINIMAL}max_requests_per_connection: 0\n"));
+        assert_eq!(zero.max_requests_per_connection, None, "0 is no limit");
+
+        let both = cluster(&format!(
+            "{MINIMAL}max_requests_per_connection: 1\ncommon_http_protocol_options: {{ max_requests_per_connection: 2 }}\n"
+        ));
+        assert!(
+            info_err(&both).starts_with(
+                "static_resources.clusters[0].max_requests_per_connection: set either"
+            )
+        );
+    }
+
+    #[test]
+    fn each_lb_policy_maps() {
+        let lb = |extra: &str| info(&format!("{MINIMAL}{extra}")).lb_config;
+        assert_eq!(lb("lb_policy: ROUND_ROBIN\n"), LbConfig::new(LbPolicy::RoundRobin));
+        assert_eq!(lb("lb_policy: RANDOM\n"), LbConfig::new(LbPolicy::Random));
+        assert_eq!(lb("lb_policy: LEAST_REQUEST\n"), LbConfig::new(LbPolicy::LeastRequest));
+        assert_eq!(lb("lb_policy: RING_HASH\n"), LbConfig::new(LbPolicy::RingHash));
+        assert_eq!(lb("lb_policy: MAGLEV\n"), LbConfig::new(LbPolicy::Maglev));
+
+        let c = lb(
+            "lb_policy: LEAST_REQUEST\nleast_request_lb_config: { choice_count: 3, active_request_bias: { default_value: 0.5, runtime_key: k } }\n",
+        );
+        assert_eq!(
+            c.least_request,
+            LeastRequestConfig { choice_count: 3, active_request_bias: 0.5 }
+        );
+        let c = lb(
+            "lb_policy: RING_HASH\nring_hash_lb_config: { minimum_ring_size: 64, maximum_ring_size: 4096 }\ncommon_lb_config: { consistent_hashing_lb_config: { use_hostname_for_hashing: true } }\n",
+        );
+        assert_eq!(c.policy, LbPolicy::RingHash);
+        assert_eq!(c.ring_hash, RingHashConfig { minimum_ring_size: 64, maximum_ring_size: 4096 });
+        assert!(c.common.use_hostname_for_hashing);
+        let c = lb("lb_policy: MAGLEV\nmaglev_lb_config: { table_size: 251 }\n");
+        assert_eq!(c.maglev, MaglevConfig { table_size: 251 });
+
+        let c = lb(
+            "common_lb_config: { healthy_panic_threshold: { value: 25.5 }, zone_aware_lb_config: { routing_enabled: { value: 40 }, min_cluster_size: 3, fail_traffic_on_panic: true } }\n",
+        );
+        assert_eq!(c.common.healthy_panic_threshold, 26, "rounded like Envoy");
+        assert_eq!(
+            c.common.locality,
+            LocalityLbConfig::ZoneAware(ZoneAwareLbConfig {
+                routing_enabled: 40,
+                min_cluster_size: 3,
+                fail_traffic_on_panic: true,
+                ..ZoneAwareLbConfig::default()
+            })
+        );
+        let c = lb("common_lb_config: { locality_weighted_lb_config: {} }\n");
+        assert_eq!(c.common.locality, LocalityLbConfig::LocalityWeighted);
+        let c = lb("common_lb_config: { healthy_panic_threshold: { value: 0 } }\n");
+        assert_eq!(c.common.healthy_panic_threshold, 0, "0 disables panic mode");
+    }
+
+    fn typed_policy(ty: &str, body: &str) -> String {
+        format!(
+            "{MINIMAL}load_balancing_policy:\n  policies:\n  - typed_extension_config:\n      name: p\n      typed_config:\n        '@type': type.googleapis.com/envoy.extensions.load_balancing_policies.{ty}\n{body}"
+        )
+    }
+
+    #[test]
+    fn load_balancing_policy_maps() {
+        let lb = |ty: &str, body: &str| info(&typed_policy(ty, body)).lb_config;
+        assert_eq!(lb("round_robin.v3.RoundRobin", ""), LbConfig::new(LbPolicy::RoundRobin));
+        assert_eq!(lb("random.v3.Random", ""), LbConfig::new(LbPolicy::Random));
+        let c = lb(
+            "least_request.v3.LeastRequest",
+            "        choice_count: 4\n        locality_lb_config: { locality_weighted_lb_config: {} }\n",
+        );
+        assert_eq!(c.policy, LbPolicy::LeastRequest);
+        assert_eq!(c.least_request.choice_count, 4);
+        assert_eq!(c.common.locality, LocalityLbConfig::LocalityWeighted);
+        let c = lb(
+            "ring_hash.v3.RingHash",
+            "        minimum_ring_size: 16\n        maximum_ring_size: 32\n        consistent_hashing_lb_config: { use_hostname_for_hashing: true }\n",
+        );
+        assert_eq!(c.policy, LbPolicy::RingHash);
+        assert_eq!(c.ring_hash, RingHashConfig { minimum_ring_size: 16, maximum_ring_size: 32 });
+        assert!(c.common.use_hostname_for_hashing);
+        let c = lb("maglev.v3.Maglev", "        table_size: 65537\n");
+        assert_eq!((c.policy, c.maglev.table_size), (LbPolicy::Maglev, 65537));
+
+        // load_balancing_policy wins over lb_policy; the panic threshold still
+        // comes from common_lb_config.
+        let c = info(&format!(
+            "{}lb_policy: RANDOM\ncommon_lb_config: {{ healthy_panic_threshold: {{ value: 10 }} }}\n",
+            typed_policy("maglev.v3.Maglev", "")
+        ))
+        .lb_config;
+        assert_eq!((c.policy, c.common.healthy_panic_threshold), (LbPolicy::Maglev, 10));
+    }
+
+    #[test]
+    fn unsupported_or_invalid_lb_settings_name_their_field() {
+        let mut c = cluster(MINIMAL);
+        c.lb_policy = cfg::LbPolicy::ClusterProvided;
+        assert!(info_err(&c).starts_with("unsupported: static_resources.clusters[0].lb_policy ("));
+
+        let mut c = cluster(MINIMAL);
+        c.lb_policy = cfg::LbPolicy::LoadBalancingPolicyConfig;
+        assert!(
+            info_err(&c)
+                .starts_with("static_resources.clusters[0].load_balancing_policy: must be set")
+        );
+
+        let mut c = cluster(&format!("{MINIMAL}lb_policy: MAGLEV\n"));
+        c.maglev_lb_config = Some(cfg::MaglevLbConfig { table_size: Some(65536) });
+        assert_eq!(
+            info_err(&c),
+            "static_resources.clusters[0].maglev_lb_config.table_size: maglev_lb_config.table_size 65536 is not a prime number"
+        );
+
+        let mut c = cluster(&format!("{MINIMAL}lb_policy: RING_HASH\n"));
+        c.ring_hash_lb_config = Some(cfg::RingHashLbConfig {
+            hash_function: cfg::HashFunction::MurmurHash2,
+            ..Default::default()
+        });
+        assert_eq!(
+            info_err(&c),
+            "unsupported: static_resources.clusters[0].ring_hash_lb_config.hash_function (XX_HASH)"
+        );
+
+        let mut c = cluster(&format!("{MINIMAL}lb_policy: LEAST_REQUEST\n"));
+        c.least_request_lb_config =
+            Some(cfg::LeastRequestLbConfig { choice_count: Some(1), ..Default::default() });
+        assert!(
+            info_err(&c)
+                .starts_with("static_resources.clusters[0].least_request_lb_config.choice_count: ")
+        );
+
+        let mut c = cluster(&typed_policy("ring_hash.v3.RingHash", ""));
+        if let Some(LbPolicyConfig::RingHash(e)) = c
+            .load_balancing_policy
+            .as_mut()
+            .and_then(|p| p.policies[0].typed_extension_config.as_mut())
+            .and_then(|t| t.typed_config.as_mut())
+        {
+            e.minimum_ring_size = Some(0);
+        }
+        assert!(info_err(&c).starts_with(
+            "static_resources.clusters[0].load_balancing_policy.policies[0].typed_extension_config.typed_config: ring_hash_lb_config: minimum_ring_size 0"
+        ));
+
+        let mut c = cluster(MINIMAL);
+        c.common_lb_config = Some(cfg::CommonLbConfig {
+            zone_aware_lb_config: Some(cfg::ZoneAwareLbConfig::default()),
+            locality_weighted_lb_config: Some(types::Empty {}),
+            ..Default::default()
+        });
+        assert!(
+            info_err(&c).starts_with("static_resources.clusters[0].common_lb_config: set only one")
+        );
+
+        let mut c = cluster(MINIMAL);
+        c.cluster_type = DiscoveryType::OriginalDst;
+        assert!(info_err(&c).starts_with("unsupported: static_resources.clusters[0].type ("));
+    }
+
+    #[test]
+    fn thresholds_per_priority() {
+        let i = info(&format!(
+            "{MINIMAL}circuit_breakers:
+  thresholds:
+  - {{ priority: HIGH, max_requests: 7, max_retries: 1, retry_budget: {{ budget_percent: {{ value: 50 }} }} }}
+  - {{ max_connections: 10, max_pending_requests: 20, max_connection_pools: 2 }}
+"
+        ));
+        let d = i.circuit_breakers.for_priority(RoutingPriority::Default);
+        assert_eq!(
+            (d.connections().max(), d.pending_requests().max(), d.requests().max()),
+            (10, 20, 1024)
+        );
+        assert_eq!((d.retries().max(), d.connection_pools().max()), (3, 2));
+        let h = i.circuit_breakers.for_priority(RoutingPriority::High);
+        assert_eq!((h.connections().max(), h.pending_requests().max()), (1024, 1024));
+        assert_eq!((h.requests().max(), h.retries().max()), (7, 1));
+        assert_eq!(h.connection_pools().max(), u64::MAX);
+
+        assert_eq!(i.retry_budgets.for_priority(RoutingPriority::Default), None);
+        let budget = *i.retry_budgets.for_priority(RoutingPriority::High).unwrap();
+        assert_eq!(budget, RetryBudget { budget_percent: 50.0, min_retry_concurrency: 3 });
+        assert_eq!(budget.max_retries(0), 3, "min_retry_concurrency floor");
+        assert_eq!(budget.max_retries(100), 50);
+        let default_budget = info(&format!(
+            "{MINIMAL}circuit_breakers: {{ thresholds: [ {{ retry_budget: {{}} }} ] }}\n"
+        ))
+        .retry_budgets
+        .default
+        .unwrap();
+        assert_eq!(default_budget, RetryBudget { budget_percent: 20.0, min_retry_concurrency: 3 });
+    }
+
+    #[test]
+    fn hosts_keep_weights_localities_priorities_and_health() {
+        let c = cluster(
+            "
+name: backend
+load_assignment:
+  policy: { overprovisioning_factor: 200 }
+  endpoints:
+  - locality: { region: r1, zone: z1 }
+    load_balancing_weight: 3
+    lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 10.0.0.1, port_value: 80 } }, hostname: one.example }
+      load_balancing_weight: 5
+    - endpoint: { address: { socket_address: { address: 10.0.0.2, port_value: 80 } } }
+      health_status: UNHEALTHY
+    - endpoint: { address: { socket_address: { address: 10.0.0.3, port_value: 80 } } }
+      health_status: DEGRADED
+  - locality: { region: r1, zone: z2 }
+    load_balancing_weight: 1
+    lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 10.0.0.4, port_value: 81 } } }
+      health_status: DRAINING
+    - endpoint: { address: { socket_address: { address: '::1', port_value: 82 } } }
+      health_status: TIMEOUT
+    - endpoint: { address: { socket_address: { address: 10.0.0.6, port_value: 83 } } }
+      health_status: HEALTHY
+  - priority: 2
+    lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 10.0.1.1, port_value: 80 } } }
+",
+        );
+        let ps = hosts(&c, &mut no_dns).unwrap();
+        assert_eq!(ps.host_sets().len(), 3);
+        assert_eq!(ps.total_hosts(), 7);
+        let p0 = ps.host_set(0).unwrap();
+        assert_eq!(p0.overprovisioning_factor(), 200);
+        let h: Vec<_> = p0.hosts().iter().map(|h| (h.address(), h.weight(), h.health())).collect();
+        assert_eq!(
+            h,
+            [
+                (addr("10.0.0.1:80"), 5, HostHealth::Healthy),
+                (addr("10.0.0.2:80"), 1, HostHealth::Unhealthy),
+                (addr("10.0.0.3:80"), 1, HostHealth::Degraded),
+                (addr("10.0.0.4:81"), 1, HostHealth::Unhealthy),
+                (addr("[::1]:82"), 1, HostHealth::Unhealthy),
+                (addr("10.0.0.6:83"), 1, HostHealth::Healthy),
+            ]
+        );
+        let flags: Vec<_> = p0.hosts().iter().map(|h| h.health_flags()).collect();
+        assert_eq!(flags[1], HealthFlags::FAILED_EDS_HEALTH);
+        assert_eq!(flags[2], HealthFlags::DEGRADED_EDS_HEALTH);
+        assert_eq!(flags[3], HealthFlags::EDS_STATUS_DRAINING);
+        assert_eq!(flags[4], HealthFlags::FAILED_EDS_HEALTH);
+        assert_eq!(p0.hosts()[0].hostname(), "one.example");
+        assert_eq!(p0.hosts()[1].hostname(), "");
+        assert_eq!(p0.hosts()[0].locality(), &Locality::new("r1", "z1", ""));
+        assert_eq!(p0.hosts()[3].locality(), &Locality::new("r1", "z2", ""));
+        assert_eq!(p0.healthy_hosts().len(), 2);
+        assert_eq!(p0.degraded_hosts().len(), 1);
+        let localities = p0.hosts_per_locality().localities().to_vec();
+        let weights = p0.locality_weights().expect("locality weights set");
+        let weight_of = |zone: &str| {
+            weights[localities.iter().position(|l| l.zone == zone).expect("locality listed")]
+        };
+        assert_eq!((weight_of("z1"), weight_of("z2")), (3, 1));
+        assert!(ps.host_set(1).unwrap().hosts().is_empty());
+        let p2 = ps.host_set(2).unwrap();
+        assert_eq!((p2.hosts()[0].address(), p2.hosts()[0].priority()), (addr("10.0.1.1:80"), 2));
+
+        // The same snapshot feeds the week 1 load balancer.
+        let info = ClusterInfo::from_config(&c, &at()).unwrap();
+        let factory = info.create_lb_factory(Arc::new(ps)).unwrap();
+        let mut lb = factory.create_seeded(1);
+        let picked = lb.choose().expect("healthy hosts at P=0");
+        assert!(matches!(picked.address().port(), 80 | 83));
+    }
+
+    #[test]
+    fn assignment_errors_name_their_field() {
+        let base = |endpoint: &str| {
+            format!(
+                "name: backend\nload_assignment:\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {{ address: {{ socket_address: {endpoint} }} }}\n      load_balancing_weight: 200\n"
+            )
+        };
+        let c = cluster(&base("{ address: 10.0.0.1, port_value: 80 }"));
+        assert_eq!(
+            hosts(&c, &mut no_dns).unwrap_err().to_string(),
+            "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].load_balancing_weight: host weight 200 out of range (1..=128)"
+        );
+
+        let mut c = cluster(MINIMAL);
+        if let Some(sa) = c.load_assignment.as_mut().and_then(|la| {
+            la.endpoints[0].lb_endpoints[0]
+                .endpoint
+                .as_mut()?
+                .address
+                .as_mut()?
+                .socket_address
+                .as_mut()
+        }) {
+            sa.address = "backend.internal".into();
+            sa.port_value = Some(70000);
+        }
+        let sa_path = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address";
+        assert_eq!(
+            hosts(&c, &mut no_dns).unwrap_err().to_string(),
+            format!("{sa_path}.port_value: 70000 is not a port (0 to 65535)")
+        );
+        if let Some(sa) = c.load_assignment.as_mut().and_then(|la| {
+            la.endpoints[0].lb_endpoints[0]
+                .endpoint
+                .as_mut()?
+                .address
+                .as_mut()?
+                .socket_address
+                .as_mut()
+        }) {
+            sa.port_value = Some(80);
+        }
+        assert_eq!(
+            hosts(&c, &mut no_dns).unwrap_err().to_string(),
+            format!(
+                "{sa_path}.address: \"backend.internal\": not an IP address (a STATIC cluster needs IPs; use STRICT_DNS or LOGICAL_DNS for host names)"
+            )
+        );
+
+        let c = cluster(
+            "
+name: backend
+load_assignment:
+  endpoints:
+  - locality: { zone: a }
+    load_balancing_weight: 2
+  - locality: { zone: a }
+    load_balancing_weight: 3
+    priority: 1
+",
+        );
+        assert_eq!(
+            hosts(&c, &mut no_dns).unwrap_err().to_string(),
+            "unsupported: static_resources.clusters[0].load_assignment.endpoints[1].load_balancing_weight (one weight per locality: endpoints[0] gives locality /a/ weight 2)"
+        );
+    }
+
+    const DNS: &str = "
+name: dns
+type: TYPE
+load_assignment:
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { address: { socket_address: { address: backend.internal, port_value: 8080 } } }
+      load_balancing_weight: 4
+    - endpoint: { address: { socket_address: { address: 10.9.9.9, port_value: 9090 } } }
+";
+
+    fn fake_dns(
+        calls: &mut Vec<(String, u16)>,
+    ) -> impl FnMut(&str, u16) -> Result<Vec<SocketAddr>, String> + '_ {
+        move |name, port| {
+            calls.push((name.to_string(), port));
+            Ok(vec![
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), port),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), port),
+            ])
+        }
+    }
+
+    #[test]
+    fn strict_dns_resolves_names_and_keeps_the_lookup_family() {
+        let c = cluster(&DNS.replace("TYPE", "STRICT_DNS"));
+        let mut calls = Vec::new();
+        let ps = hosts(&c, &mut fake_dns(&mut calls)).unwrap();
+        assert_eq!(calls, [("backend.internal".to_string(), 8080)], "the IP needs no lookup");
+        let got: Vec<_> = ps.host_sets()[0]
+            .hosts()
+            .iter()
+            .map(|h| (h.address(), h.hostname(), h.weight()))
+            .collect();
+        // AUTO prefers IPv6 answers when there are any.
+        assert_eq!(
+            got,
+            [(addr("[::1]:8080"), "backend.internal", 4), (addr("10.9.9.9:9090"), "", 1)]
+        );
+
+        let c =
+            cluster(&format!("{}dns_lookup_family: V4_ONLY\n", DNS.replace("TYPE", "STRICT_DNS")));
+        let mut calls = Vec::new();
+        let ps = hosts(&c, &mut fake_dns(&mut calls)).unwrap();
+        let got: Vec<_> = ps.host_sets()[0].hosts().iter().map(|h| h.address()).collect();
+        assert_eq!(got, [addr("192.0.2.1:8080"), addr("192.0.2.2:8080"), addr("10.9.9.9:9090")]);
+
+        let mut failing = |_: &str, _: u16| Err("no such host".to_string());
+        let err = hosts(&c, &mut failing).unwrap_err().to_string();
+        assert!(
+            err.ends_with(".socket_address.address: \"backend.internal\": no such host"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn logical_dns_keeps_the_first_address() {
+        let yaml = "
+name: logical
+type: LOGICAL_DNS
+dns_lookup_family: ALL
+load_assignment:
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { address: { socket_address: { address: backend.internal, port_value: 8080 } }, hostname: shown.example }
+";
+        let c = cluster(yaml);
+        let mut calls = Vec::new();
+        let ps = hosts(&c, &mut fake_dns(&mut calls)).unwrap();
+        assert_eq!(calls.len(), 1);
+        let h = &ps.host_sets()[0].hosts();
+        assert_eq!(h.len(), 1);
+        assert_eq!((h[0].address(), h[0].hostname()), (addr("192.0.2.1:8080"), "shown.example"));
+    }
+
+    #[test]
+    fn lookup_family_filter() {
+        let v4 = addr("192.0.2.1:1");
+        let v6 = addr("[::1]:1");
+        let both = vec![v4, v6];
+        assert_eq!(filter_lookup_family(DnsLookupFamily::Auto, both.clone()), [v6]);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::Auto, vec![v4]), [v4]);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::V4Preferred, both.clone()), [v4]);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::V4Preferred, vec![v6]), [v6]);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::V4Only, vec![v6]), []);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::V6Only, both.clone()), [v6]);
+        assert_eq!(filter_lookup_family(DnsLookupFamily::All, both.clone()), both);
+    }
+
+    #[test]
+    fn system_resolver_handles_ip_literals_without_network() {
+        assert_eq!(system_resolver("127.0.0.1", 80), Ok(vec![addr("127.0.0.1:80")]));
+        assert_eq!(system_resolver("::1", 81), Ok(vec![addr("[::1]:81")]));
+    }
+
+    #[test]
+    fn eds_clusters_start_empty() {
+        let c = cluster(
+            "
+name: eds
+type: EDS
+eds_cluster_config: { service_name: svc, eds_config: { ads: {} } }
+",
+        );
+        let i = ClusterInfo::from_config(&c, &at()).unwrap();
+        assert_eq!(i.eds_service_name.as_deref(), Some("svc"));
+        let ps = i.initial_priority_set(&c, &mut no_dns, &at()).unwrap();
+        assert_eq!((ps.host_sets().len(), ps.total_hosts()), (1, 0));
+    }
+
+    /// Converts every cluster of a loaded config; returns how many.
+    fn convert_all(clusters: &[(FieldPath, &Cluster)]) -> Result<usize, ConfigError> {
+        let mut answer = |_: &str, port: u16| Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]);
+        for (at, c) in clusters {
+            let info = ClusterInfo::from_config(c, at)?;
+            let ps = info.initial_priority_set(c, &mut answer, at)?;
+            info.create_lb_factory(Arc::new(ps))
+                .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
+        }
+        Ok(clusters.len())
+    }
+
+    fn bootstrap_clusters(b: &Bootstrap) -> Vec<(FieldPath, &Cluster)> {
+        let base = FieldPath::root().field("static_resources").field("clusters");
+        b.static_resources
+            .iter()
+            .flat_map(|s| s.clusters.iter().enumerate())
+            .map(|(i, c)| (base.index(i), c))
+            .collect()
+    }
+
+    #[test]
+    fn demo_config_converts() {
+        let b: Bootstrap = load_str(include_str!("../../../mini-envoy/src/demo.yaml")).unwrap();
+        let clusters = bootstrap_clusters(&b);
+        assert_eq!(convert_all(&clusters), Ok(2));
+        let web = ClusterInfo::from_config(clusters[1].1, &clusters[1].0).unwrap();
+        assert_eq!(web.lb_config.policy, LbPolicy::LeastRequest);
+        assert_eq!(web.connect_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn envoy_config_corpus_converts() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-configs");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("corpus directory")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let (mut converted, mut failures) = (0, Vec::new());
+        for path in files {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).expect("read corpus file");
+            // Files the loader refuses (unsupported features) are the loader's
+            // test's business; every cluster that loads must convert.
+            let outcome = if name.ends_with(".clusters.yaml") {
+                let Ok(list) = load_str::<ResourceList<Cluster>>(&text) else { continue };
+                let at = FieldPath::root();
+                convert_all(
+                    &list.0.iter().enumerate().map(|(i, c)| (at.index(i), c)).collect::<Vec<_>>(),
+                )
+            } else if text.lines().any(|l| l.starts_with("resources:")) {
+                let Ok(r) = load_str::<DiscoveryResponse>(&text) else { continue };
+                let at = FieldPath::root().field("resources");
+                let clusters: Vec<_> = r
+                    .resources
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| match r {
+                        Resource::Cluster(c) => Some((at.index(i), &**c)),
+                        _ => None,
+                    })
+                    .collect();
+                convert_all(&clusters)
+            } else if name.ends_with(".yaml")
+                && !name.contains(".routes.")
+                && !name.contains(".listeners.")
+            {
+                let Ok(b) = load_str::<Bootstrap>(&text) else { continue };
+                convert_all(&bootstrap_clusters(&b))
+            } else {
+                continue;
+            };
+            match outcome {
+                Ok(n) => converted += n,
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "clusters that load but do not convert:\n{}",
+            failures.join("\n")
+        );
+        assert!(converted >= 15, "only {converted} corpus clusters converted");
+    }
+
+    #[test]
+    fn corpus_circuit_breakers_map() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-configs");
+        let text =
+            std::fs::read_to_string(dir.join(
+                "envoy__docs__root__faq__load_balancing___include__circuit-breaker-config.yaml",
+            ))
+            .expect("read corpus file");
+        let b: Bootstrap = load_str(&text).unwrap();
+        let clusters = bootstrap_clusters(&b);
+        let i = ClusterInfo::from_config(clusters[0].1, &clusters[0].0).unwrap();
+        assert_eq!(i.discovery, DiscoveryType::LogicalDns);
+        for p in [RoutingPriority::Default, RoutingPriority::High] {
+            let m = i.circuit_breakers.for_priority(p);
+            assert_eq!(m.connections().max(), 1_000_000_000);
+            assert_eq!(m.retries().max(), 1_000_000_000);
+        }
+    }
+    #[test]
+    fn corpus_locality_weighted_dns_cluster_maps() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/envoy-configs");
+        let text =
+            std::fs::read_to_string(dir.join("examples__locality-load-balancing__envoy.yaml"))
+                .expect("read corpus file");
+        let b: Bootstrap = load_str(&text).unwrap();
+        let clusters = bootstrap_clusters(&b);
+        let (at, c) = clusters.iter().find(|(_, c)| c.name == "backend").expect("backend cluster");
+        let i = ClusterInfo::from_config(c, at).unwrap();
+        assert_eq!(i.lb_config.common.locality, LocalityLbConfig::LocalityWeighted);
+        assert_eq!(i.health_checks.len(), 1);
+        let mut calls = Vec::new();
+        let ps = i.initial_priority_set(c, &mut fake_dns(&mut calls), at).unwrap();
+        let names: Vec<_> = calls.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names[..3], ["backend-local-1", "backend-local-2", "backend-remote-1"]);
+        let p0 = ps.host_set(0).unwrap();
+        assert_eq!(p0.hosts().len(), 1, "AUTO keeps the one IPv6 answer");
+        assert_eq!(p0.hosts()[0].hostname(), "backend-local-1");
+        assert_eq!(p0.locality_weights(), Some(&[1][..]));
+        let p1 = ps.host_set(1).unwrap();
+        assert_eq!(p1.hosts_per_locality().len(), 2);
+    }
+}
