@@ -468,3 +468,284 @@ impl ConnectionManagerConfig {
 fn non_zero(d: Option<ConfigDuration>) -> Option<Duration> {
     d.filter(|d| !d.is_zero()).map(ConfigDuration::get)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use week1_core::config::http_connection_manager::UpgradeConfig;
+    use week1_core::config::listener::CidrRange;
+    use week1_core::config::load_str;
+    use week1_core::config::protocol::{Http1ProtocolOptions, HttpProtocolOptions};
+
+    fn compile(yaml: &str) -> ConnectionManagerConfig {
+        let hcm: HttpConnectionManager = load_str(yaml).unwrap();
+        ConnectionManagerConfig::from_config(&hcm, &FieldPath::root()).unwrap()
+    }
+
+    fn compile_err(hcm: &HttpConnectionManager) -> String {
+        let at = FieldPath::root().field("hcm");
+        ConnectionManagerConfig::from_config(hcm, &at).unwrap_err().to_string()
+    }
+
+    const MINIMAL: &str = "stat_prefix: ingress_http\nroute_config: {}\n";
+
+    #[test]
+    fn defaults_match_envoy() {
+        let c = compile(MINIMAL);
+        // Envoy: max_request_headers_kb 60, max_headers_count 100.
+        assert_eq!(c.limits.max_headers_kb, 60);
+        assert_eq!(c.limits.max_headers_count, 100);
+        // Envoy's HCM timer defaults.
+        assert_eq!(c.timeouts.request_headers_timeout, None);
+        assert_eq!(c.timeouts.stream_idle_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.timeouts.request_timeout, None);
+        assert_eq!(c.timeouts.idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(c.timeouts.max_connection_duration, None);
+        assert_eq!(c.timeouts.max_stream_duration, None);
+        assert_eq!(c.timeouts.drain_timeout, Duration::from_secs(5));
+        assert_eq!(c.timeouts.delayed_close_timeout, Some(Duration::from_secs(1)));
+        assert!(c.generate_request_id);
+        assert!(!c.use_remote_address);
+        assert_eq!(c.xff_num_trusted_hops, 0);
+        assert_eq!(c.server_name.as_bytes(), b"envoy");
+        assert_eq!(c.server_header_transformation, ServerHeaderTransformation::Overwrite);
+        assert_eq!(c.via, None);
+        assert_eq!(c.forward_client_cert_details, ForwardClientCertDetails::Sanitize);
+        assert!(c.upgrades.is_empty());
+        assert_eq!(c.path_normalization, PathNormalization::default());
+        assert_eq!(c.path_normalization.escaped_slashes, EscapedSlashesAction::KeepUnchanged);
+        assert_eq!(c.strip_port, StripPortMode::None);
+        assert_eq!(c.internal_addresses, InternalAddresses::default());
+        // Default::default() is the same compiled config.
+        assert_eq!(c, ConnectionManagerConfig::default());
+    }
+
+    #[test]
+    fn explicit_settings_are_compiled() {
+        let c = compile(
+            r#"
+stat_prefix: edge
+route_config: {}
+max_request_headers_kb: 96
+request_headers_timeout: 2s
+stream_idle_timeout: 0s
+request_timeout: 30s
+drain_timeout: 0.5s
+delayed_close_timeout: 0s
+common_http_protocol_options:
+  idle_timeout: 0s
+  max_connection_duration: 60s
+  max_stream_duration: 0s
+  max_headers_count: 50
+  max_requests_per_connection: 1000
+http_protocol_options:
+  accept_http_10: false
+  enable_trailers: true
+use_remote_address: true
+xff_num_trusted_hops: 2
+skip_xff_append: true
+via: mini-envoy
+generate_request_id: false
+preserve_external_request_id: true
+always_set_request_id_in_response: true
+server_name: edge-proxy
+server_header_transformation: APPEND_IF_ABSENT
+upgrade_configs:
+- upgrade_type: WebSocket
+- upgrade_type: h2c
+  enabled: false
+normalize_path: true
+merge_slashes: true
+path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT
+strip_any_host_port: true
+internal_address_config:
+  cidr_ranges:
+  - address_prefix: 100.64.0.0
+    prefix_len: 10
+"#,
+        );
+        assert_eq!(c.stat_prefix, "edge");
+        assert_eq!(c.limits.max_headers_kb, 96);
+        assert_eq!(c.limits.max_headers_count, 50);
+        assert!(!c.limits.accept_http_10);
+        assert!(c.enable_trailers);
+        assert_eq!(c.max_requests_per_connection, Some(1000));
+        let t = c.timeouts;
+        assert_eq!(t.request_headers_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(t.stream_idle_timeout, None, "0 disables");
+        assert_eq!(t.request_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(t.idle_timeout, None, "0 disables");
+        assert_eq!(t.max_connection_duration, Some(Duration::from_secs(60)));
+        assert_eq!(t.max_stream_duration, None, "0 disables");
+        assert_eq!(t.drain_timeout, Duration::from_millis(500));
+        assert_eq!(t.delayed_close_timeout, None, "0 disables");
+        assert!(c.use_remote_address && c.skip_xff_append);
+        assert_eq!(c.xff_num_trusted_hops, 2);
+        assert_eq!(c.via.as_ref().map(HeaderValue::as_bytes), Some(&b"mini-envoy"[..]));
+        assert!(!c.generate_request_id);
+        assert!(c.preserve_external_request_id && c.always_set_request_id_in_response);
+        assert_eq!(c.server_name.as_bytes(), b"edge-proxy");
+        assert_eq!(c.server_header_transformation, ServerHeaderTransformation::AppendIfAbsent);
+        assert_eq!(
+            c.upgrades,
+            [
+                UpgradePolicy { upgrade_type: "websocket".into(), enabled: true },
+                UpgradePolicy { upgrade_type: "h2c".into(), enabled: false },
+            ]
+        );
+        assert!(c.upgrade_policy("WEBSOCKET").is_some());
+        assert_eq!(
+            c.path_normalization,
+            PathNormalization {
+                normalize_path: true,
+                merge_slashes: true,
+                escaped_slashes: EscapedSlashesAction::UnescapeAndRedirect,
+            }
+        );
+        assert_eq!(c.strip_port, StripPortMode::Any);
+        assert!(c.internal_addresses.contains("100.100.1.1".parse().unwrap()));
+        assert!(
+            !c.internal_addresses.contains("10.0.0.1".parse().unwrap()),
+            "ranges replace the default"
+        );
+    }
+
+    #[test]
+    fn http_protocol_options_absent_accepts_http_10() {
+        // mini-envoy's documented deviation (Limits::default).
+        assert!(compile(MINIMAL).limits.accept_http_10);
+        let c = compile("stat_prefix: s\nroute_config: {}\nhttp_protocol_options: {}\n");
+        assert!(!c.limits.accept_http_10, "once set, Envoy's default false applies");
+    }
+
+    #[test]
+    fn stream_error_override_wins() {
+        let c = compile(
+            "stat_prefix: s\nroute_config: {}\nstream_error_on_invalid_http_message: true\n\
+             http_protocol_options: {override_stream_error_on_invalid_http_message: false}\n",
+        );
+        assert!(!c.stream_error_on_invalid_http_message);
+    }
+
+    #[test]
+    fn strip_matching_host_port() {
+        let c = compile("stat_prefix: s\nroute_config: {}\nstrip_matching_host_port: true\n");
+        assert_eq!(c.strip_port, StripPortMode::MatchingListener);
+    }
+
+    #[test]
+    fn uncompilable_values_are_errors_with_paths() {
+        let base = HttpConnectionManager { stat_prefix: "s".into(), ..Default::default() };
+
+        let hcm = HttpConnectionManager { max_request_headers_kb: Some(0), ..base.clone() };
+        assert_eq!(compile_err(&hcm), "hcm.max_request_headers_kb: 0 is not between 1 and 8192");
+
+        let hcm = HttpConnectionManager {
+            common_http_protocol_options: Some(HttpProtocolOptions {
+                max_headers_count: Some(0),
+                ..Default::default()
+            }),
+            ..base.clone()
+        };
+        assert_eq!(
+            compile_err(&hcm),
+            "hcm.common_http_protocol_options.max_headers_count: must be at least 1"
+        );
+
+        let hcm = HttpConnectionManager {
+            internal_address_config: Some(
+                week1_core::config::http_connection_manager::InternalAddressConfig {
+                    unix_sockets: false,
+                    cidr_ranges: vec![CidrRange {
+                        address_prefix: "10.0.0.0".into(),
+                        prefix_len: Some(33),
+                    }],
+                },
+            ),
+            ..base.clone()
+        };
+        assert_eq!(
+            compile_err(&hcm),
+            "hcm.internal_address_config.cidr_ranges[0]: \"10.0.0.0\"/33 is not a valid CIDR range"
+        );
+
+        let hcm = HttpConnectionManager { via: "a\u{1}b".into(), ..base.clone() };
+        assert_eq!(compile_err(&hcm), "hcm.via: must not contain control characters");
+
+        let hcm = HttpConnectionManager {
+            strip_matching_host_port: true,
+            strip_any_host_port: Some(true),
+            ..base.clone()
+        };
+        assert!(compile_err(&hcm).starts_with("hcm.strip_any_host_port: strip_port_mode"));
+
+        let hcm = HttpConnectionManager {
+            forward_client_cert_details: ForwardClientCertDetails::AppendForward,
+            ..base.clone()
+        };
+        assert!(compile_err(&hcm).starts_with("unsupported: hcm.forward_client_cert_details"));
+
+        let hcm = HttpConnectionManager {
+            http_protocol_options: Some(Http1ProtocolOptions {
+                accept_http_10: true,
+                default_host_for_http_10: "bad\nhost".into(),
+                ..Default::default()
+            }),
+            ..base.clone()
+        };
+        assert_eq!(
+            compile_err(&hcm),
+            "hcm.http_protocol_options.default_host_for_http_10: is not a valid header value"
+        );
+
+        let hcm = HttpConnectionManager {
+            upgrade_configs: vec![UpgradeConfig {
+                upgrade_type: "websocket".into(),
+                enabled: Some(false),
+                ..Default::default()
+            }],
+            ..base
+        };
+        let c = ConnectionManagerConfig::from_config(&hcm, &FieldPath::root()).unwrap();
+        assert!(!c.upgrades[0].enabled);
+    }
+
+    #[test]
+    fn default_internal_addresses_are_envoys() {
+        // Envoy's Network::Utility::isInternalAddress.
+        for (ip, internal) in [
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("172.31.255.255", true),
+            ("172.32.0.1", false),
+            ("172.15.0.1", false),
+            ("192.168.1.1", true),
+            ("192.169.1.1", false),
+            ("127.0.0.1", true),
+            ("127.0.0.2", false),
+            ("8.8.8.8", false),
+            ("::1", true),
+            ("fd00::1", true),
+            ("fc00::1", false),
+            ("2001:db8::1", false),
+            ("::ffff:10.0.0.1", false),
+        ] {
+            assert_eq!(is_default_internal_address(ip.parse().unwrap()), internal, "{ip}");
+        }
+    }
+
+    #[test]
+    fn cidr_ranges_match_by_prefix() {
+        let r = InternalAddresses {
+            cidr_ranges: vec![
+                ("192.0.2.0".parse().unwrap(), 24),
+                ("2001:db8::".parse().unwrap(), 32),
+                ("0.0.0.0".parse().unwrap(), 0),
+            ],
+        };
+        assert!(r.contains("192.0.2.200".parse().unwrap()));
+        assert!(r.contains("8.8.8.8".parse().unwrap()), "/0 matches every IPv4 address");
+        assert!(r.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!r.contains("2001:db9::1".parse().unwrap()));
+    }
+}

@@ -231,3 +231,172 @@ fn merge_slashes(path: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NORMALIZE: PathNormalization = PathNormalization {
+        normalize_path: true,
+        merge_slashes: false,
+        escaped_slashes: EscapedSlashesAction::KeepUnchanged,
+    };
+
+    fn run(path: &str, cfg: &PathNormalization) -> Result<(String, PathAction), InvalidPath> {
+        let mut h = HeaderMap::new();
+        h.try_append(":path", path).unwrap();
+        let action = normalize_path(&mut h, cfg)?;
+        Ok((h.path().unwrap().to_string(), action))
+    }
+
+    fn normalized(path: &str, cfg: &PathNormalization) -> String {
+        run(path, cfg).unwrap().0
+    }
+
+    #[test]
+    fn envoy_normalize_valid_paths() {
+        // Envoy's PathUtilityTest.NormalizeValidPaths (those starting with `/`).
+        for (input, want) in [
+            ("/a/b/../c", "/a/c"),
+            ("/a/b/./c", "/a/b/c"),
+            ("/a/b/../../../../c", "/c"),
+            ("/a/..\\c", "/c"),
+            ("/%c0%af", "/%c0%af"),
+            ("/%5c%25", "/%5c%25"),
+            ("/a/b/%2E%2E/c", "/a/c"),
+        ] {
+            assert_eq!(normalized(input, &NORMALIZE), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn envoy_already_normal_paths_are_unchanged() {
+        for p in ["/xyz", "/x/y/z", "/", "/a/b/", "/a...b/..c/c..", "/%2F"] {
+            assert_eq!(normalize(p.as_bytes(), &NORMALIZE), Ok(None), "{p}");
+        }
+    }
+
+    #[test]
+    fn envoy_invalid_paths_are_rejected() {
+        // Envoy's PathUtilityTest.InvalidPaths.
+        for p in ["/xyz/.%00../abc", "/xyz/%00.%00./abc", "/xyz/AAAAA%%0000/abc"] {
+            assert_eq!(run(p, &NORMALIZE), Err(InvalidPath::EscapedNul), "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_at_the_end_leave_a_directory() {
+        // RFC 3986 §5.2.4: "/a/." -> "/a/", "/a/.." -> "/".
+        assert_eq!(normalized("/a/.", &NORMALIZE), "/a/");
+        assert_eq!(normalized("/a/..", &NORMALIZE), "/");
+        assert_eq!(normalized("/..", &NORMALIZE), "/");
+        assert_eq!(normalized("/a/%2e", &NORMALIZE), "/a/");
+        assert_eq!(normalized("/a/.%2E/b", &NORMALIZE), "/b");
+    }
+
+    #[test]
+    fn unreserved_escapes_are_decoded_and_unsafe_bytes_escaped() {
+        assert_eq!(normalized("/%41%7e%2d", &NORMALIZE), "/A~-");
+        assert_eq!(normalized("/a b\"<>`{}", &NORMALIZE), "/a%20b%22%3C%3E%60%7B%7D");
+        // A lone `%` and a bad escape stay as written.
+        assert_eq!(normalize(b"/100%", &NORMALIZE), Ok(None));
+        assert_eq!(normalize(b"/%zz", &NORMALIZE), Ok(None));
+    }
+
+    #[test]
+    fn query_is_kept_byte_for_byte() {
+        let cfg = PathNormalization {
+            normalize_path: true,
+            merge_slashes: true,
+            escaped_slashes: EscapedSlashesAction::RejectRequest,
+        };
+        assert_eq!(normalized("/a/../b//c?x=/../y//%2F&z=%41", &cfg), "/b/c?x=/../y//%2F&z=%41");
+    }
+
+    #[test]
+    fn merge_slashes_after_normalizing() {
+        // Envoy merges after normalization to catch "/a/..//b".
+        let cfg = PathNormalization { merge_slashes: true, ..NORMALIZE };
+        assert_eq!(normalized("/a/..//b", &cfg), "/b");
+        let merge = PathNormalization { merge_slashes: true, ..Default::default() };
+        assert_eq!(normalized("//a//b///c/", &merge), "/a/b/c/");
+        assert_eq!(normalized("//", &merge), "/");
+        assert_eq!(normalized("/a/../b", &merge), "/a/../b", "normalize_path is off");
+    }
+
+    #[test]
+    fn nothing_configured_changes_nothing() {
+        let off = PathNormalization::default();
+        assert_eq!(normalize(b"/a/../b//c%2F", &off), Ok(None));
+    }
+
+    #[test]
+    fn escaped_slashes_actions() {
+        let with = |escaped_slashes| PathNormalization { escaped_slashes, ..Default::default() };
+        let keep = with(EscapedSlashesAction::KeepUnchanged);
+        assert_eq!(run("/a%2Fb", &keep), Ok(("/a%2Fb".into(), PathAction::Continue)));
+        let reject = with(EscapedSlashesAction::RejectRequest);
+        assert_eq!(run("/a%2fb", &reject), Err(InvalidPath::EscapedSlash));
+        assert_eq!(run("/a%5Cb", &reject), Err(InvalidPath::EscapedSlash));
+        assert_eq!(run("/a?b=%2F", &reject), Ok(("/a?b=%2F".into(), PathAction::Continue)));
+        let forward = with(EscapedSlashesAction::UnescapeAndForward);
+        assert_eq!(run("/a%2Fb%5cc", &forward), Ok(("/a/b\\c".into(), PathAction::Continue)));
+        let redirect = with(EscapedSlashesAction::UnescapeAndRedirect);
+        assert_eq!(run("/a%2Fb", &redirect), Ok(("/a/b".into(), PathAction::Redirect)));
+        assert_eq!(run("/a/b", &redirect), Ok(("/a/b".into(), PathAction::Continue)));
+        // Unescaped `\` then becomes `/` when normalizing; `%2F..` becomes a dot segment.
+        let both = PathNormalization { normalize_path: true, ..forward };
+        assert_eq!(normalized("/a%5Cb", &both), "/a/b");
+        assert_eq!(normalized("/a/b%2F..%2Fc", &both), "/a/c");
+    }
+
+    #[test]
+    fn fragment_is_rejected() {
+        assert_eq!(run("/a#b", &PathNormalization::default()), Err(InvalidPath::Fragment));
+    }
+
+    #[test]
+    fn non_origin_form_and_missing_path_are_left_alone() {
+        assert_eq!(normalized("*", &NORMALIZE), "*");
+        let mut h = HeaderMap::new();
+        h.try_append(":method", "CONNECT").unwrap();
+        assert_eq!(normalize_path(&mut h, &NORMALIZE), Ok(PathAction::Continue));
+        assert!(!h.contains(":path"));
+    }
+
+    proptest! {
+        #[test]
+        fn normalization_never_panics_and_keeps_its_promises(
+            path in "/[a-zA-Z0-9./\\\\%2eEfF5cC ~?#-]{0,40}",
+            normalize_path in any::<bool>(),
+            merge_slashes in any::<bool>(),
+            escaped in 0..4u8,
+        ) {
+            let escaped_slashes = match escaped {
+                0 => EscapedSlashesAction::KeepUnchanged,
+                1 => EscapedSlashesAction::RejectRequest,
+                2 => EscapedSlashesAction::UnescapeAndRedirect,
+                _ => EscapedSlashesAction::UnescapeAndForward,
+            };
+            let cfg = PathNormalization { normalize_path, merge_slashes, escaped_slashes };
+            let Ok(result) = normalize(path.as_bytes(), &cfg) else { return Ok(()) };
+            let out = result.map_or_else(|| path.as_bytes().to_vec(), |(p, _)| p);
+            prop_assert!(HeaderValue::new(out.clone()).is_ok());
+            let split = out.iter().position(|&b| b == b'?').unwrap_or(out.len());
+            let (p, q) = out.split_at(split);
+            let in_split = path.find('?').unwrap_or(path.len());
+            prop_assert_eq!(q, &path.as_bytes()[in_split..], "query kept");
+            prop_assert_eq!(p.first(), Some(&b'/'));
+            if normalize_path {
+                prop_assert!(!p.contains(&b'\\'));
+                for seg in p.split(|&b| b == b'/') {
+                    prop_assert!(seg != b"." && seg != b"..", "dot segment left in {:?}", out);
+                }
+            }
+            if merge_slashes {
+                prop_assert!(!p.windows(2).any(|w| w == b"//"));
+            }
+        }
+    }
+}
