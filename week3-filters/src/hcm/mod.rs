@@ -35,3 +35,6 @@ pub use utility::{
     MutateOutcome, RequestContext, is_upgrade, mutate_request_headers, mutate_response_headers,
     new_request_id, normalize_host, upgrade_allowed, upgrade_allowed_on_route,
 };
+
+#[cfg(test)]
+mod tests;
