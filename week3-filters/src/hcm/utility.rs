@@ -72,7 +72,7 @@ const HOP_BY_HOP_ALWAYS: [&str; 3] = ["keep-alive", "proxy-connection", "transfe
 
 /// `x-envoy-*` request headers Envoy strips from every external request
 /// (`cleanInternalHeaders`): they steer retries, timeouts, stats and tracing.
-pub const UNTRUSTED_ENVOY_REQUEST_HEADERS: [&str; 15] = [
+pub const UNTRUSTED_ENVOY_REQUEST_HEADERS: [&str; 14] = [
     "x-envoy-retriable-status-codes",
     "x-envoy-retriable-header-names",
     "x-envoy-retry-on",
@@ -87,7 +87,6 @@ pub const UNTRUSTED_ENVOY_REQUEST_HEADERS: [&str; 15] = [
     "x-envoy-ip-tags",
     "x-envoy-original-url",
     "x-envoy-hedge-on-per-try-timeout",
-    "x-envoy-original-path",
 ];
 
 /// Further `x-envoy-*` request headers Envoy strips only from edge requests
@@ -338,7 +337,7 @@ pub fn mutate_request_headers(
         }
         ip => ip,
     };
-    let proto = if ctx.tls { "https" } else { "http" };
+    let proto: &'static str = if ctx.tls { "https" } else { "http" };
     let hops = config.xff_num_trusted_hops;
     let (trusted, single_address) = if config.use_remote_address {
         let single = !headers.contains(X_FORWARDED_FOR.as_str());
@@ -348,7 +347,7 @@ pub fn mutate_request_headers(
             append_to_list(headers, X_FORWARDED_FOR, remote_ip.to_string().as_bytes(), b",");
         }
         if hops == 0 || !headers.contains(X_FORWARDED_PROTO.as_str()) {
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto_static(proto)));
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         }
         if config.append_x_forwarded_port
             && (hops == 0 || !headers.contains(X_FORWARDED_PORT.as_str()))
@@ -362,7 +361,7 @@ pub fn mutate_request_headers(
         (xff.address, xff.single_address)
     };
     if !headers.contains(X_FORWARDED_PROTO.as_str()) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto_static(proto)));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
 
     // 3. :scheme.
@@ -370,7 +369,7 @@ pub fn mutate_request_headers(
         let scheme = match headers.get_str(X_FORWARDED_PROTO.as_str()) {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             Some(p) if p.eq_ignore_ascii_case("http") => "http",
-            _ => proto_static(proto),
+            _ => proto,
         };
         headers.insert(HeaderName::from_static(":scheme"), HeaderValue::from_static(scheme));
     }
@@ -417,10 +416,6 @@ pub fn mutate_request_headers(
     }
 
     MutateOutcome { internal, edge, trusted_downstream_address: trusted, upgrade }
-}
-
-fn proto_static(proto: &str) -> &'static str {
-    if proto == "https" { "https" } else { "http" }
 }
 
 /// Envoy's `mutateResponseHeaders` plus the `server` header the HCM's
