@@ -259,6 +259,41 @@ impl fmt::Debug for HeaderValue {
     }
 }
 
+/// A number as a header value (`content-length`, `x-envoy-upstream-service-time`):
+/// decimal digits are always a valid value.
+impl From<u64> for HeaderValue {
+    fn from(n: u64) -> Self {
+        let mut digits = itoa_u64(n);
+        HeaderValue::from_parsed(Bytes::copy_from_slice(digits.as_slice()))
+    }
+}
+
+/// The decimal digits of `n` without allocating a `String`.
+fn itoa_u64(mut n: u64) -> DigitBuf {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    DigitBuf { buf, start: i }
+}
+
+struct DigitBuf {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl DigitBuf {
+    fn as_slice(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 impl TryFrom<&str> for HeaderValue {
     type Error = InvalidHeader;
     fn try_from(value: &str) -> Result<Self, InvalidHeader> {
@@ -654,6 +689,18 @@ mod tests {
                 prop_assert_eq!(&got, &expect);
                 prop_assert_eq!(m.byte_size(), expect.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod number_value_tests {
+    use super::HeaderValue;
+
+    #[test]
+    fn numbers_become_decimal_values() {
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            assert_eq!(HeaderValue::from(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 }

@@ -471,6 +471,21 @@ impl Buffer {
             .chain(std::iter::once(&self.tail[..]).filter(|t| !t.is_empty()))
     }
 
+    /// A second buffer with the same content, sharing its slices (reference
+    /// counts, no copy of the sliced part; the unsliced tail is copied). For
+    /// keeping a request body a retry can replay while the original streams
+    /// on. Watermarks are not shared.
+    pub fn share(&self) -> Buffer {
+        let mut out = Buffer::new();
+        for slice in &self.slices {
+            out.append_bytes(slice.clone());
+        }
+        if !self.tail.is_empty() {
+            out.append(&self.tail);
+        }
+        out
+    }
+
     /// A copy of the whole content.
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len);
@@ -524,6 +539,23 @@ impl Buf for Buffer {
 
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         self.split_to_bytes(len)
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn share_keeps_content_and_shares_slices() {
+        let mut b = Buffer::new();
+        b.append_bytes(Bytes::from_static(b"hello "));
+        b.append(b"world");
+        let shared = b.share();
+        assert_eq!(shared.to_vec(), b"hello world");
+        assert_eq!(shared.front_slice().as_ptr(), b.front_slice().as_ptr());
+        b.drain(6);
+        assert_eq!(shared.len(), 11, "independent of the original");
     }
 }
 

@@ -36,6 +36,15 @@ pub enum RoutingPriority {
     High,
 }
 
+impl From<crate::config::route::RoutingPriority> for RoutingPriority {
+    fn from(p: crate::config::route::RoutingPriority) -> Self {
+        match p {
+            crate::config::route::RoutingPriority::Default => Self::Default,
+            crate::config::route::RoutingPriority::High => Self::High,
+        }
+    }
+}
+
 /// One priority's `circuit_breakers.thresholds` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitBreakerThresholds {

@@ -794,6 +794,11 @@ impl FilterManager {
         self.core.events.pop_front()
     }
 
+    /// Whether [`next_event`](Self::next_event) has something.
+    pub fn has_pending_events(&self) -> bool {
+        !self.core.events.is_empty()
+    }
+
     /// Request headers from the codec. Resolves the route first (so filters
     /// disabled per route are skipped), then runs the decoder filters.
     pub fn decode_headers(&mut self, headers: HeaderMap, end_stream: bool) {

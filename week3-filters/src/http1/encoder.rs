@@ -340,7 +340,7 @@ impl RequestEncoder {
 }
 
 /// The reason phrase for common status codes (empty otherwise, which is valid).
-fn reason_phrase(status: u16) -> &'static str {
+pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",

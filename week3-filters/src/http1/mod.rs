@@ -40,7 +40,7 @@ pub mod testing;
 mod tests;
 
 pub use decoder::{Event, RequestDecoder, RequestEvent, ResponseDecoder, ResponseEvent};
-pub use encoder::{RequestEncoder, ResponseEncoder};
+pub use encoder::{RequestEncoder, ResponseEncoder, reason_phrase};
 pub use error::{CodecError, EncodeError};
 pub use head::{RequestHead, RequestInfo, ResponseHead};
 

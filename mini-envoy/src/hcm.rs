@@ -1,0 +1,853 @@
+//! # The HTTP connection manager: one downstream connection
+//!
+//! Envoy's `ConnectionManagerImpl` and its `ActiveStream`s, as the thin I/O
+//! shell around the week 3 cores. A worker runs one task per downstream
+//! connection; the task owns the socket, the codec, the stream's
+//! FilterManager and, while a request is in flight, the upstream connection
+//! it borrowed from the worker's pool:
+//!
+//! ```text
+//!  socket ─read─► Buffer ─► RequestDecoder ─► ConnectionManagerUtility ─► FilterManager
+//!                                                                           │ Upstream* events
+//!                                       router (crate::router): LB, pool, retries, timeouts
+//!                                                                           │ response
+//!  socket ◄─writev─ Buffer ◄─ ResponseEncoder ◄─ Downstream* events ◄─ FilterManager
+//! ```
+//!
+//! The task is a small event loop of its own: it decodes and runs everything
+//! that is ready without blocking, flushes what it can, then waits for the
+//! first of downstream readable/writable, upstream readable/writable, a
+//! pending connection, or the earliest deadline. Reading a side stops while
+//! the other side's write buffer is over the connection buffer limit, which
+//! is how bodies stream with bounded memory (Envoy's watermarks). HTTP/1.1
+//! serves one request at a time: pipelined requests wait in the read buffer.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
+use week3_filters::buffer::Buffer;
+use week3_filters::hcm::utility::{self, RequestContext};
+use week3_filters::hcm::{ConnectionManagerConfig, path};
+use week3_filters::http::{
+    ConnectionInfo, FilterManager, FilterManagerConfig, ResponseFlag, StreamEvent, StreamInfo,
+    TimerId,
+};
+use week3_filters::http1::{
+    BodyFraming, CodecError, Event, RequestDecoder, RequestHead, RequestInfo, ResponseEncoder,
+};
+
+use crate::access_log::LogEntry;
+use crate::router::{UpstreamEvent, UpstreamRequest};
+use crate::snapshot::HttpChain;
+use crate::upstream::WorkerUpstreams;
+
+/// Bytes read from a socket per `read` call.
+const READ_SIZE: usize = 16 * 1024;
+
+/// How one downstream connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Keep-alive.
+    No,
+    /// Close once the current response is written (`Connection: close`,
+    /// HTTP/1.0, drain, `max_requests_per_connection`).
+    AfterResponse,
+    /// Flush what is buffered, then close.
+    FlushAndClose,
+    /// Close now (reset).
+    Abort,
+}
+
+/// What woke the connection task.
+enum Wake {
+    DownstreamReadable,
+    DownstreamWritable,
+    Upstream(UpstreamEvent),
+    Timer,
+    Io(io::Error),
+}
+
+/// Serves one downstream HTTP/1.1 connection until it closes.
+pub async fn serve_connection(
+    io: TcpStream,
+    connection: ConnectionInfo,
+    chain: Arc<HttpChain>,
+    upstreams: Rc<WorkerUpstreams>,
+    buffer_limit: usize,
+) {
+    let _ = io.set_nodelay(true);
+    let mut conn = Connection::new(io, connection, chain, upstreams, buffer_limit);
+    conn.run().await;
+}
+
+/// The connection's state (Envoy's `ConnectionManagerImpl`).
+struct Connection {
+    io: TcpStream,
+    chain: Arc<HttpChain>,
+    upstreams: Rc<WorkerUpstreams>,
+    fm_config: FilterManagerConfig,
+    request_context: RequestContext,
+    buffer_limit: usize,
+    read_buf: Buffer,
+    /// Spare read capacity; dropped while the connection is idle.
+    read_space: BytesMut,
+    write_buf: Buffer,
+    decoder: RequestDecoder,
+    stream: Option<Box<ActiveStream>>,
+    read_eof: bool,
+    closing: Closing,
+    requests: u32,
+    created: Instant,
+    /// Since when no stream is active (connection `idle_timeout`).
+    idle_since: Instant,
+    /// When the first byte of the current request head arrived.
+    head_started: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+}
+
+/// One request/response exchange (Envoy's `ActiveStream`).
+struct ActiveStream {
+    fm: FilterManager,
+    request: RequestInfo,
+    encoder: ResponseEncoder,
+    /// The codec delivered the end of the request.
+    request_decoded: bool,
+    /// End of stream was given to the FilterManager.
+    request_ended: bool,
+    /// Body bytes waiting for a lookahead (is the next event the end?).
+    held_data: Option<Bytes>,
+    response_ended: bool,
+    /// The FilterManager asked to stop reading the downstream.
+    read_disabled: bool,
+    upstream: UpstreamRequest,
+    timers: Vec<(TimerId, Instant)>,
+    started: Instant,
+    last_activity: Instant,
+    /// `request_timeout` deadline, until the request is complete.
+    request_deadline: Option<Instant>,
+    close_after: bool,
+}
+
+impl Connection {
+    fn new(
+        io: TcpStream,
+        connection: ConnectionInfo,
+        chain: Arc<HttpChain>,
+        upstreams: Rc<WorkerUpstreams>,
+        buffer_limit: usize,
+    ) -> Self {
+        let remote = connection.remote_address.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local = connection.local_address.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let fm_config = FilterManagerConfig {
+            buffer_limit,
+            route_resolver: Some(chain.resolver.clone()),
+            connection,
+            ..FilterManagerConfig::default()
+        };
+        let now = Instant::now();
+        Self {
+            io,
+            decoder: RequestDecoder::new(chain.config.limits),
+            request_context: RequestContext {
+                remote_address: remote,
+                local_address: local,
+                tls: false,
+                codec_upgrade: false,
+            },
+            chain,
+            upstreams,
+            fm_config,
+            buffer_limit,
+            read_buf: Buffer::new(),
+            read_space: BytesMut::new(),
+            write_buf: Buffer::new(),
+            stream: None,
+            read_eof: false,
+            closing: Closing::No,
+            requests: 0,
+            created: now,
+            idle_since: now,
+            head_started: None,
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            timer_at: None,
+        }
+    }
+
+    fn config(&self) -> &ConnectionManagerConfig {
+        &self.chain.config
+    }
+
+    async fn run(&mut self) {
+        loop {
+            self.process();
+            if let Err(e) = self.flush_downstream() {
+                self.on_downstream_error(e);
+            }
+            if let Some(s) = &mut self.stream
+                && let Err(e) = s.upstream.flush()
+            {
+                let ev = UpstreamEvent::Failed(e);
+                self.on_upstream(ev);
+                continue;
+            }
+            match self.closing {
+                Closing::Abort => break,
+                Closing::FlushAndClose if self.write_buf.is_empty() => break,
+                Closing::AfterResponse if self.stream.is_none() && self.write_buf.is_empty() => {
+                    break;
+                }
+                _ => {}
+            }
+            if self.stream.is_none() && self.read_eof && self.read_buf.is_empty() {
+                break;
+            }
+            self.arm_timer();
+            let wake = self.wait().await;
+            match wake {
+                Wake::DownstreamReadable => self.read_downstream(),
+                Wake::DownstreamWritable => {}
+                Wake::Upstream(ev) => self.on_upstream(ev),
+                Wake::Timer => self.on_timers(),
+                Wake::Io(e) => self.on_downstream_error(e),
+            }
+        }
+        if let Some(mut s) = self.stream.take() {
+            if !s.response_ended {
+                s.fm.stream_info_mut()
+                    .set_response_flag(ResponseFlag::DownstreamConnectionTermination);
+            }
+            self.finish_stream(s);
+        }
+        let _ = self.flush_downstream();
+    }
+
+    fn wants_read(&self) -> bool {
+        if self.read_eof || self.closing != Closing::No && self.stream.is_none() {
+            return false;
+        }
+        if self.write_buf.len() >= self.buffer_limit {
+            return false;
+        }
+        match &self.stream {
+            None => self.read_buf.len() < self.buffer_limit,
+            Some(s) => {
+                !s.request_decoded
+                    && !s.read_disabled
+                    && s.upstream.pending_request_bytes() < self.buffer_limit
+                    && self.read_buf.len() < self.buffer_limit
+            }
+        }
+    }
+
+    async fn wait(&mut self) -> Wake {
+        let want_read = self.wants_read();
+        let want_write = !self.write_buf.is_empty();
+        let down_room = self.write_buf.len() < self.buffer_limit;
+        let io = &self.io;
+        let timer_armed = self.timer_at.is_some();
+        let timer = &mut self.timer;
+        let upstream = self.stream.as_mut().map(|s| &mut s.upstream);
+        let has_upstream = upstream.is_some();
+        let upstream_wait = async move {
+            match upstream {
+                Some(u) => u.wait(down_room).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            ev = upstream_wait, if has_upstream => Wake::Upstream(ev),
+            r = io.readable(), if want_read => match r {
+                Ok(()) => Wake::DownstreamReadable,
+                Err(e) => Wake::Io(e),
+            },
+            r = io.writable(), if want_write => match r {
+                Ok(()) => Wake::DownstreamWritable,
+                Err(e) => Wake::Io(e),
+            },
+            () = timer.as_mut(), if timer_armed => Wake::Timer,
+        }
+    }
+
+    fn read_downstream(&mut self) {
+        if self.read_space.capacity() < 1024 {
+            self.read_space.reserve(READ_SIZE);
+        }
+        match self.io.try_read_buf(&mut self.read_space) {
+            Ok(0) => {
+                self.read_eof = true;
+                self.decoder.on_eof();
+            }
+            Ok(_) => {
+                if self.head_started.is_none() && self.stream.is_none() {
+                    self.head_started = Some(Instant::now());
+                }
+                let chunk = self.read_space.split().freeze();
+                self.read_buf.append_bytes(chunk);
+                if let Some(s) = &mut self.stream {
+                    s.last_activity = Instant::now();
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.on_downstream_error(e),
+        }
+    }
+
+    fn on_downstream_error(&mut self, e: io::Error) {
+        tracing::debug!("downstream connection error: {e}");
+        self.read_eof = true;
+        if let Some(s) = &mut self.stream {
+            s.fm.stream_info_mut().set_response_flag(ResponseFlag::DownstreamConnectionTermination);
+        }
+        self.closing = Closing::Abort;
+    }
+
+    /// Writes as much as the socket takes.
+    fn flush_downstream(&mut self) -> io::Result<()> {
+        while !self.write_buf.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = self.write_buf.chunks_vectored(&mut slices);
+            match self.io.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.write_buf.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------
+    // Processing: everything that can run without waiting.
+
+    fn process(&mut self) {
+        for _ in 0..1024 {
+            if self.closing == Closing::Abort {
+                return;
+            }
+            let mut progressed = self.decode_downstream();
+            progressed |= self.run_stream_events();
+            progressed |= self.drive_upstream();
+            progressed |= self.complete_stream();
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Feeds decoded request events to the stream. Returns whether anything happened.
+    fn decode_downstream(&mut self) -> bool {
+        let mut progressed = false;
+        loop {
+            let can_decode = match &self.stream {
+                None => self.closing == Closing::No,
+                Some(s) => !s.request_decoded && !s.read_disabled,
+            };
+            if !can_decode {
+                return progressed;
+            }
+            let event = match self.decoder.decode(&mut self.read_buf) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    // A held body chunk waits for the next event only while
+                    // more input may come.
+                    if let Some(s) = &mut self.stream
+                        && let Some(data) = s.held_data.take()
+                    {
+                        s.fm.decode_data(Buffer::from(data), false);
+                        progressed = true;
+                    }
+                    if self.read_eof && self.stream.is_none() && !self.read_buf.is_empty() {
+                        // A truncated head at end of input.
+                        self.read_buf.clear();
+                    }
+                    return progressed;
+                }
+                Err(e) => {
+                    self.on_codec_error(e);
+                    return true;
+                }
+            };
+            progressed = true;
+            match event {
+                Event::Headers(head) => self.start_stream(head),
+                Event::Data(data) => {
+                    let Some(s) = &mut self.stream else { continue };
+                    s.fm.stream_info_mut().bytes_received += data.len() as u64;
+                    if let Some(prev) = s.held_data.replace(data) {
+                        s.fm.decode_data(Buffer::from(prev), false);
+                    }
+                }
+                Event::Trailers(trailers) => {
+                    let Some(s) = &mut self.stream else { continue };
+                    if let Some(prev) = s.held_data.take() {
+                        s.fm.decode_data(Buffer::from(prev), false);
+                    }
+                    s.request_decoded = true;
+                    s.request_ended = true;
+                    s.fm.decode_trailers(trailers);
+                }
+                Event::MessageComplete => {
+                    let Some(s) = &mut self.stream else { continue };
+                    s.request_decoded = true;
+                    s.request_deadline = None;
+                    if !s.request_ended {
+                        s.request_ended = true;
+                        let last = s.held_data.take().map(Buffer::from).unwrap_or_default();
+                        s.fm.decode_data(last, true);
+                    }
+                }
+            }
+            // Let the stream react before decoding more.
+            if self.stream.as_ref().is_some_and(|s| s.fm_has_events()) {
+                return progressed;
+            }
+        }
+    }
+
+    fn on_codec_error(&mut self, e: CodecError) {
+        tracing::debug!("downstream codec error: {e}");
+        let status = e.status_code();
+        match &mut self.stream {
+            Some(s) if !s.fm.response_started() => {
+                s.fm.stream_info_mut().set_response_flag(ResponseFlag::DownstreamProtocolError);
+                s.close_after = true;
+                s.request_decoded = true;
+                s.request_ended = true;
+                s.fm.send_local_reply(status, "", |_| {}, e.details());
+            }
+            Some(s) => {
+                s.fm.stream_info_mut().set_response_flag(ResponseFlag::DownstreamProtocolError);
+                self.closing = Closing::Abort;
+            }
+            None => {
+                // Envoy answers a request it cannot parse and closes; the
+                // request never reaches a filter or an upstream.
+                self.write_local_response(status, e.details());
+                self.closing = Closing::FlushAndClose;
+            }
+        }
+        self.read_buf.clear();
+    }
+
+    /// A response written straight to the codec (no stream: the request head
+    /// could not be parsed), access-logged like Envoy's codec errors.
+    fn write_local_response(&mut self, status: u16, details: &'static str) {
+        let body = week3_filters::http1::reason_phrase(status);
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static(":status"), HeaderValue::from(u64::from(status)));
+        headers.insert(
+            HeaderName::from_static("content-length"),
+            HeaderValue::from(body.len() as u64),
+        );
+        let _ = headers.try_insert("content-type", "text/plain");
+        let _ = headers.try_insert("connection", "close");
+        let mut encoder = ResponseEncoder::new(RequestInfo::default());
+        let _ = encoder.encode_headers(&headers, body.is_empty(), &mut self.write_buf);
+        if !body.is_empty() {
+            let _ =
+                encoder.encode_data(Bytes::from_static(body.as_bytes()), true, &mut self.write_buf);
+        }
+        let now = Instant::now();
+        let mut info = StreamInfo::new(now.into_std(), std::time::SystemTime::now());
+        info.connection = self.fm_config.connection.clone();
+        info.response_code = Some(status);
+        info.set_response_code_details(details);
+        info.set_response_flag(ResponseFlag::DownstreamProtocolError);
+        info.bytes_sent = body.len() as u64;
+        self.chain.access_logs.log(&LogEntry {
+            request_headers: None,
+            response_headers: Some(&headers),
+            response_trailers: None,
+            stream_info: &info,
+            protocol: Some("HTTP/1.1"),
+        });
+    }
+
+    fn start_stream(&mut self, head: RequestHead) {
+        self.requests += 1;
+        self.head_started = None;
+        let now = Instant::now();
+        let RequestHead {
+            mut headers, version, keep_alive, expect_continue, upgrade, framing, ..
+        } = head;
+        let request = RequestInfo::from_headers(&headers, version);
+        let config = &self.chain.config;
+        let mut close_after = !keep_alive;
+        if config.max_requests_per_connection.is_some_and(|max| self.requests >= max) {
+            close_after = true;
+        }
+        if let Some(max) = config.timeouts.max_connection_duration
+            && self.created.elapsed() >= max
+        {
+            close_after = true;
+        }
+        let end_stream = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
+
+        // Envoy answers `Expect: 100-continue` itself and does not forward it.
+        if expect_continue {
+            headers.remove("expect");
+            if !end_stream {
+                self.write_buf.append(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+        }
+
+        let fm = FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config);
+        let encoder = ResponseEncoder::new(request);
+        // Header sanitizing before any filter sees the request.
+        let mut reject: Option<(u16, &'static str)> = None;
+        self.request_context.codec_upgrade = upgrade;
+        if upgrade
+            && let Some(kind) = utility::is_upgrade(&headers)
+            && !utility::upgrade_allowed(config, kind)
+        {
+            reject = Some((403, "upgrade_failed"));
+        }
+        if reject.is_none() {
+            match path::normalize_path(&mut headers, &config.path_normalization) {
+                Ok(path::PathAction::Continue) => {}
+                Ok(path::PathAction::Redirect) => {
+                    reject = Some((307, "path_normalization_redirect"))
+                }
+                Err(_) => reject = Some((400, path::RESPONSE_CODE_DETAILS)),
+            }
+        }
+        let listener_port = self.request_context.local_address.port();
+        utility::normalize_host(&mut headers, config, listener_port);
+        utility::mutate_request_headers(
+            &mut headers,
+            &self.request_context,
+            config,
+            &mut crate::random::next_u64,
+        );
+        let request_deadline = config.timeouts.request_timeout.map(|t| now + t);
+        let upstream = UpstreamRequest::new(self.chain.clone(), self.upstreams.clone(), upgrade);
+        let mut stream = Box::new(ActiveStream {
+            fm,
+            request,
+            encoder,
+            request_decoded: end_stream && !upgrade,
+            request_ended: end_stream && !upgrade,
+            held_data: None,
+            response_ended: false,
+            read_disabled: false,
+            upstream,
+            timers: Vec::new(),
+            started: now,
+            last_activity: now,
+            request_deadline,
+            close_after,
+        });
+        match reject {
+            Some((307, details)) => {
+                let location = stream_path(&headers);
+                stream.fm.decode_headers(headers, true);
+                stream.fm.send_local_reply(
+                    307,
+                    "",
+                    |h| {
+                        if let Ok(v) = HeaderValue::try_from(location) {
+                            h.insert(HeaderName::from_static("location"), v);
+                        }
+                    },
+                    details,
+                );
+            }
+            Some((status, details)) => {
+                stream.close_after = true;
+                stream.request_decoded = true;
+                stream.request_ended = true;
+                stream.fm.decode_headers(headers, true);
+                stream.fm.send_local_reply(status, "", |_| {}, details);
+            }
+            None => stream.fm.decode_headers(headers, end_stream && !upgrade),
+        }
+        self.stream = Some(stream);
+    }
+
+    /// Runs the FilterManager's events. Returns whether there were any.
+    fn run_stream_events(&mut self) -> bool {
+        let Some(s) = &mut self.stream else { return false };
+        let mut any = false;
+        while let Some(ev) = s.fm.next_event() {
+            any = true;
+            match ev {
+                StreamEvent::UpstreamHeaders { end_stream } => {
+                    let random = crate::random::next_u64();
+                    s.upstream.start(
+                        &mut s.fm,
+                        end_stream,
+                        random,
+                        self.request_context.remote_address,
+                    );
+                }
+                StreamEvent::UpstreamData { data, end_stream } => {
+                    s.upstream.send_data(&mut s.fm, data, end_stream);
+                }
+                StreamEvent::UpstreamTrailers => {
+                    let trailers = s.fm.request_trailers().cloned().unwrap_or_default();
+                    s.upstream.send_trailers(&mut s.fm, trailers);
+                }
+                StreamEvent::DownstreamInformational(headers) => {
+                    let _ = s.encoder.encode_headers(&headers, false, &mut self.write_buf);
+                }
+                StreamEvent::DownstreamHeaders { end_stream } => {
+                    let mut headers = s.fm.response_headers().cloned().unwrap_or_default();
+                    utility::mutate_response_headers(
+                        &mut headers,
+                        s.fm.request_headers(),
+                        &self.chain.config,
+                    );
+                    if s.close_after || self.closing != Closing::No {
+                        headers.insert(
+                            HeaderName::from_static("connection"),
+                            HeaderValue::from_static("close"),
+                        );
+                    }
+                    if s.fm.stream_info().first_downstream_tx_byte_sent.is_none() {
+                        let at = s.started.elapsed();
+                        s.fm.stream_info_mut().first_downstream_tx_byte_sent = Some(at);
+                    }
+                    if let Err(e) =
+                        s.encoder.encode_headers(&headers, end_stream, &mut self.write_buf)
+                    {
+                        tracing::debug!("cannot encode response headers: {e}");
+                        self.closing = Closing::Abort;
+                    }
+                    if end_stream {
+                        s.response_ended = true;
+                    }
+                }
+                StreamEvent::DownstreamData { mut data, end_stream } => {
+                    s.fm.stream_info_mut().bytes_sent += data.len() as u64;
+                    let mut failed = false;
+                    if data.is_empty() {
+                        failed |= s
+                            .encoder
+                            .encode_data(Bytes::new(), end_stream, &mut self.write_buf)
+                            .is_err();
+                    }
+                    while !data.is_empty() {
+                        let n = data.front_slice().len();
+                        let chunk = data.split_to_bytes(n);
+                        let last = end_stream && data.is_empty();
+                        failed |= s.encoder.encode_data(chunk, last, &mut self.write_buf).is_err();
+                    }
+                    if failed {
+                        self.closing = Closing::Abort;
+                    }
+                    if end_stream {
+                        s.response_ended = true;
+                    }
+                }
+                StreamEvent::DownstreamTrailers => {
+                    let trailers = s.fm.response_trailers().cloned().unwrap_or_default();
+                    if s.encoder.encode_trailers(&trailers, &mut self.write_buf).is_err() {
+                        self.closing = Closing::Abort;
+                    }
+                    s.response_ended = true;
+                }
+                StreamEvent::LocalReply { .. } => {
+                    s.upstream.cancel();
+                    if !s.request_decoded {
+                        // The rest of the request cannot be skipped reliably.
+                        s.close_after = true;
+                    }
+                }
+                StreamEvent::StartTimer { timer, after } => {
+                    s.timers.retain(|(t, _)| *t != timer);
+                    s.timers.push((timer, Instant::now() + after));
+                }
+                StreamEvent::CancelTimer(timer) => s.timers.retain(|(t, _)| *t != timer),
+                StreamEvent::DownstreamReadDisable(disable) => s.read_disabled = disable,
+                StreamEvent::UpstreamReadDisable(disable) => s.upstream.set_read_disabled(disable),
+                StreamEvent::ResetStream { details } => {
+                    tracing::debug!("stream reset: {details}");
+                    s.upstream.cancel();
+                    s.fm.stream_info_mut().set_response_code_details(details);
+                    self.closing = Closing::Abort;
+                }
+            }
+        }
+        any
+    }
+
+    /// Moves upstream response events into the stream.
+    fn drive_upstream(&mut self) -> bool {
+        let Some(s) = &mut self.stream else { return false };
+        let down_room = self.write_buf.len() < self.buffer_limit;
+        s.upstream.process(&mut s.fm, down_room)
+    }
+
+    fn on_upstream(&mut self, ev: UpstreamEvent) {
+        if let Some(s) = &mut self.stream {
+            s.last_activity = Instant::now();
+            s.upstream.on_event(&mut s.fm, ev);
+        }
+    }
+
+    /// Ends the stream once both directions are done.
+    fn complete_stream(&mut self) -> bool {
+        let Some(s) = &self.stream else { return false };
+        if !s.response_ended {
+            return false;
+        }
+        let request_done = s.request_decoded;
+        let Some(s) = self.stream.take() else { return false };
+        if !request_done || s.close_after || s.encoder.close_delimited() {
+            self.closing = if self.closing == Closing::Abort {
+                Closing::Abort
+            } else {
+                Closing::FlushAndClose
+            };
+        }
+        self.finish_stream(s);
+        self.idle_since = Instant::now();
+        if self.read_buf.is_empty() {
+            // Keep-alive: give the read capacity back while idle.
+            self.read_space = BytesMut::new();
+        }
+        true
+    }
+
+    fn finish_stream(&mut self, mut s: Box<ActiveStream>) {
+        s.upstream.finish(&mut s.fm);
+        s.fm.on_stream_complete();
+        if !self.chain.access_logs.is_empty() {
+            self.chain.access_logs.log(&LogEntry {
+                request_headers: s.fm.request_headers(),
+                response_headers: s.fm.response_headers(),
+                response_trailers: s.fm.response_trailers(),
+                stream_info: s.fm.stream_info(),
+                protocol: Some(s.request.version.as_str()),
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // Timers.
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let t = &self.config().timeouts;
+        let mut next: Option<Instant> = None;
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        };
+        consider(t.max_connection_duration.map(|d| self.created + d));
+        match &self.stream {
+            None => {
+                consider(t.idle_timeout.map(|d| self.idle_since + d));
+                if let (Some(started), Some(d)) = (self.head_started, t.request_headers_timeout) {
+                    consider(Some(started + d));
+                }
+            }
+            Some(s) => {
+                consider(t.stream_idle_timeout.map(|d| s.last_activity + d));
+                consider(s.request_deadline);
+                consider(s.timers.iter().map(|(_, at)| *at).min());
+                consider(s.upstream.next_deadline());
+            }
+        }
+        next
+    }
+
+    fn arm_timer(&mut self) {
+        let next = self.next_deadline();
+        if next != self.timer_at {
+            if let Some(at) = next {
+                self.timer.as_mut().reset(at);
+            }
+            self.timer_at = next;
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        self.timer_at = None;
+        let t = self.config().timeouts.clone();
+        if t.max_connection_duration.is_some_and(|d| now >= self.created + d) {
+            // Envoy drains: no new request; close once the current one is done.
+            if self.closing == Closing::No {
+                self.closing = Closing::AfterResponse;
+            }
+        }
+        let Some(s) = &mut self.stream else {
+            if t.idle_timeout.is_some_and(|d| now >= self.idle_since + d) {
+                self.closing = Closing::FlushAndClose;
+            }
+            if let (Some(started), Some(d)) = (self.head_started, t.request_headers_timeout)
+                && now >= started + d
+            {
+                // 408 for a request whose headers did not arrive in time.
+                self.write_local_response(408, "request_header_timeout");
+                self.closing = Closing::FlushAndClose;
+            }
+            return;
+        };
+        // Filter timers.
+        let due: Vec<TimerId> =
+            s.timers.iter().filter(|(_, at)| *at <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            s.timers.retain(|(t, _)| *t != id);
+            s.fm.on_timer(id);
+        }
+        if s.request_deadline.is_some_and(|d| now >= d) {
+            s.request_deadline = None;
+            s.upstream.cancel();
+            local_reply_or_reset(s, 408, "request_overall_timeout", None, &mut self.closing);
+            s.close_after = true;
+        }
+        if t.stream_idle_timeout.is_some_and(|d| now >= s.last_activity + d) {
+            s.upstream.cancel();
+            s.close_after = true;
+            let status = if s.request_decoded { 504 } else { 408 };
+            local_reply_or_reset(
+                s,
+                status,
+                "stream_idle_timeout",
+                Some(ResponseFlag::StreamIdleTimeout),
+                &mut self.closing,
+            );
+        }
+        s.upstream.on_timer(&mut s.fm, now);
+    }
+}
+
+impl ActiveStream {
+    fn fm_has_events(&self) -> bool {
+        self.fm.has_pending_events()
+    }
+}
+
+/// A local reply when the response has not started, else a reset.
+fn local_reply_or_reset(
+    s: &mut ActiveStream,
+    status: u16,
+    details: &'static str,
+    flag: Option<ResponseFlag>,
+    closing: &mut Closing,
+) {
+    if let Some(flag) = flag {
+        s.fm.stream_info_mut().set_response_flag(flag);
+    }
+    if s.fm.response_started() {
+        s.fm.stream_info_mut().set_response_code_details(details);
+        *closing = Closing::Abort;
+    } else {
+        s.fm.send_local_reply(status, "", |_| {}, details);
+    }
+}
+
+fn stream_path(headers: &HeaderMap) -> String {
+    headers.path().unwrap_or("/").to_string()
+}

@@ -1,0 +1,855 @@
+//! # The router's upstream half
+//!
+//! Envoy's `Router::Filter` and `UpstreamRequest`, the I/O half of week 3's
+//! sans-IO router filter. When a request leaves the HTTP filter chain
+//! (`StreamEvent::UpstreamHeaders`), the stream's [`UpstreamRequest`]:
+//!
+//! 1. turns the cached route back into week 1's forwarding decision
+//!    (`Router::forward`), applies its header rewrites, takes its timeout,
+//!    retry policy and hash policy;
+//! 2. takes the cluster's `max_requests` circuit breaker, picks a host with the
+//!    worker's load balancer (avoiding hosts already tried when the retry
+//!    policy says so) and gets a connection from the worker's pool;
+//! 3. encodes the request (week 3 codec), streams the body, and feeds the
+//!    decoded response back into the FilterManager;
+//! 4. on a retriable failure (a 5xx, a reset, a connect failure, a per-try
+//!    timeout) waits the jittered back-off and starts another attempt,
+//!    replaying the request body it kept (up to the buffer limit);
+//! 5. answers what cannot be retried with Envoy's local replies and response
+//!    flags: 503 `UH`, `UF`, `UO`, `UC`, 504 `UT`, 502 `UPE`, plus `URX`
+//!    when retries ran out.
+//!
+//! Timers (route timeout, per-try timeout, back-off) are deadlines the
+//! connection task waits on; nothing here sleeps.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+use week1_core::cluster::{ActiveRequest, Host, LoadBalancerContext, ResourceGuard};
+use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
+use week1_core::router::{Forward, ForwardRef, ResetReason, RetryPolicy, RouteContext};
+use week3_filters::buffer::Buffer;
+use week3_filters::http::{FilterManager, ResponseFlag};
+use week3_filters::http1::{BodyFraming, Event, RequestEncoder};
+
+use crate::snapshot::{ClusterEntry, HttpChain};
+use crate::upstream::WorkerUpstreams;
+use crate::upstream::pool::{PoolFailure, UpstreamConnection, WorkerPools};
+
+/// Envoy's default route timeout when `timeout` is not set.
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+const READ_SIZE: usize = 16 * 1024;
+
+type Acquire = Pin<Box<dyn Future<Output = Result<UpstreamConnection, PoolFailure>>>>;
+
+/// What woke an upstream request.
+pub enum UpstreamEvent {
+    /// The pool answered.
+    Acquired(Result<UpstreamConnection, PoolFailure>),
+    /// The upstream socket has bytes (or EOF).
+    Readable,
+    /// The upstream socket can take more.
+    Writable,
+    /// An I/O error.
+    Failed(io::Error),
+}
+
+enum State {
+    /// Nothing sent yet (or the request was answered locally).
+    Idle,
+    /// Waiting for a connection.
+    Acquiring(Acquire),
+    /// An attempt in flight.
+    Active(Box<Attempt>),
+    /// Waiting for the back-off before the next attempt.
+    Backoff(Instant),
+    /// The exchange is over.
+    Done,
+}
+
+/// One try on one connection (Envoy's `UpstreamRequest`).
+struct Attempt {
+    conn: UpstreamConnection,
+    encoder: RequestEncoder,
+    write_buf: Buffer,
+    read_space: BytesMut,
+    started: Instant,
+    response_headers: bool,
+    response_keep_alive: bool,
+    response_ended: bool,
+    held_data: Option<Bytes>,
+    _active: ActiveRequest,
+}
+
+/// The upstream side of one stream.
+pub struct UpstreamRequest {
+    chain: Arc<HttpChain>,
+    upstreams: Rc<WorkerUpstreams>,
+    upgrade: bool,
+    state: State,
+    forward: Option<ForwardRef>,
+    cluster: Option<Arc<ClusterEntry>>,
+    headers: Option<HeaderMap>,
+    /// Request body not yet written to the current attempt.
+    pending: Buffer,
+    /// The whole body so far, while a retry could still replay it.
+    replay: Option<Buffer>,
+    request_end: bool,
+    trailers: Option<HeaderMap>,
+    retries_left: u32,
+    attempts: u32,
+    previous_hosts: Vec<SocketAddr>,
+    hash: Option<u64>,
+    timeout: Option<Duration>,
+    per_try_timeout: Option<Duration>,
+    global_deadline: Option<Instant>,
+    per_try_deadline: Option<Instant>,
+    read_disabled: bool,
+    /// Response headers went into the filter chain: no more retries.
+    response_started: bool,
+    reset_downstream: bool,
+    buffer_limit: usize,
+    _requests: Option<ResourceGuard>,
+}
+
+/// The load balancer's view of the request.
+struct LbContext<'a> {
+    hash: Option<u64>,
+    avoid: &'a [SocketAddr],
+    selection_retries: u32,
+}
+
+impl LoadBalancerContext for LbContext<'_> {
+    fn hash_key(&self) -> Option<u64> {
+        self.hash
+    }
+    fn should_select_another_host(&self, host: &Host) -> bool {
+        self.avoid.contains(&host.address())
+    }
+    fn host_selection_retry_count(&self) -> u32 {
+        self.selection_retries
+    }
+}
+
+/// Envoy's body for a local reply after an upstream reset.
+fn reset_body(reason: &str) -> String {
+    format!("upstream connect error or disconnect/reset before headers. reset reason: {reason}")
+}
+
+impl UpstreamRequest {
+    /// An idle upstream request for a stream of `chain`.
+    pub fn new(chain: Arc<HttpChain>, upstreams: Rc<WorkerUpstreams>, upgrade: bool) -> Self {
+        Self {
+            chain,
+            upstreams,
+            upgrade,
+            state: State::Idle,
+            forward: None,
+            cluster: None,
+            headers: None,
+            pending: Buffer::new(),
+            replay: None,
+            request_end: false,
+            trailers: None,
+            retries_left: 0,
+            attempts: 0,
+            previous_hosts: Vec::new(),
+            hash: None,
+            timeout: None,
+            per_try_timeout: None,
+            global_deadline: None,
+            per_try_deadline: None,
+            read_disabled: false,
+            response_started: false,
+            reset_downstream: false,
+            buffer_limit: week3_filters::http::DEFAULT_BUFFER_LIMIT,
+            _requests: None,
+        }
+    }
+
+    fn route(&self) -> Option<Forward<'_>> {
+        self.chain.router.forward(self.forward.as_ref()?)
+    }
+
+    fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.route().and_then(|f| f.retry_policy())
+    }
+
+    /// Whether the downstream must be reset (the response had started when
+    /// the upstream failed).
+    pub fn must_reset_downstream(&self) -> bool {
+        self.reset_downstream
+    }
+
+    /// Request bytes buffered for the upstream (backpressure on the downstream).
+    pub fn pending_request_bytes(&self) -> usize {
+        let writing = match &self.state {
+            State::Active(a) => a.write_buf.len(),
+            _ => 0,
+        };
+        self.pending.len() + writing
+    }
+
+    /// Stops or resumes reading the upstream (response buffer watermark).
+    pub fn set_read_disabled(&mut self, disabled: bool) {
+        self.read_disabled = disabled;
+    }
+
+    /// The request left the filter chain: route it and start the first attempt.
+    pub fn start(
+        &mut self,
+        fm: &mut FilterManager,
+        end_stream: bool,
+        random: u64,
+        remote: SocketAddr,
+    ) {
+        let Some(forward) = fm.route().and_then(|r| r.forward_ref().cloned()) else {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::NoRouteFound);
+            fm.send_local_reply(404, "", |_| {}, "route_not_found");
+            return;
+        };
+        let Some(cluster) = self.chain.clusters.get(&forward.cluster).cloned() else {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::NoClusterFound);
+            fm.send_local_reply(503, "", |_| {}, "cluster_not_found");
+            return;
+        };
+        self.buffer_limit = cluster.info.per_connection_buffer_limit_bytes as usize;
+        let router = self.chain.router.clone();
+        let Some(route) = router.forward(&forward) else {
+            fm.send_local_reply(404, "", |_| {}, "route_not_found");
+            return;
+        };
+        let suppress = self.chain.router_config.suppress_envoy_headers;
+        let mut headers = fm.request_headers().cloned().unwrap_or_default();
+        let ctx = RouteContext {
+            random_value: random,
+            downstream_remote: Some(remote),
+            ..RouteContext::default()
+        };
+        route.finalize_request_headers(&mut headers, &ctx, !suppress);
+
+        // Timeouts: the route's, or what a trusted caller asked for.
+        self.timeout = match take_ms(&mut headers, "x-envoy-upstream-rq-timeout-ms") {
+            Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
+            None => route.timeout(),
+        };
+        let policy = route.retry_policy();
+        self.per_try_timeout = match take_ms(&mut headers, "x-envoy-upstream-rq-per-try-timeout-ms")
+        {
+            Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
+            None => policy.and_then(|p| p.per_try_timeout),
+        };
+        let expected = match (self.per_try_timeout, self.timeout) {
+            (Some(p), Some(t)) => Some(p.min(t)),
+            (p, t) => p.or(t),
+        };
+        if !suppress && let Some(e) = expected {
+            headers.insert(
+                HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
+                HeaderValue::from(e.as_millis() as u64),
+            );
+        }
+        self.retries_left = match policy {
+            Some(p) if p.request_is_retriable(&headers) => p.num_retries,
+            _ => 0,
+        };
+        if self.retries_left > 0 {
+            self.replay = Some(Buffer::new());
+        }
+        self.hash = route.compute_hash(&headers, Some(remote.ip()));
+        match cluster
+            .info
+            .circuit_breakers
+            .for_priority(route.action.priority.into())
+            .requests()
+            .try_acquire()
+        {
+            Ok(guard) => self._requests = Some(guard),
+            Err(_) => {
+                fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamOverflow);
+                fm.send_local_reply(
+                    503,
+                    reset_body("overflow"),
+                    |_| {},
+                    "upstream_reset_before_response_started{overflow}",
+                );
+                self.state = State::Done;
+                return;
+            }
+        }
+        drop(route);
+        self.forward = Some(forward);
+        self.cluster = Some(cluster);
+        self.headers = Some(headers);
+        if end_stream {
+            self.on_request_end();
+        }
+        self.begin_attempt(fm);
+    }
+
+    fn on_request_end(&mut self) {
+        self.request_end = true;
+        let now = Instant::now();
+        self.global_deadline = self.timeout.map(|t| now + t);
+        if matches!(self.state, State::Active(_)) {
+            self.per_try_deadline = self.per_try_timeout.map(|t| now + t);
+        }
+    }
+
+    fn begin_attempt(&mut self, fm: &mut FilterManager) {
+        let Some(cluster) = self.cluster.clone() else { return };
+        let selection_retries =
+            self.retry_policy().map_or(0, |p| p.host_selection_retry_max_attempts);
+        let avoid =
+            self.retry_policy().is_some_and(|p| p.avoid_previous_hosts) || self.attempts > 0;
+        let host = {
+            let mut ctx = LbContext {
+                hash: self.hash,
+                avoid: if avoid { &self.previous_hosts } else { &[] },
+                selection_retries: if avoid { selection_retries.max(3) } else { 0 },
+            };
+            self.upstreams.choose_host(&cluster, &mut ctx)
+        };
+        let Some(host) = host else {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::NoHealthyUpstream);
+            self.fail(fm, 503, "no healthy upstream".into(), "no_healthy_upstream");
+            return;
+        };
+        self.attempts += 1;
+        self.previous_hosts.push(host.address());
+        fm.stream_info_mut().upstream_host = Some(host.address());
+        fm.stream_info_mut().upstream_cluster = Some(cluster.info.name.clone());
+        let pools: Rc<WorkerPools> = self.upstreams.pools.clone();
+        let acquire = pools.acquire(cluster.pool.clone(), cluster.info.clone(), host);
+        let mut acquire: Acquire = Box::pin(acquire);
+        // Most of the time an idle connection is ready: no need to wait.
+        let waker = futures_noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        match acquire.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => self.on_acquired(fm, result),
+            std::task::Poll::Pending => self.state = State::Acquiring(acquire),
+        }
+    }
+
+    fn on_acquired(
+        &mut self,
+        fm: &mut FilterManager,
+        result: Result<UpstreamConnection, PoolFailure>,
+    ) {
+        match result {
+            Ok(conn) => self.attach(fm, conn),
+            Err(PoolFailure::Overflow) => {
+                fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamOverflow);
+                self.fail(
+                    fm,
+                    503,
+                    reset_body("overflow"),
+                    "upstream_reset_before_response_started{overflow}",
+                );
+            }
+            Err(e) => {
+                tracing::debug!("upstream connect: {e}");
+                self.state = State::Idle;
+                if !self.maybe_retry_reset(ResetReason::ConnectFailure) {
+                    fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionFailure);
+                    self.fail(
+                        fm,
+                        503,
+                        reset_body("connection failure"),
+                        "upstream_reset_before_response_started{connection_failure}",
+                    );
+                }
+            }
+        }
+    }
+
+    fn attach(&mut self, fm: &mut FilterManager, mut conn: UpstreamConnection) {
+        let Some(headers) = &self.headers else { return };
+        conn.requests += 1;
+        let mut attempt = Box::new(Attempt {
+            _active: conn.host.start_request(),
+            conn,
+            encoder: RequestEncoder::new(),
+            write_buf: Buffer::new(),
+            read_space: BytesMut::new(),
+            started: Instant::now(),
+            response_headers: false,
+            response_keep_alive: true,
+            response_ended: false,
+            held_data: None,
+        });
+        if let Some(replay) = &self.replay
+            && self.attempts > 1
+        {
+            self.pending = replay.share();
+        }
+        let header_only = self.request_end && self.pending.is_empty() && self.trailers.is_none();
+        let mut attempt_headers = headers.clone();
+        if self.attempts > 1 && self.route().is_some_and(|r| r.vhost.include_request_attempt_count)
+        {
+            attempt_headers.insert(
+                HeaderName::from_static("x-envoy-attempt-count"),
+                HeaderValue::from(u64::from(self.attempts)),
+            );
+        }
+        match attempt.encoder.encode_headers(
+            &attempt_headers,
+            header_only && !self.upgrade,
+            &mut attempt.write_buf,
+        ) {
+            Ok(info) => attempt.conn.decoder.expect_response(info),
+            Err(e) => {
+                tracing::debug!("cannot encode the upstream request: {e}");
+                fm.send_local_reply(400, "", |_| {}, "invalid_upstream_request");
+                self.state = State::Done;
+                return;
+            }
+        }
+        let since = fm.stream_info().start;
+        fm.stream_info_mut().first_upstream_tx_byte_sent = Some(since.elapsed());
+        self.state = State::Active(attempt);
+        self.write_pending();
+        if self.request_end {
+            let now = Instant::now();
+            self.per_try_deadline = self.per_try_timeout.map(|t| now + t);
+        }
+    }
+
+    /// Writes buffered body (and trailers) into the active attempt.
+    fn write_pending(&mut self) {
+        let State::Active(a) = &mut self.state else { return };
+        let end_with_data = self.request_end && self.trailers.is_none();
+        if self.upgrade {
+            a.write_buf.move_from(&mut self.pending);
+            return;
+        }
+        while !self.pending.is_empty() {
+            let n = self.pending.front_slice().len();
+            let chunk = self.pending.split_to_bytes(n);
+            let last = end_with_data && self.pending.is_empty();
+            let _ = a.encoder.encode_data(chunk, last, &mut a.write_buf);
+        }
+        if a.encoder.is_complete() {
+            return;
+        }
+        if let Some(t) = &self.trailers
+            && self.request_end
+        {
+            let _ = a.encoder.encode_trailers(t, &mut a.write_buf);
+        } else if end_with_data {
+            let _ = a.encoder.encode_data(Bytes::new(), true, &mut a.write_buf);
+        }
+    }
+
+    /// Request body from the filter chain.
+    pub fn send_data(&mut self, fm: &mut FilterManager, data: Buffer, end_stream: bool) {
+        let _ = fm;
+        if let Some(replay) = &mut self.replay {
+            if replay.len() + data.len() > self.buffer_limit {
+                // Too big to replay: this request will not be retried.
+                self.replay = None;
+                self.retries_left = 0;
+            } else {
+                replay.move_from(&mut data.share());
+            }
+        }
+        let mut data = data;
+        self.pending.move_from(&mut data);
+        if end_stream {
+            self.on_request_end();
+        }
+        if self.upgrade && end_stream {
+            // The downstream closed its half of the tunnel.
+            if let State::Active(a) = &mut self.state {
+                a.write_buf.move_from(&mut self.pending);
+                let _ = a.conn.io.try_write(&[]);
+            }
+        }
+        self.write_pending();
+    }
+
+    /// Request trailers from the filter chain (the end of the request).
+    pub fn send_trailers(&mut self, fm: &mut FilterManager, trailers: HeaderMap) {
+        let _ = fm;
+        self.trailers = Some(trailers);
+        self.on_request_end();
+        self.write_pending();
+    }
+
+    /// A local reply replaced the upstream exchange: drop the attempt.
+    pub fn cancel(&mut self) {
+        self.state = State::Done;
+        self.global_deadline = None;
+        self.per_try_deadline = None;
+    }
+
+    /// The stream is over: give the connection back or close it.
+    pub fn finish(&mut self, fm: &mut FilterManager) {
+        let _ = fm;
+        if let State::Active(a) = std::mem::replace(&mut self.state, State::Done) {
+            drop(a);
+        }
+    }
+
+    /// Writes what the upstream socket takes.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let State::Active(a) = &mut self.state else { return Ok(()) };
+        while !a.write_buf.is_empty() {
+            let mut slices = [io::IoSlice::new(&[]); 64];
+            let n = bytes::Buf::chunks_vectored(&a.write_buf, &mut slices);
+            match a.conn.io.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => bytes::Buf::advance(&mut a.write_buf, written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.upgrade
+            && self.request_end
+            && a.write_buf.is_empty()
+            && let Ok(std) = socket_ref(&a.conn.io)
+        {
+            let _ = std.shutdown(std::net::Shutdown::Write);
+        }
+        Ok(())
+    }
+
+    /// Waits for the upstream: a connection, readable bytes (when the
+    /// downstream has room), or room to write.
+    pub async fn wait(&mut self, down_room: bool) -> UpstreamEvent {
+        match &mut self.state {
+            State::Acquiring(acquire) => UpstreamEvent::Acquired(acquire.as_mut().await),
+            State::Active(a) => {
+                let read = down_room && !self.read_disabled && !a.response_ended;
+                let write = !a.write_buf.is_empty();
+                let io = &a.conn.io;
+                if !read && !write {
+                    return std::future::pending().await;
+                }
+                tokio::select! {
+                    r = io.readable(), if read => {
+                        r.map_or_else(UpstreamEvent::Failed, |()| UpstreamEvent::Readable)
+                    }
+                    r = io.writable(), if write => {
+                        r.map_or_else(UpstreamEvent::Failed, |()| UpstreamEvent::Writable)
+                    }
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Handles what [`wait`](Self::wait) returned.
+    pub fn on_event(&mut self, fm: &mut FilterManager, ev: UpstreamEvent) {
+        match ev {
+            UpstreamEvent::Acquired(result) => {
+                self.state = State::Idle;
+                self.on_acquired(fm, result);
+            }
+            UpstreamEvent::Readable => self.read(fm),
+            UpstreamEvent::Writable => {
+                if let Err(e) = self.flush() {
+                    self.on_reset(fm, &e.to_string());
+                }
+            }
+            UpstreamEvent::Failed(e) => self.on_reset(fm, &e.to_string()),
+        }
+    }
+
+    fn read(&mut self, fm: &mut FilterManager) {
+        let State::Active(a) = &mut self.state else { return };
+        if a.read_space.capacity() < 1024 {
+            a.read_space.reserve(READ_SIZE);
+        }
+        match a.conn.io.try_read_buf(&mut a.read_space) {
+            Ok(0) => a.conn.decoder.on_eof(),
+            Ok(_) => {
+                let chunk = a.read_space.split().freeze();
+                a.conn.read_buf.append_bytes(chunk);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => return self.on_reset(fm, &e.to_string()),
+        }
+        self.process(fm, true);
+    }
+
+    /// Decodes buffered response bytes into the filter chain. Returns whether
+    /// anything happened.
+    pub fn process(&mut self, fm: &mut FilterManager, down_room: bool) -> bool {
+        let mut progressed = false;
+        loop {
+            let State::Active(a) = &mut self.state else { return progressed };
+            if a.response_ended || (a.response_headers && !down_room) {
+                return progressed;
+            }
+            let event = match a.conn.decoder.decode(&mut a.conn.read_buf) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    if let Some(data) = a.held_data.take() {
+                        fm.encode_data(Buffer::from(data), false);
+                        progressed = true;
+                    }
+                    return progressed;
+                }
+                Err(e) => {
+                    tracing::debug!("upstream protocol error: {e}");
+                    if a.response_headers || self.response_started {
+                        fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamProtocolError);
+                        self.reset_downstream = true;
+                        self.state = State::Done;
+                    } else if e == week3_filters::http1::CodecError::PrematureEof {
+                        self.state = State::Idle;
+                        self.on_reset(fm, "connection termination");
+                    } else {
+                        self.state = State::Done;
+                        fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamProtocolError);
+                        self.fail(
+                            fm,
+                            502,
+                            reset_body("protocol error"),
+                            "upstream_reset_before_response_started{protocol_error}",
+                        );
+                    }
+                    return true;
+                }
+            };
+            progressed = true;
+            match event {
+                Event::Headers(head) => {
+                    if head.is_informational() && !(head.status == 101 && self.upgrade) {
+                        // 100 Continue was answered downstream already.
+                        if head.status != 100 {
+                            fm.encode_1xx_headers(head.headers);
+                        }
+                        continue;
+                    }
+                    let status = head.status;
+                    let retry = !self.response_started
+                        && self.can_retry()
+                        && self
+                            .retry_policy()
+                            .is_some_and(|p| p.retry_on_response(status, &head.headers));
+                    if retry {
+                        self.state = State::Idle;
+                        self.schedule_retry(fm);
+                        return true;
+                    }
+                    let State::Active(a) = &mut self.state else { return true };
+                    a.response_headers = true;
+                    a.response_keep_alive = head.keep_alive;
+                    self.response_started = true;
+                    self.per_try_deadline = None;
+                    let mut headers = head.headers;
+                    let since = fm.stream_info().start;
+                    fm.stream_info_mut().first_upstream_rx_byte_received = Some(since.elapsed());
+                    if !self.chain.router_config.suppress_envoy_headers {
+                        let ms = a.started.elapsed().as_millis() as u64;
+                        headers.insert(
+                            HeaderName::from_static("x-envoy-upstream-service-time"),
+                            HeaderValue::from(ms),
+                        );
+                    }
+                    if let Some(route) = self.route() {
+                        let ctx = RouteContext::default();
+                        route.finalize_response_headers(&mut headers, fm.request_headers(), &ctx);
+                    }
+                    let end =
+                        matches!(head.framing, BodyFraming::None | BodyFraming::ContentLength(0));
+                    if end && let State::Active(a) = &mut self.state {
+                        a.response_ended = true;
+                    }
+                    fm.encode_headers(headers, end);
+                    if end {
+                        self.response_complete();
+                    }
+                }
+                Event::Data(data) => {
+                    if let Some(prev) = a.held_data.replace(data) {
+                        fm.encode_data(Buffer::from(prev), false);
+                    }
+                }
+                Event::Trailers(trailers) => {
+                    if let Some(prev) = a.held_data.take() {
+                        fm.encode_data(Buffer::from(prev), false);
+                    }
+                    a.response_ended = true;
+                    fm.encode_trailers(trailers);
+                    self.response_complete();
+                }
+                Event::MessageComplete => {
+                    if !a.response_ended {
+                        a.response_ended = true;
+                        let last = a.held_data.take().map(Buffer::from).unwrap_or_default();
+                        fm.encode_data(last, true);
+                    }
+                    self.response_complete();
+                }
+            }
+        }
+    }
+
+    /// The response is complete: the connection goes back to the pool when
+    /// the request was written completely and both sides keep it alive.
+    fn response_complete(&mut self) {
+        self.global_deadline = None;
+        self.per_try_deadline = None;
+        if !matches!(self.state, State::Active(ref a) if a.response_ended) {
+            return;
+        }
+        let State::Active(a) = std::mem::replace(&mut self.state, State::Done) else { return };
+        let Attempt { conn, encoder, response_keep_alive, write_buf, .. } = *a;
+        let reusable = !self.upgrade
+            && response_keep_alive
+            && encoder.is_complete()
+            && write_buf.is_empty()
+            && conn.decoder.is_idle()
+            && self.cluster.as_ref().is_some_and(|c| WorkerPools::may_reuse(&conn, &c.pool));
+        self.upstreams.pools.release(conn, reusable);
+    }
+
+    fn can_retry(&self) -> bool {
+        self.retries_left > 0
+            && (self.replay.is_some() || self.request_end && self.pending.is_empty())
+            && self.global_deadline.is_none_or(|d| Instant::now() < d)
+    }
+
+    /// The attempt failed before a response: retry or answer.
+    fn on_reset(&mut self, fm: &mut FilterManager, why: &str) {
+        tracing::debug!("upstream reset: {why}");
+        let started = self.response_started;
+        self.state = State::Idle;
+        if started {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionTermination);
+            self.reset_downstream = true;
+            self.state = State::Done;
+            return;
+        }
+        if !self.maybe_retry_reset(ResetReason::Reset) {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionTermination);
+            self.fail(
+                fm,
+                503,
+                reset_body("connection termination"),
+                "upstream_reset_before_response_started{connection_termination}",
+            );
+        }
+    }
+
+    fn maybe_retry_reset(&mut self, reason: ResetReason) -> bool {
+        let wants = self.retry_policy().is_some_and(|p| p.retry_on_reset(reason));
+        if wants && self.can_retry() {
+            self.schedule_retry_quiet();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn schedule_retry(&mut self, fm: &mut FilterManager) {
+        let _ = fm;
+        self.schedule_retry_quiet();
+    }
+
+    fn schedule_retry_quiet(&mut self) {
+        let breakers = self.cluster.as_ref().map(|c| c.info.circuit_breakers.clone());
+        if let Some(b) = breakers {
+            // Envoy's max_retries breaker: a retry that cannot get it is not made.
+            let retries = b.for_priority(week1_core::cluster::RoutingPriority::Default).retries();
+            if !retries.can_create() {
+                self.retries_left = 0;
+            }
+        }
+        self.retries_left = self.retries_left.saturating_sub(1);
+        let backoff = self
+            .retry_policy()
+            .map_or(Duration::ZERO, |p| p.backoff(self.attempts, crate::random::next_u64()));
+        self.per_try_deadline = None;
+        self.state = State::Backoff(Instant::now() + backoff);
+    }
+
+    /// Answers locally, noting `URX` when retries were made.
+    fn fail(&mut self, fm: &mut FilterManager, status: u16, body: String, details: &'static str) {
+        if self.attempts > 1 {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRetryLimitExceeded);
+        }
+        self.state = State::Done;
+        self.global_deadline = None;
+        self.per_try_deadline = None;
+        if fm.response_started() {
+            self.reset_downstream = true;
+        } else {
+            fm.send_local_reply(status, body, |_| {}, details);
+        }
+    }
+
+    /// The earliest deadline of this request.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let backoff = match &self.state {
+            State::Backoff(at) => Some(*at),
+            _ => None,
+        };
+        [self.global_deadline, self.per_try_deadline, backoff].into_iter().flatten().min()
+    }
+
+    /// Deadlines that passed.
+    pub fn on_timer(&mut self, fm: &mut FilterManager, now: Instant) {
+        if self.global_deadline.is_some_and(|d| now >= d) {
+            self.global_deadline = None;
+            self.timeout_fired(fm, false);
+            return;
+        }
+        if self.per_try_deadline.is_some_and(|d| now >= d) {
+            self.per_try_deadline = None;
+            self.timeout_fired(fm, true);
+            return;
+        }
+        if let State::Backoff(at) = self.state
+            && now >= at
+        {
+            self.state = State::Idle;
+            self.begin_attempt(fm);
+        }
+    }
+
+    fn timeout_fired(&mut self, fm: &mut FilterManager, per_try: bool) {
+        if self.response_started {
+            fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);
+            self.reset_downstream = true;
+            self.state = State::Done;
+            return;
+        }
+        self.state = State::Idle;
+        let retriable = per_try
+            && self.can_retry()
+            && self.retry_policy().is_some_and(|p| p.retry_on_response(504, &HeaderMap::new()));
+        if retriable {
+            self.schedule_retry_quiet();
+            return;
+        }
+        fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);
+        self.fail(fm, 504, "upstream request timeout".into(), "upstream_response_timeout");
+    }
+}
+
+/// Parses and removes a millisecond header.
+fn take_ms(headers: &mut HeaderMap, name: &str) -> Option<u64> {
+    let v = headers.get_str(name).and_then(|v| v.trim().parse::<u64>().ok());
+    headers.remove(name);
+    v
+}
+
+fn socket_ref(io: &tokio::net::TcpStream) -> io::Result<socket2::SockRef<'_>> {
+    Ok(socket2::SockRef::from(io))
+}
+
+fn futures_noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}

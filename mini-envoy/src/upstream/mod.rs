@@ -1,0 +1,62 @@
+//! # The upstream side: the cluster manager's per-worker half
+//!
+//! Envoy's `ThreadLocalClusterManager`: each worker owns one load balancer
+//! per cluster (created from the cluster's shared factory, week 1) and one
+//! connection pool per upstream host ([`pool`]). Nothing here is shared
+//! between workers except the clusters' atomic host stats and circuit
+//! breakers.
+//!
+//! ```text
+//!  router (hcm) ─► WorkerUpstreams::choose_host(cluster, ctx) ─► Arc<Host>
+//!              └─► WorkerPools::acquire(host) ─► UpstreamConnection ─► release
+//! ```
+
+pub mod pool;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext};
+
+use crate::snapshot::ClusterEntry;
+use pool::WorkerPools;
+
+/// A worker's load balancers and pools.
+#[derive(Default)]
+pub struct WorkerUpstreams {
+    /// Connection pools.
+    pub pools: Rc<WorkerPools>,
+    /// One load balancer per cluster entry (a new snapshot's entry gets a new one).
+    lbs: RefCell<HashMap<usize, (Arc<ClusterEntry>, Box<dyn LoadBalancer>)>>,
+}
+
+impl std::fmt::Debug for WorkerUpstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerUpstreams").field("lbs", &self.lbs.borrow().len()).finish()
+    }
+}
+
+impl WorkerUpstreams {
+    /// Picks a host of `cluster` with this worker's load balancer.
+    pub fn choose_host(
+        &self,
+        cluster: &Arc<ClusterEntry>,
+        ctx: &mut dyn LoadBalancerContext,
+    ) -> Option<Arc<Host>> {
+        let key = Arc::as_ptr(cluster) as usize;
+        let mut lbs = self.lbs.borrow_mut();
+        let (_, lb) = lbs.entry(key).or_insert_with(|| {
+            (cluster.clone(), cluster.lb_factory.create(crate::random::small_rng()))
+        });
+        lb.choose_host(ctx)
+    }
+
+    /// Drops load balancers of clusters no snapshot uses any more, and idle
+    /// connections of clusters that are gone or timed out.
+    pub fn sweep(&self, clusters: &crate::snapshot::ClusterMap) {
+        self.lbs.borrow_mut().retain(|_, (entry, _)| Arc::strong_count(entry) > 1);
+        self.pools.sweep(|name| clusters.get(name).map(|c| c.info.idle_timeout));
+    }
+}
