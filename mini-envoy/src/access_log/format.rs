@@ -650,13 +650,17 @@ enum Body {
 impl Formatter {
     /// Envoy's default format ([`DEFAULT_FORMAT`]).
     pub fn envoy_default() -> Self {
-        match Self::text(DEFAULT_FORMAT, false, &FieldPath::root()) {
-            Ok(f) => f,
-            // The default format is a constant covered by tests.
-            Err(_) => {
-                Self { body: Body::Text(Template { pieces: Vec::new() }), omit_empty_values: false }
-            }
-        }
+        static DEFAULT: OnceLock<Formatter> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| match Self::text(DEFAULT_FORMAT, false, &FieldPath::root()) {
+                Ok(f) => f,
+                // Unreachable: the default format is a constant covered by tests.
+                Err(_) => Self {
+                    body: Body::Text(Template { pieces: Vec::new() }),
+                    omit_empty_values: false,
+                },
+            })
+            .clone()
     }
 
     /// A text format (`text_format`, the deprecated `format`); errors at `path`.

@@ -9,7 +9,7 @@
 //! off the path: buffer ≥ 64 KiB | run_flusher tick | thread exit ─► one O_APPEND write of whole entries
 //! ```
 //!
-//! - [`format`]: the command operators (`%START_TIME%`, `%REQ(X?Y):Z%`, ...),
+//! - [`format`](mod@format): the command operators (`%START_TIME%`, `%REQ(X?Y):Z%`, ...),
 //!   text and JSON formats, Envoy's default format.
 //! - [`filter`]: `status_code`, `duration`, `response_flag`, `not_health_check`,
 //!   `and`, `or`.
