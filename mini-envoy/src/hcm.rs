@@ -381,7 +381,6 @@ impl Connection {
                 Event::Headers(head) => self.start_stream(head),
                 Event::Data(data) => {
                     let Some(s) = &mut self.stream else { continue };
-                    s.fm.stream_info_mut().bytes_received += data.len() as u64;
                     if let Some(prev) = s.held_data.replace(data) {
                         s.fm.decode_data(Buffer::from(prev), false);
                     }
@@ -627,7 +626,6 @@ impl Connection {
                     }
                 }
                 StreamEvent::DownstreamData { mut data, end_stream } => {
-                    s.fm.stream_info_mut().bytes_sent += data.len() as u64;
                     let mut failed = false;
                     if data.is_empty() {
                         failed |= s

@@ -14,4 +14,12 @@
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
+pub mod admin;
+pub mod hcm;
+pub mod random;
 pub mod route_check;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod tcp_proxy;
+pub mod upstream;

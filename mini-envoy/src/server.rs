@@ -1,0 +1,345 @@
+//! # The server: main thread, workers, listeners
+//!
+//! Envoy's `Server::InstanceImpl` and `ListenerManager`, on the week 2
+//! threading crate:
+//!
+//! ```text
+//!  main thread (tokio Dispatcher)          worker-0 … worker-N-1 (tokio Dispatchers)
+//!  ─────────────────────────────           ──────────────────────────────────────────
+//!  build Snapshot (week 1 + week 3)
+//!  bind one SO_REUSEPORT socket per  ──►   accept on its own socket
+//!    listener per worker                    ├─ slot.get(): this thread's Snapshot
+//!  slot.set(snapshot) (week 2 TLS)   ──►    ├─ filter-chain match (week 1)
+//!  admin, signals                           └─ spawn the connection (hcm / tcp_proxy)
+//! ```
+//!
+//! Every worker owns its sockets, its connections, its load balancers and its
+//! upstream pools; configuration reaches it only through the thread-local
+//! slot, so the request path takes no lock.
+
+use std::cell::OnceCell;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use week1_core::cluster::info::system_resolver;
+use week1_core::config::bootstrap::Bootstrap;
+use week1_core::config::{ConfigError, FieldPath};
+use week1_core::listener::{BindOptions, ChainMatch, ConnectionInfo as ListenerConnection, bind};
+use week2_threads::dispatcher::{Dispatcher, TokioDispatcher};
+use week2_threads::tls::{Instance, Slot};
+use week2_threads::worker::{WorkerConfig, WorkerPool};
+use week3_filters::http::ConnectionInfo;
+
+use crate::access_log::{self, AccessLogManager};
+use crate::snapshot::{ChainTerminal, FilterChain, ListenerEntry, Snapshot};
+use crate::upstream::WorkerUpstreams;
+
+/// How to run the server (Envoy's command-line options).
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Worker threads (`--concurrency`).
+    pub concurrency: usize,
+    /// `--drain-time-s`.
+    pub drain_time: Duration,
+    /// `--parent-shutdown-time-s`.
+    pub parent_shutdown_time: Duration,
+    /// `--service-node`.
+    pub service_node: Option<String>,
+    /// `--service-cluster`.
+    pub service_cluster: Option<String>,
+    /// The command line, for `/server_info`.
+    pub command_line: Vec<String>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            drain_time: Duration::from_secs(600),
+            parent_shutdown_time: Duration::from_secs(900),
+            service_node: None,
+            service_cluster: None,
+            command_line: Vec::new(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A socket could not be bound.
+    #[error("cannot bind {what} to {address}: {source}")]
+    Bind {
+        /// The listener or "admin".
+        what: String,
+        /// Where.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Threads could not start.
+    #[error("cannot start threads: {0}")]
+    Threads(String),
+}
+
+/// Where the server listens, once started (port 0 resolved).
+#[derive(Debug, Clone, Default)]
+pub struct BoundAddresses {
+    /// `(listener name, address)`.
+    pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin address.
+    pub admin: Option<SocketAddr>,
+}
+
+/// A worker's state, created on the worker's thread.
+struct WorkerState {
+    upstreams: Rc<WorkerUpstreams>,
+}
+
+thread_local! {
+    static WORKER: OnceCell<Rc<WorkerState>> = const { OnceCell::new() };
+}
+
+fn worker_state() -> Rc<WorkerState> {
+    WORKER.with(|w| {
+        w.get_or_init(|| Rc::new(WorkerState { upstreams: Rc::new(WorkerUpstreams::default()) }))
+            .clone()
+    })
+}
+
+/// Binds `count` sockets (one per worker) for a listener address; port 0 is
+/// resolved by the first.
+fn bind_all(
+    what: &str,
+    address: SocketAddr,
+    count: usize,
+    reuse_port: bool,
+) -> Result<(SocketAddr, Vec<StdListener>), ServerError> {
+    let err = |source| ServerError::Bind { what: what.to_string(), address, source };
+    let opts = BindOptions { reuse_port, ..BindOptions::default() };
+    let first = bind(address, &opts).map_err(err)?;
+    let bound = first.local_addr().map_err(err)?;
+    let mut sockets = vec![first];
+    for _ in 1..count {
+        if reuse_port {
+            sockets.push(bind(bound, &opts).map_err(err)?);
+        } else {
+            sockets.push(sockets[0].try_clone().map_err(err)?);
+        }
+    }
+    Ok((bound, sockets))
+}
+
+/// Global connection ids, as Envoy's `connection_id`.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Runs the server until SIGINT/SIGTERM or `/quitquitquit`. `on_ready` is
+/// called on the main thread once every listener accepts.
+pub fn run(
+    bootstrap: &Bootstrap,
+    options: &ServerOptions,
+    on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
+) -> Result<(), ServerError> {
+    let logs = AccessLogManager::new();
+    let mut resolve = |host: &str, port: u16| system_resolver(host, port);
+    let mut snapshot = Snapshot::build(bootstrap, &logs, &mut resolve)?;
+    let workers = options.concurrency.max(1);
+
+    // Bind every socket on the main thread, so errors surface at start-up.
+    let mut addresses = BoundAddresses::default();
+    let mut sockets: Vec<Vec<Option<StdListener>>> = Vec::new();
+    for (i, entry) in snapshot.listeners.iter_mut().enumerate() {
+        let reuse = bootstrap.listeners()[i].reuse_port();
+        let what = format!("listener {:?}", entry.name);
+        let (bound, socks) = bind_all(&what, entry.address, workers, reuse)?;
+        Arc::get_mut(entry).expect("not shared yet").address = bound;
+        addresses.listeners.push((entry.name.clone(), bound));
+        sockets.push(socks.into_iter().map(Some).collect());
+    }
+    let admin_socket = match bootstrap.admin.as_ref().and_then(|a| a.address.as_ref()) {
+        Some(address) => {
+            let address = address.socket_addr().ok_or_else(|| {
+                ConfigError::invalid(
+                    FieldPath::root().field("admin").field("address"),
+                    "must be an IP socket address",
+                )
+            })?;
+            let (bound, mut socks) = bind_all("admin", address, 1, false)?;
+            addresses.admin = Some(bound);
+            socks.pop()
+        }
+        None => None,
+    };
+    let snapshot = Arc::new(snapshot);
+
+    let main =
+        TokioDispatcher::new("main_thread").map_err(|e| ServerError::Threads(e.to_string()))?;
+    let mut pool = WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle())
+        .map_err(|e| ServerError::Threads(e.to_string()))?;
+    let tls = Instance::new(main.handle());
+    for handle in pool.handles() {
+        tls.register_thread(handle).map_err(|e| ServerError::Threads(e.to_string()))?;
+    }
+    let slot: Slot<Arc<Snapshot>> =
+        tls.allocate_slot().map_err(|e| ServerError::Threads(e.to_string()))?;
+    let first = snapshot.clone();
+    slot.set(move || first.clone()).map_err(|e| ServerError::Threads(e.to_string()))?;
+
+    // Hand each worker its sockets.
+    let per_worker: Vec<Vec<(String, StdListener)>> = (0..workers)
+        .map(|w| {
+            snapshot
+                .listeners
+                .iter()
+                .zip(sockets.iter_mut())
+                .filter_map(|(entry, socks)| Some((entry.name.clone(), socks[w].take()?)))
+                .collect()
+        })
+        .collect();
+    for (w, listeners) in per_worker.into_iter().enumerate() {
+        let slot = slot.clone();
+        let listeners = Mutex::new(Some(listeners));
+        pool.post(w, move || {
+            let Some(worker) = TokioDispatcher::current() else { return };
+            let state = worker_state();
+            for (name, socket) in listeners.lock().take().unwrap_or_default() {
+                let (slot, state, task_name) = (slot.clone(), state.clone(), name.clone());
+                let spawned = worker.spawn_local(async move {
+                    let name = task_name;
+                    match tokio::net::TcpListener::from_std(socket) {
+                        Ok(listener) => accept_loop(listener, name, slot, state).await,
+                        Err(e) => tracing::error!("listener {name}: {e}"),
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start listener {name}: {e}");
+                }
+            }
+            let _ = worker.spawn_local(access_log::run_flusher(Duration::from_secs(1)));
+            let sweep_slot = slot.clone();
+            let _ = worker.spawn_local(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    if let Ok(snapshot) = sweep_slot.get() {
+                        state.upstreams.sweep(&snapshot.clusters);
+                    }
+                }
+            });
+        })
+        .map_err(|e| ServerError::Threads(e.to_string()))?;
+    }
+
+    // The main thread: admin and signals.
+    let handle = main.handle();
+    let admin_state = Arc::new(crate::admin::AdminState::new(options.clone(), addresses.clone()));
+    let ready_addresses = addresses.clone();
+    main.post(move || {
+        let Some(main) = TokioDispatcher::current() else { return };
+        if let Some(socket) = admin_socket {
+            let handle = handle.clone();
+            let state = admin_state.clone();
+            let _ = main.spawn_local(async move {
+                match tokio::net::TcpListener::from_std(socket) {
+                    Ok(l) => crate::admin::serve(l, state, handle).await,
+                    Err(e) => tracing::error!("admin: {e}"),
+                }
+            });
+        }
+        let handle = handle.clone();
+        let _ = main.spawn_local(async move {
+            wait_for_shutdown_signal().await;
+            tracing::info!("shutting down");
+            handle.exit();
+        });
+        on_ready(&ready_addresses);
+    })
+    .map_err(|e| ServerError::Threads(e.to_string()))?;
+
+    main.run().map_err(|e| ServerError::Threads(e.to_string()))?;
+    // Flush access logs on every worker, then stop.
+    let _ = pool.post_to_all(access_log::flush_thread_buffers);
+    let _ = pool.stop();
+    access_log::flush_thread_buffers();
+    Ok(())
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// One worker's accept loop for one listener.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    name: String,
+    slot: Slot<Arc<Snapshot>>,
+    state: Rc<WorkerState>,
+) {
+    loop {
+        let (io, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("listener {name}: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(snapshot) = slot.get() else { continue };
+        let Some(entry) = snapshot.listeners.iter().find(|l| l.name == name).cloned() else {
+            continue;
+        };
+        let local = io.local_addr().unwrap_or(entry.address);
+        let Some(chain) = select_chain(&entry, local, remote) else {
+            tracing::debug!("listener {name}: no filter chain matches {remote}");
+            continue;
+        };
+        let connection = ConnectionInfo {
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+            remote_address: Some(remote),
+            local_address: Some(local),
+        };
+        let upstreams = state.upstreams.clone();
+        let limit = entry.buffer_limit;
+        match chain.terminal {
+            ChainTerminal::Http(http) => {
+                tokio::task::spawn_local(crate::hcm::serve_connection(
+                    io, connection, http, upstreams, limit,
+                ));
+            }
+            ChainTerminal::Tcp(tcp) => {
+                tokio::task::spawn_local(crate::tcp_proxy::serve_connection(
+                    io, connection, tcp, upstreams,
+                ));
+            }
+        }
+    }
+}
+
+fn select_chain(
+    entry: &ListenerEntry,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Option<FilterChain> {
+    let conn = ListenerConnection::new(local, remote);
+    match entry.matcher.select(&conn) {
+        ChainMatch::Chain(i) => entry.chains.get(i).cloned(),
+        ChainMatch::Default => entry.default_chain.clone(),
+        ChainMatch::NoMatch => None,
+    }
+}
