@@ -7,8 +7,8 @@
 //! one proxied connection, which mini-envoy drives with socket events and
 //! which tells it what to do: connect where, write what, close when. It
 //! keeps Envoy's byte counters and the idle-timeout bookkeeping (any byte
-//! either way re-arms it), and records `UF` (connect failure) like Envoy's
-//! stream info.
+//! read or written either way re-arms it), and records `UF` (connect
+//! failure) like Envoy's stream info.
 //!
 //! ```text
 //! NetworkEvent::Read ─► session.on_downstream_data ─► Write upstream (or held until connected)
@@ -17,9 +17,13 @@
 //! timer              ─► on_timer(now): idle or max duration → close both
 //! ```
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use week1_core::config::route::{HashConnectionProperties, HashPolicy as HashPolicyConfig};
 use week1_core::config::tcp_proxy::TcpProxy;
+use week1_core::headers::HeaderMap;
+use week1_core::router::HashPolicy;
 
 use crate::buffer::Buffer;
 use crate::http::{ResponseFlag, ResponseFlags};
@@ -79,6 +83,22 @@ impl TcpProxyConfig {
             r -= w;
         }
         self.clusters.last().map_or("", |c| c.0.as_str())
+    }
+
+    /// The load balancer's hash key for a connection from `source_ip`: with
+    /// `hash_policy: [{source_ip: {}}]`, the HTTP router's source-IP hash
+    /// (xxHash64 of the address text, as Envoy's `HashPolicyImpl`), so a
+    /// ring hash or Maglev cluster keeps a client on one host. `None` otherwise.
+    pub fn hash_key(&self, source_ip: Option<IpAddr>) -> Option<u64> {
+        if !self.hash_source_ip {
+            return None;
+        }
+        let policy = HashPolicy::compile(&[HashPolicyConfig {
+            connection_properties: Some(HashConnectionProperties { source_ip: true }),
+            ..HashPolicyConfig::default()
+        }])
+        .ok()?;
+        policy.compute_hash(&HeaderMap::new(), source_ip)
     }
 }
 
@@ -241,6 +261,13 @@ impl TcpProxySession {
         TcpAction::None
     }
 
+    /// Bytes were written to either connection: like Envoy's bytes-sent
+    /// callbacks, this re-arms the idle timeout, so a slow reader that keeps
+    /// taking bytes is not idle.
+    pub fn on_bytes_written(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
     /// When the owner should call [`on_timer`](Self::on_timer) next.
     pub fn next_deadline(&self) -> Option<Instant> {
         let idle = self.idle_timeout.map(|t| self.last_activity + t);
@@ -265,5 +292,44 @@ impl TcpProxySession {
             return TcpAction::Close("idle timeout");
         }
         TcpAction::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> TcpProxyConfig {
+        let c: TcpProxy = week1_core::config::load_str(yaml).unwrap();
+        TcpProxyConfig::new(&c).unwrap()
+    }
+
+    #[test]
+    fn hash_key_only_with_a_source_ip_policy() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let plain = config("stat_prefix: t\ncluster: a\n");
+        assert_eq!(plain.hash_key(Some(ip)), None);
+        let hashed = config("stat_prefix: t\ncluster: a\nhash_policy: [{source_ip: {}}]\n");
+        let key = hashed.hash_key(Some(ip));
+        // xxHash64("10.0.0.1", seed 0), the router's source-IP hash.
+        assert_eq!(key, Some(0xed16_cb68_c786_e3d7));
+        assert_ne!(key, hashed.hash_key(Some("10.0.0.2".parse().unwrap())));
+        assert_eq!(hashed.hash_key(None), None);
+    }
+
+    #[test]
+    fn writes_re_arm_the_idle_timeout() {
+        let cfg = config("stat_prefix: t\ncluster: a\nidle_timeout: 10s\n");
+        let now = Instant::now();
+        let (mut s, _) = TcpProxySession::start(&cfg, 0, now);
+        s.on_upstream_connected(now);
+        let later = now + Duration::from_secs(8);
+        s.on_bytes_written(later);
+        assert_eq!(s.next_deadline(), Some(later + Duration::from_secs(10)));
+        assert!(matches!(s.on_timer(now + Duration::from_secs(10)), TcpAction::None));
+        assert!(matches!(
+            s.on_timer(later + Duration::from_secs(10)),
+            TcpAction::Close("idle timeout")
+        ));
     }
 }
