@@ -499,7 +499,6 @@ impl Connection {
             }
         }
 
-        let fm = FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config);
         let encoder = ResponseEncoder::new(request);
         // Header sanitizing before any filter sees the request.
         let mut reject: Option<(u16, &'static str)> = None;
@@ -519,6 +518,13 @@ impl Connection {
                 Err(_) => reject = Some((400, path::RESPONSE_CODE_DETAILS)),
             }
         }
+        // As in Envoy, a request rejected here gets no filter chain: no filter
+        // (nor the router, which would connect upstream) sees it.
+        let fm = if reject.is_some() {
+            FilterManager::new(Vec::new(), &self.fm_config)
+        } else {
+            FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config)
+        };
         let listener_port = self.request_context.local_address.port();
         utility::normalize_host(&mut headers, config, listener_port);
         utility::mutate_request_headers(
@@ -605,7 +611,10 @@ impl Connection {
                         s.fm.request_headers(),
                         &self.chain.config,
                     );
-                    if s.close_after || self.closing != Closing::No {
+                    // A 101 keeps its `connection: upgrade`; the tunnel ends the
+                    // connection anyway.
+                    let switching = headers.status() == Some(101) && headers.contains("upgrade");
+                    if !switching && (s.close_after || self.closing != Closing::No) {
                         headers.insert(
                             HeaderName::from_static("connection"),
                             HeaderValue::from_static("close"),
