@@ -499,6 +499,7 @@ impl Connection {
             }
         }
 
+        let fm = FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config);
         let encoder = ResponseEncoder::new(request);
         // Header sanitizing before any filter sees the request.
         let mut reject: Option<(u16, &'static str)> = None;
@@ -518,13 +519,6 @@ impl Connection {
                 Err(_) => reject = Some((400, path::RESPONSE_CODE_DETAILS)),
             }
         }
-        // As in Envoy, a request rejected here gets no filter chain: no filter
-        // (nor the router, which would connect upstream) sees it.
-        let fm = if reject.is_some() {
-            FilterManager::new(Vec::new(), &self.fm_config)
-        } else {
-            FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config)
-        };
         let listener_port = self.request_context.local_address.port();
         utility::normalize_host(&mut headers, config, listener_port);
         utility::mutate_request_headers(
@@ -551,10 +545,11 @@ impl Connection {
             request_deadline,
             close_after,
         });
+        // A rejected request is answered before its headers are decoded, so
+        // the decoder filters stop at once and nothing goes upstream.
         match reject {
             Some((307, details)) => {
                 let location = stream_path(&headers);
-                stream.fm.decode_headers(headers, true);
                 stream.fm.send_local_reply(
                     307,
                     "",
@@ -565,13 +560,14 @@ impl Connection {
                     },
                     details,
                 );
+                stream.fm.decode_headers(headers, true);
             }
             Some((status, details)) => {
                 stream.close_after = true;
                 stream.request_decoded = true;
                 stream.request_ended = true;
-                stream.fm.decode_headers(headers, true);
                 stream.fm.send_local_reply(status, "", |_| {}, details);
+                stream.fm.decode_headers(headers, true);
             }
             None => stream.fm.decode_headers(headers, end_stream && !upgrade),
         }
