@@ -476,7 +476,7 @@ impl Connection {
         self.head_started = None;
         let now = Instant::now();
         let RequestHead {
-            mut headers, version, keep_alive, expect_continue, upgrade, framing, ..
+            mut headers, version, keep_alive, expect_continue, upgrade, connect, framing, ..
         } = head;
         let request = RequestInfo::from_headers(&headers, version);
         let config = &self.chain.config;
@@ -504,10 +504,10 @@ impl Connection {
         // Header sanitizing before any filter sees the request.
         let mut reject: Option<(u16, &'static str)> = None;
         self.request_context.codec_upgrade = upgrade;
-        if upgrade
-            && let Some(kind) = utility::is_upgrade(&headers)
-            && !utility::upgrade_allowed(config, kind)
-        {
+        // An upgrade (or CONNECT) must be allowed by `upgrade_configs`;
+        // Envoy refuses others with 403.
+        let kind = if connect { Some("CONNECT") } else { utility::is_upgrade(&headers) };
+        if (upgrade || connect) && kind.is_none_or(|k| !utility::upgrade_allowed(config, k)) {
             reject = Some((403, "upgrade_failed"));
         }
         if reject.is_none() {
