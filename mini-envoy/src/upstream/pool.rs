@@ -204,9 +204,10 @@ impl WorkerPools {
     /// was read completely and both sides allow keep-alive.
     pub fn release(&self, mut conn: UpstreamConnection, reusable: bool) {
         let mut pools = self.pools.borrow_mut();
-        let Some(pool) = pools.get_mut(&conn.key) else { return };
+        let pool = pools.entry(conn.key.clone()).or_default();
         let reusable = reusable && conn.read_buf.is_empty() && conn.decoder.is_idle();
         if reusable {
+            conn.reused = true;
             // Hand it to the first stream still waiting.
             while let Some(waiter) = pool.waiters.pop_front() {
                 match waiter.send(Some(conn)) {
@@ -323,7 +324,7 @@ mod tests {
         )
         .unwrap();
         let t = CircuitBreakerThresholds {
-            max_connections: max_connections,
+            max_connections,
             max_pending_requests: max_pending,
             ..CircuitBreakerThresholds::default()
         };
@@ -372,6 +373,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn waits_at_max_connections_and_overflows_past_max_pending() {
+        tokio::task::LocalSet::new().run_until(waits_and_overflows()).await;
+    }
+
+    async fn waits_and_overflows() {
         let (l, host) = listener().await;
         let info = cluster(1, 1);
         let settings = Arc::new(PoolSettings::from_cluster(&info));
