@@ -476,7 +476,14 @@ impl Connection {
         self.head_started = None;
         let now = Instant::now();
         let RequestHead {
-            mut headers, version, keep_alive, expect_continue, upgrade, connect, framing, ..
+            mut headers,
+            version,
+            keep_alive,
+            expect_continue,
+            upgrade,
+            connect,
+            framing,
+            ..
         } = head;
         let request = RequestInfo::from_headers(&headers, version);
         let config = &self.chain.config;
@@ -777,7 +784,7 @@ impl Connection {
     fn on_timers(&mut self) {
         let now = Instant::now();
         self.timer_at = None;
-        let t = self.config().timeouts.clone();
+        let t = self.config().timeouts;
         if t.max_connection_duration.is_some_and(|d| now >= self.created + d) {
             // Envoy drains: no new request; close once the current one is done.
             if self.closing == Closing::No {

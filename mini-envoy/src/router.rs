@@ -53,7 +53,7 @@ type Acquire = Pin<Box<dyn Future<Output = Result<UpstreamConnection, PoolFailur
 /// What woke an upstream request.
 pub enum UpstreamEvent {
     /// The pool answered.
-    Acquired(Result<UpstreamConnection, PoolFailure>),
+    Acquired(Result<Box<UpstreamConnection>, PoolFailure>),
     /// The upstream socket has bytes (or EOF).
     Readable,
     /// The upstream socket can take more.
@@ -526,7 +526,9 @@ impl UpstreamRequest {
     /// downstream has room), or room to write.
     pub async fn wait(&mut self, down_room: bool) -> UpstreamEvent {
         match &mut self.state {
-            State::Acquiring(acquire) => UpstreamEvent::Acquired(acquire.as_mut().await),
+            State::Acquiring(acquire) => {
+                UpstreamEvent::Acquired(acquire.as_mut().await.map(Box::new))
+            }
             State::Active(a) => {
                 let read = down_room && !self.read_disabled && !a.response_ended;
                 let write = !a.write_buf.is_empty();
@@ -552,7 +554,7 @@ impl UpstreamRequest {
         match ev {
             UpstreamEvent::Acquired(result) => {
                 self.state = State::Idle;
-                self.on_acquired(fm, result);
+                self.on_acquired(fm, result.map(|c| *c));
             }
             UpstreamEvent::Readable => self.read(fm),
             UpstreamEvent::Writable => {

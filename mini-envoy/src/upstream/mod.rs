@@ -23,13 +23,17 @@ use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext};
 use crate::snapshot::ClusterEntry;
 use pool::WorkerPools;
 
+/// A worker's load balancer for one cluster entry, keeping the entry alive
+/// (its address is the key).
+type WorkerLb = (Arc<ClusterEntry>, Box<dyn LoadBalancer>);
+
 /// A worker's load balancers and pools.
 #[derive(Default)]
 pub struct WorkerUpstreams {
     /// Connection pools.
     pub pools: Rc<WorkerPools>,
     /// One load balancer per cluster entry (a new snapshot's entry gets a new one).
-    lbs: RefCell<HashMap<usize, (Arc<ClusterEntry>, Box<dyn LoadBalancer>)>>,
+    lbs: RefCell<HashMap<usize, WorkerLb>>,
 }
 
 impl std::fmt::Debug for WorkerUpstreams {
