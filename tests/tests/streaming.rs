@@ -9,7 +9,8 @@
 //!   and verified byte for byte as streams of 64 KiB chunks, and the proxy's peak
 //!   RSS (`VmHWM`) stays far below the body size;
 //! - backpressure: a client that stops reading stalls the backend, then drains
-//!   the body in small reads, yielding between them;
+//!   the body in small reads, yielding between them; a backend that stops
+//!   reading stalls the uploading client;
 //! - WebSocket upgrade through the HCM (`upgrade_configs`), and 403 without it;
 //! - `envoy.filters.network.tcp_proxy`: echo, half-close, 1 MB each direction;
 //! - a chunked upload of unknown length, with trailers, and a chunked download.
@@ -261,12 +262,14 @@ struct UploadReport {
 /// A hyper HTTP/1.1 backend:
 /// - `GET /download/<n>`: `n` content bytes, streamed in chunks, with a
 ///   `Content-Length`, or chunked for `?chunked`;
-/// - `POST /upload`: reads the body as a stream, verifies it, reports it.
+/// - `POST /upload`: reads the body as a stream, verifies it, reports it;
+///   with `?paused`, only after [`resume`](Self::resume).
 struct HttpBackend {
     addr: SocketAddr,
     uploads: tokio::sync::mpsc::UnboundedReceiver<UploadReport>,
     /// Download body bytes handed to hyper so far, over all requests.
     produced: Arc<AtomicU64>,
+    resume: Arc<tokio::sync::Notify>,
 }
 
 impl HttpBackend {
@@ -276,16 +279,18 @@ impl HttpBackend {
         let (tx, uploads) = tokio::sync::mpsc::unbounded_channel();
         let produced = Arc::new(AtomicU64::new(0));
         let counter = produced.clone();
+        let resume = Arc::new(tokio::sync::Notify::new());
+        let resumed = resume.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((io, _)) = listener.accept().await else { return };
                 // A small send buffer keeps the backend's own kernel
                 // buffering out of the backpressure measurement.
                 let _ = socket2::SockRef::from(&io).set_send_buffer_size(64 * 1024);
-                let (tx, counter) = (tx.clone(), counter.clone());
+                let (tx, counter, resumed) = (tx.clone(), counter.clone(), resumed.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
-                        handle(req, tx.clone(), counter.clone())
+                        handle(req, tx.clone(), counter.clone(), resumed.clone())
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(io), service)
@@ -293,7 +298,12 @@ impl HttpBackend {
                 });
             }
         });
-        Self { addr, uploads, produced }
+        Self { addr, uploads, produced, resume }
+    }
+
+    /// Lets a `?paused` upload read its body.
+    fn resume(&self) {
+        self.resume.notify_one();
     }
 
     async fn next_upload(&mut self) -> UploadReport {
@@ -305,6 +315,7 @@ async fn handle(
     req: Request<Incoming>,
     uploads: tokio::sync::mpsc::UnboundedSender<UploadReport>,
     produced: Arc<AtomicU64>,
+    resume: Arc<tokio::sync::Notify>,
 ) -> Result<Response<BoxBody<Bytes, Infallible>>, hyper::Error> {
     let path = req.uri().path().to_string();
     if let Some(n) = path.strip_prefix("/download/").and_then(|n| n.parse::<u64>().ok()) {
@@ -320,6 +331,9 @@ async fn handle(
         let content_length = header("content-length");
         let transfer_encoding = header("transfer-encoding");
         let proxied = req.headers().contains_key("x-request-id");
+        if req.uri().query() == Some("paused") {
+            resume.notified().await;
+        }
         let mut body = req.into_body();
         let mut verifier = Verifier::default();
         let mut trailers = None;
@@ -425,6 +439,26 @@ async fn hundred_mib_up_and_down_stream_with_bounded_proxy_memory() {
     );
 }
 
+/// Polls a producer's byte counter until it stops moving (bounded by
+/// `WAIT`) and returns where it stopped. What is in flight then sits in
+/// kernel socket buffers (up to the tcp_rmem/tcp_wmem maxima) and the
+/// proxy's per-connection buffers (1 MiB each), not in the producer.
+async fn wait_for_stall(produced: &AtomicU64, who: &str) -> u64 {
+    const STILL_POLLS: u32 = 15;
+    let mut last = produced.load(Ordering::Relaxed);
+    let mut unchanged = 0;
+    let mut polls = tokio::time::interval(Duration::from_millis(20));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while unchanged < STILL_POLLS && tokio::time::Instant::now() < deadline {
+        polls.tick().await;
+        let now = produced.load(Ordering::Relaxed);
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        last = now;
+    }
+    assert_eq!(unchanged, STILL_POLLS, "{who} never stalled (produced {last} bytes)");
+    last
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_stalls_the_backend() {
     const BODY: u64 = 64 * MIB;
@@ -453,21 +487,8 @@ async fn a_client_that_stops_reading_stalls_the_backend() {
     assert!(head_text.starts_with("http/1.1 200"), "{head_text}");
     assert!(head_text.contains(&format!("content-length: {BODY}\r\n")), "{head_text}");
 
-    // Stop reading. The backend must stall: poll its progress until it stops
-    // moving (bounded), then check it is far from done.
-    let mut last = backend.produced.load(Ordering::Relaxed);
-    let mut unchanged = 0;
-    let mut polls = tokio::time::interval(Duration::from_millis(20));
-    let poll_deadline = tokio::time::Instant::now() + WAIT;
-    while unchanged < 15 && tokio::time::Instant::now() < poll_deadline {
-        polls.tick().await;
-        let now = backend.produced.load(Ordering::Relaxed);
-        unchanged = if now == last { unchanged + 1 } else { 0 };
-        last = now;
-    }
-    assert_eq!(unchanged, 15, "the backend never stalled (produced {last} bytes)");
-    // What is in flight sits in kernel socket buffers (up to the tcp_rmem
-    // and tcp_wmem maxima) and the proxy's per-connection buffers (1 MiB each).
+    // Stop reading. The backend must stall far from done.
+    let last = wait_for_stall(&backend.produced, "the backend").await;
     assert!(last < BODY / 2, "the backend produced {last} of {BODY} bytes for a paused client");
     let stalled_rss = peak_rss_kib(pid);
 
@@ -487,6 +508,40 @@ async fn a_client_that_stops_reading_stalls_the_backend() {
     eprintln!(
         "paused client: backend stalled after {last} bytes; mini-envoy peak RSS {stalled_rss} KiB \
          stalled, {peak} KiB after draining"
+    );
+    assert!(peak < RSS_LIMIT_KIB, "mini-envoy's peak RSS {peak} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_stops_reading_stalls_the_uploader() {
+    const BODY: u64 = 64 * MIB;
+    let mut backend = HttpBackend::start().await;
+    let proxy = MiniEnvoy::start(&http_bootstrap("", "", &[("backend", backend.addr)]));
+    let pid = pid_of(&proxy);
+    let front = proxy.listener("front");
+
+    let body = PatternBody::new(BODY);
+    let produced = body.produced.clone();
+    let upload = tokio::spawn(async move {
+        let mut client = http_client(front).await;
+        let req = Request::post("/upload?paused").header("host", "backend.test").body(body);
+        let resp = client.send_request(req.unwrap()).await.expect("upload response");
+        resp.status()
+    });
+    // The backend has the request head but reads none of the body.
+    let last = wait_for_stall(&produced, "the uploader").await;
+    assert!(last < BODY / 2, "the client sent {last} of {BODY} bytes to a paused backend");
+    let stalled_rss = peak_rss_kib(pid);
+
+    backend.resume();
+    let status = timeout(WAIT, upload).await.expect("upload in time").unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let report = backend.next_upload().await;
+    report.verifier.assert_complete(BODY, "paused upload");
+    let peak = peak_rss_kib(pid);
+    eprintln!(
+        "paused backend: uploader stalled after {last} bytes; mini-envoy peak RSS {stalled_rss} \
+         KiB stalled, {peak} KiB after draining"
     );
     assert!(peak < RSS_LIMIT_KIB, "mini-envoy's peak RSS {peak} KiB");
 }
