@@ -215,6 +215,14 @@ impl Backend {
         })
     }
 
+    /// [`wait_for_requests`](Self::wait_for_requests) for async tests.
+    pub async fn wait_for_requests_async(&self, n: usize, timeout: Duration) -> bool {
+        crate::wait_until_async(timeout, || {
+            self.shared.requests.lock().unwrap_or_else(|e| e.into_inner()).len() >= n
+        })
+        .await
+    }
+
     /// Lets held requests ([`Behaviour::Hold`]) answer.
     pub fn release(&self) {
         self.shared.release.send_replace(true);

@@ -103,9 +103,12 @@ pub fn cluster(name: &str, endpoints: &[SocketAddr], extra: &str) -> String {
     out
 }
 
-/// A file access log at `path` with `format` (a `text_format_source`), as
-/// an `access_log:` HCM field for [`http_listener`]'s `hcm_extra`.
-pub fn file_access_log(path: &std::path::Path, format: &str) -> String {
+/// A file access log named `file` in mini-envoy's directory (read it with
+/// [`MiniEnvoy::wait_for_file_line`](crate::MiniEnvoy::wait_for_file_line))
+/// with `format` (a `text_format_source`), as an `access_log:` HCM field for
+/// [`http_listener`]'s `hcm_extra`.
+pub fn file_access_log(file: &str, format: &str) -> String {
+    let path = format!("{}/{file}", crate::envoy::DIR_PLACEHOLDER);
     format!(
         "\
 access_log:
@@ -117,6 +120,5 @@ access_log:
       text_format_source:
         inline_string: {format:?}
 ",
-        path = path.display().to_string(),
     )
 }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::binary::mini_envoy_path;
 
+/// Replaced by the process's directory in a bootstrap given to [`MiniEnvoy::start`].
+pub const DIR_PLACEHOLDER: &str = "@DIR@";
+
 /// How long start-up may take before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -37,12 +40,16 @@ pub struct MiniEnvoy {
 impl MiniEnvoy {
     /// Starts mini-envoy on `yaml` (use `port_value: 0` everywhere) and waits
     /// until every listener and the admin interface are bound.
+    ///
+    /// Every `@DIR@` in `yaml` is replaced by the process's temporary
+    /// directory ([`dir`](Self::dir)), e.g. for access-log paths.
     pub fn start(yaml: &str) -> MiniEnvoy {
+        let dir = tempfile::tempdir().expect("create a tempdir");
+        let yaml = &yaml.replace(DIR_PLACEHOLDER, &dir.path().display().to_string());
         let bootstrap = week1_core::config::load_bootstrap(yaml)
             .unwrap_or_else(|e| panic!("test bootstrap is invalid: {e}\n{yaml}"));
         let listeners = bootstrap.listeners().len();
         let admin = bootstrap.admin.as_ref().is_some_and(|a| a.address.is_some());
-        let dir = tempfile::tempdir().expect("create a tempdir");
         let path = dir.path().join("envoy.yaml");
         std::fs::write(&path, yaml).expect("write the bootstrap");
         let args: Vec<String> = vec![

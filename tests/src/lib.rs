@@ -21,6 +21,7 @@
 //! - [`config`]: small YAML builders for bootstraps.
 //!
 //! Nothing here sleeps to synchronize: waits are bounded polls on conditions.
+//! In `#[tokio::test]`s use the `*_async` waits, which let spawned tasks run.
 
 pub mod backend;
 pub mod binary;
@@ -52,6 +53,22 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
             return false;
         }
         std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+/// [`wait_until`] for async tests: polls without blocking the runtime, so
+/// tasks the test spawned keep running (a blocking wait on a current-thread
+/// runtime would starve them).
+pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
