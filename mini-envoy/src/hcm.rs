@@ -209,6 +209,13 @@ impl Connection {
             if self.stream.is_none() && self.read_eof && self.read_buf.is_empty() {
                 break;
             }
+            if self.stream.is_none() && self.read_buf.is_empty() && self.write_buf.is_empty() {
+                // Idle keep-alive connection: give buffer capacity back, so an
+                // idle connection costs a few hundred bytes, not a read buffer.
+                self.read_space = BytesMut::new();
+                self.read_buf = Buffer::new();
+                self.write_buf = Buffer::new();
+            }
             self.arm_timer();
             let wake = self.wait().await;
             match wake {
@@ -721,10 +728,6 @@ impl Connection {
         }
         self.finish_stream(s);
         self.idle_since = Instant::now();
-        if self.read_buf.is_empty() {
-            // Keep-alive: give the read capacity back while idle.
-            self.read_space = BytesMut::new();
-        }
         true
     }
 
