@@ -185,6 +185,7 @@ impl Connection {
         &self.chain.config
     }
 
+    // ANCHOR: connection_loop
     async fn run(&mut self) {
         loop {
             self.process();
@@ -235,7 +236,9 @@ impl Connection {
         }
         let _ = self.flush_downstream();
     }
+    // ANCHOR_END: connection_loop
 
+    // ANCHOR: watermarks
     fn wants_read(&self) -> bool {
         if self.read_eof || self.closing != Closing::No && self.stream.is_none() {
             return false;
@@ -253,6 +256,7 @@ impl Connection {
             }
         }
     }
+    // ANCHOR_END: watermarks
 
     async fn wait(&mut self) -> Wake {
         let want_read = self.wants_read();
@@ -419,6 +423,7 @@ impl Connection {
         }
     }
 
+    // ANCHOR: codec_error
     fn on_codec_error(&mut self, e: CodecError) {
         tracing::debug!("downstream codec error: {e}");
         let status = e.status_code();
@@ -443,6 +448,7 @@ impl Connection {
         }
         self.read_buf.clear();
     }
+    // ANCHOR_END: codec_error
 
     /// A response written straight to the codec (no stream: the request head
     /// could not be parsed), access-logged like Envoy's codec errors.
@@ -515,6 +521,7 @@ impl Connection {
 
         let fm = FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config);
         let encoder = ResponseEncoder::new(request);
+        // ANCHOR: sanitize
         // Header sanitizing before any filter sees the request.
         let mut reject: Option<(u16, &'static str)> = None;
         self.request_context.codec_upgrade = upgrade;
@@ -541,6 +548,7 @@ impl Connection {
             config,
             &mut crate::random::next_u64,
         );
+        // ANCHOR_END: sanitize
         let request_deadline = config.timeouts.request_timeout.map(|t| now + t);
         let upstream = UpstreamRequest::new(self.chain.clone(), self.upstreams.clone(), upgrade);
         let mut stream = Box::new(ActiveStream {
@@ -595,6 +603,7 @@ impl Connection {
         while let Some(ev) = s.fm.next_event() {
             any = true;
             match ev {
+                // ANCHOR: upstream_headers_event
                 StreamEvent::UpstreamHeaders { end_stream } => {
                     let random = crate::random::next_u64();
                     s.upstream.start(
@@ -604,6 +613,7 @@ impl Connection {
                         self.request_context.remote_address,
                     );
                 }
+                // ANCHOR_END: upstream_headers_event
                 StreamEvent::UpstreamData { data, end_stream } => {
                     s.upstream.send_data(&mut s.fm, data, end_stream);
                 }
@@ -614,6 +624,7 @@ impl Connection {
                 StreamEvent::DownstreamInformational(headers) => {
                     let _ = s.encoder.encode_headers(&headers, false, &mut self.write_buf);
                 }
+                // ANCHOR: downstream_headers_event
                 StreamEvent::DownstreamHeaders { end_stream } => {
                     let mut headers = s.fm.response_headers().cloned().unwrap_or_default();
                     utility::mutate_response_headers(
@@ -644,6 +655,7 @@ impl Connection {
                         s.response_ended = true;
                     }
                 }
+                // ANCHOR_END: downstream_headers_event
                 StreamEvent::DownstreamData { mut data, end_stream } => {
                     let mut failed = false;
                     if data.is_empty() {
@@ -731,6 +743,7 @@ impl Connection {
         true
     }
 
+    // ANCHOR: finish_stream
     fn finish_stream(&mut self, mut s: Box<ActiveStream>) {
         s.upstream.finish(&mut s.fm);
         s.fm.on_stream_complete();
@@ -744,10 +757,12 @@ impl Connection {
             });
         }
     }
+    // ANCHOR_END: finish_stream
 
     // ---------------------------------------------------------------------
     // Timers.
 
+    // ANCHOR: deadlines
     fn next_deadline(&self) -> Option<Instant> {
         let t = &self.config().timeouts;
         let mut next: Option<Instant> = None;
@@ -773,6 +788,7 @@ impl Connection {
         }
         next
     }
+    // ANCHOR_END: deadlines
 
     fn arm_timer(&mut self) {
         let next = self.next_deadline();

@@ -211,6 +211,7 @@ impl UpstreamRequest {
         random: u64,
         remote: SocketAddr,
     ) {
+        // ANCHOR: route_lookup
         let Some(forward) = fm.route().and_then(|r| r.forward_ref().cloned()) else {
             fm.stream_info_mut().set_response_flag(ResponseFlag::NoRouteFound);
             fm.send_local_reply(404, "", |_| {}, "route_not_found");
@@ -235,6 +236,7 @@ impl UpstreamRequest {
             ..RouteContext::default()
         };
         route.finalize_request_headers(&mut headers, &ctx, !suppress);
+        // ANCHOR_END: route_lookup
 
         // Timeouts: the route's, or what a trusted caller asked for.
         self.timeout = match take_ms(&mut headers, "x-envoy-upstream-rq-timeout-ms") {
@@ -265,6 +267,7 @@ impl UpstreamRequest {
             self.replay = Some(Buffer::new());
         }
         self.hash = route.compute_hash(&headers, Some(remote.ip()));
+        // ANCHOR: request_breaker
         match cluster
             .info
             .circuit_breakers
@@ -285,6 +288,7 @@ impl UpstreamRequest {
                 return;
             }
         }
+        // ANCHOR_END: request_breaker
         drop(route);
         self.forward = Some(forward);
         self.cluster = Some(cluster);
@@ -304,6 +308,7 @@ impl UpstreamRequest {
         }
     }
 
+    // ANCHOR: begin_attempt
     fn begin_attempt(&mut self, fm: &mut FilterManager) {
         let Some(cluster) = self.cluster.clone() else { return };
         let selection_retries =
@@ -338,6 +343,7 @@ impl UpstreamRequest {
             std::task::Poll::Pending => self.state = State::Acquiring(acquire),
         }
     }
+    // ANCHOR_END: begin_attempt
 
     fn on_acquired(
         &mut self,
@@ -634,6 +640,7 @@ impl UpstreamRequest {
                         continue;
                     }
                     let status = head.status;
+                    // ANCHOR: retry_on_response
                     let retry = !self.response_started
                         && self.can_retry()
                         && self
@@ -644,6 +651,7 @@ impl UpstreamRequest {
                         self.schedule_retry(fm);
                         return true;
                     }
+                    // ANCHOR_END: retry_on_response
                     let State::Active(a) = &mut self.state else { return true };
                     a.response_headers = true;
                     a.response_keep_alive = head.keep_alive;
@@ -760,6 +768,7 @@ impl UpstreamRequest {
         self.schedule_retry_quiet();
     }
 
+    // ANCHOR: schedule_retry
     fn schedule_retry_quiet(&mut self) {
         let breakers = self.cluster.as_ref().map(|c| c.info.circuit_breakers.clone());
         if let Some(b) = breakers {
@@ -776,6 +785,7 @@ impl UpstreamRequest {
         self.per_try_deadline = None;
         self.state = State::Backoff(Instant::now() + backoff);
     }
+    // ANCHOR_END: schedule_retry
 
     /// Answers locally, noting `URX` when retries were made.
     fn fail(&mut self, fm: &mut FilterManager, status: u16, body: String, details: &'static str) {
@@ -821,6 +831,7 @@ impl UpstreamRequest {
         }
     }
 
+    // ANCHOR: timeout_fired
     fn timeout_fired(&mut self, fm: &mut FilterManager, per_try: bool) {
         if self.response_started {
             fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);
@@ -839,6 +850,7 @@ impl UpstreamRequest {
         fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);
         self.fail(fm, 504, "upstream request timeout".into(), "upstream_response_timeout");
     }
+    // ANCHOR_END: timeout_fired
 }
 
 /// Parses and removes a millisecond header.

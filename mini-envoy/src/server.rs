@@ -152,6 +152,7 @@ pub fn run(
     let mut snapshot = Snapshot::build(bootstrap, &logs, &mut resolve)?;
     let workers = options.concurrency.max(1);
 
+    // ANCHOR: bind_sockets
     // Bind every socket on the main thread, so errors surface at start-up.
     let mut addresses = BoundAddresses::default();
     let mut sockets: Vec<Vec<Option<StdListener>>> = Vec::new();
@@ -163,6 +164,7 @@ pub fn run(
         addresses.listeners.push((entry.name.clone(), bound));
         sockets.push(socks.into_iter().map(Some).collect());
     }
+    // ANCHOR_END: bind_sockets
     let admin_socket = match bootstrap.admin.as_ref().and_then(|a| a.address.as_ref()) {
         Some(address) => {
             let address = address.socket_addr().ok_or_else(|| {
@@ -179,6 +181,7 @@ pub fn run(
     };
     let snapshot = Arc::new(snapshot);
 
+    // ANCHOR: publish_snapshot
     let main =
         TokioDispatcher::new("main_thread").map_err(|e| ServerError::Threads(e.to_string()))?;
     let mut pool = WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle())
@@ -191,6 +194,7 @@ pub fn run(
         tls.allocate_slot().map_err(|e| ServerError::Threads(e.to_string()))?;
     let first = snapshot.clone();
     slot.set(move || first.clone()).map_err(|e| ServerError::Threads(e.to_string()))?;
+    // ANCHOR_END: publish_snapshot
 
     // Hand each worker its sockets.
     let per_worker: Vec<Vec<(String, StdListener)>> = (0..workers)
@@ -283,6 +287,7 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
+// ANCHOR: accept_loop
 /// One worker's accept loop for one listener.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
@@ -330,7 +335,9 @@ async fn accept_loop(
         }
     }
 }
+// ANCHOR_END: accept_loop
 
+// ANCHOR: select_chain
 fn select_chain(
     entry: &ListenerEntry,
     local: SocketAddr,
@@ -343,3 +350,4 @@ fn select_chain(
         ChainMatch::NoMatch => None,
     }
 }
+// ANCHOR_END: select_chain

@@ -42,6 +42,7 @@ use week3_filters::registry::{
 use crate::access_log::{AccessLogManager, AccessLogs};
 use crate::upstream::pool::PoolSettings;
 
+// ANCHOR: snapshot
 /// One configuration version, as workers see it.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -50,6 +51,7 @@ pub struct Snapshot {
     /// Clusters by name.
     pub clusters: Arc<ClusterMap>,
 }
+// ANCHOR_END: snapshot
 
 /// The cluster manager's clusters (Envoy's `ClusterManager`), by name.
 pub type ClusterMap = HashMap<String, Arc<ClusterEntry>>;

@@ -43,6 +43,7 @@ impl std::fmt::Debug for WorkerUpstreams {
 }
 
 impl WorkerUpstreams {
+    // ANCHOR: choose_host
     /// Picks a host of `cluster` with this worker's load balancer.
     pub fn choose_host(
         &self,
@@ -56,6 +57,7 @@ impl WorkerUpstreams {
         });
         lb.choose_host(ctx)
     }
+    // ANCHOR_END: choose_host
 
     /// Drops load balancers of clusters no snapshot uses any more, and idle
     /// connections of clusters that are gone or timed out.

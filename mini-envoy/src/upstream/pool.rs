@@ -151,6 +151,7 @@ fn breakers(info: &ClusterInfo) -> &ResourceManager {
 }
 
 impl WorkerPools {
+    // ANCHOR: acquire
     /// A connection to `host`: an idle one, a new one, or one released while
     /// waiting. The caller bounds the whole wait (route timeout) by dropping
     /// the future.
@@ -185,6 +186,7 @@ impl WorkerPools {
             }
         }
     }
+    // ANCHOR_END: acquire
 
     fn take_idle(&self, key: &PoolKey, settings: &PoolSettings) -> Option<UpstreamConnection> {
         let mut pools = self.pools.borrow_mut();
@@ -200,6 +202,7 @@ impl WorkerPools {
         None
     }
 
+    // ANCHOR: release
     /// Gives a connection back after an exchange. `reusable`: the response
     /// was read completely and both sides allow keep-alive.
     pub fn release(&self, mut conn: UpstreamConnection, reusable: bool) {
@@ -227,6 +230,7 @@ impl WorkerPools {
             }
         }
     }
+    // ANCHOR_END: release
 
     /// Whether a connection may carry another request.
     pub fn may_reuse(conn: &UpstreamConnection, settings: &PoolSettings) -> bool {
@@ -255,11 +259,13 @@ impl WorkerPools {
     }
 }
 
+// ANCHOR: is_alive
 /// Whether an idle connection is still open: no EOF, no unexpected bytes.
 fn is_alive(io: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
+// ANCHOR_END: is_alive
 
 async fn connect(
     settings: &PoolSettings,
