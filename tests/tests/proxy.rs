@@ -621,3 +621,240 @@ async fn demo_mode_serves_on_its_fixed_ports() {
     assert!(!help.is_empty());
     envoy.wait_for_stdout(WAIT, |l| l.contains("\"GET /api/users HTTP/1.1\" 200"));
 }
+
+// -------------------------------------------------------------------------
+// More upstream behaviour: connection reuse, pool limits, bad upstreams.
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_a_closing_upstream_is_not() {
+    let closing = Backend::named(
+        "closing",
+        Behaviour::custom(|req, _| {
+            let reply = Reply::new(200, "ok");
+            if req.path == "/close" { reply.header("connection", "close") } else { reply }
+        }),
+    );
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[closing.addr()], "")],
+        "",
+    );
+    let client = Client::new();
+    for _ in 0..5 {
+        assert_eq!(client.get(envoy.listener("front"), "/keep").await.status, 200);
+    }
+    assert_eq!(closing.connection_count(), 1, "one keep-alive upstream connection");
+    assert_eq!(client.get(envoy.listener("front"), "/close").await.status, 200);
+    for _ in 0..3 {
+        let r = client.get(envoy.listener("front"), "/keep").await;
+        assert_eq!(r.status, 200, "{}", envoy.output());
+    }
+    assert_eq!(closing.connection_count(), 2, "a new connection after the upstream closed");
+}
+
+#[tokio::test]
+async fn pool_overflow_with_max_connections_1_and_no_pending_is_503_uo() {
+    let stalled = Backend::named("stalled", Behaviour::Hold);
+    let breakers =
+        "circuit_breakers:\n  thresholds:\n  - { max_connections: 1, max_pending_requests: 0 }";
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[stalled.addr()], breakers)],
+        "",
+    );
+    let front = envoy.listener("front");
+    let client = Client::new();
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(front, "/held").await }
+    });
+    assert!(stalled.wait_for_requests_async(1, WAIT).await, "{}", envoy.output());
+    for i in 0..4 {
+        let r = client.get(front, &format!("/over{i}")).await;
+        assert_eq!(r.status, 503, "{}", envoy.output());
+        assert_eq!(log_line(&envoy, &format!("/over{i}")), format!("/over{i} 503 UO"));
+    }
+    assert_eq!(stalled.connection_count(), 1);
+    stalled.release();
+    assert_eq!(held.await.expect("held request").status, 200);
+}
+
+#[tokio::test]
+async fn a_post_body_is_replayed_on_retry() {
+    let flaky = Backend::named("flaky", Behaviour::Statuses(vec![503, 200]));
+    let routes = r#"
+- match: { prefix: "/" }
+  route:
+    cluster: svc
+    retry_policy: { retry_on: 5xx, num_retries: 1 }
+"#;
+    let envoy = start(routes, &[cluster("svc", &[flaky.addr()], "")], "");
+    let r = Client::new().send(post(envoy.listener("front"), "/p", "payload")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "status 200"));
+    let seen = flaky.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.body.as_ref() == b"payload"), "{seen:#?}");
+}
+
+#[tokio::test]
+async fn per_try_timeout_retries_then_succeeds() {
+    let slow_then_fast = Backend::named("sf", Behaviour::custom(|_, _| Reply::new(200, "fast")));
+    let stalled = Backend::named("stalled", Behaviour::Hold);
+    let routes = r#"
+- match: { prefix: "/" }
+  route:
+    cluster: svc
+    timeout: 5s
+    retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.2s }
+"#;
+    let envoy = start(routes, &[cluster("svc", &[stalled.addr(), slow_then_fast.addr()], "")], "");
+    let client = Client::new();
+    for i in 0..2 {
+        let r = client.get(envoy.listener("front"), &format!("/t{i}")).await;
+        assert_eq!((r.status, r.text().as_str()), (200, "fast"), "{}", envoy.output());
+    }
+    assert!(stalled.request_count() >= 1, "round robin tried the stalled host");
+    let expected =
+        slow_then_fast.requests()[0].header("x-envoy-expected-rq-timeout-ms").map(str::to_string);
+    assert_eq!(expected.as_deref(), Some("200"), "the per-try timeout is the expected one");
+}
+
+#[test]
+fn a_malformed_upstream_response_is_502_upe() {
+    let bogus = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = bogus.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = bogus.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n");
+        let _ = s.read(&mut buf);
+    });
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[addr], "")],
+        "",
+    );
+    let r = exchange(
+        envoy.listener("front"),
+        b"GET /bad HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 502, "{r:?}");
+    assert_eq!(log_line(&envoy, "/bad"), "/bad 502 UPE");
+    drop(envoy);
+    let _ = server.join();
+}
+
+#[test]
+fn an_upstream_reset_before_headers_is_503_uc() {
+    let resetting = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = resetting.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut s, _) = resetting.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        // Close without answering.
+    });
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[addr], "")],
+        "",
+    );
+    let r = exchange(
+        envoy.listener("front"),
+        b"GET /rst HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 503, "{r:?}");
+    assert_eq!(
+        r[0].text(),
+        "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+    );
+    assert_eq!(log_line(&envoy, "/rst"), "/rst 503 UC");
+    let _ = server.join();
+}
+
+#[test]
+fn head_204_and_large_bodies() {
+    let backend = Backend::named(
+        "b",
+        Behaviour::custom(|req, _| match req.path.as_str() {
+            "/204" => Reply::new(204, ""),
+            "/big" => Reply::new(200, vec![b'x'; 1 << 20]),
+            _ => Reply::new(200, req.body.clone()),
+        }),
+    );
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[backend.addr()], "")],
+        "",
+    );
+    let mut conn = RawConnection::connect(envoy.listener("front"));
+    conn.send(b"HEAD /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.read_head_response().expect("HEAD response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("1048576"));
+    conn.send(b"GET /204 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.read_response().expect("204");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("content-length"), None);
+    conn.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.read_response().expect("big");
+    assert_eq!(r.body.len(), 1 << 20);
+    let upload = vec![b'y'; 3 << 20];
+    let mut head =
+        format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", upload.len())
+            .into_bytes();
+    head.extend_from_slice(&upload);
+    conn.send(&head);
+    let r = conn.read_response().expect("echo");
+    assert_eq!(r.status, 200);
+    assert!(r.body == upload, "3 MiB echoed intact");
+}
+
+#[test]
+fn oversized_request_headers_are_431() {
+    let (echo, envoy) = echo_proxy();
+    let mut conn = RawConnection::connect(envoy.listener("front"));
+    let big = "a".repeat(70 * 1024);
+    conn.send(format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    let r = conn.read_response().expect("a response");
+    assert_eq!(r.status, 431, "{r:?}");
+    assert_eq!(echo.request_count(), 0);
+}
+
+#[test]
+fn an_idle_upstream_connection_closed_by_the_upstream_is_not_reused() {
+    use std::io::{Read, Write};
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = upstream.local_addr().expect("addr");
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        // Each connection answers one keep-alive request, then the upstream
+        // closes it while it sits idle in mini-envoy's pool.
+        for _ in 0..2 {
+            let (mut s, _) = upstream.accept().expect("accept");
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            let _ = closed_tx.send(());
+        }
+    });
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[addr], "")],
+        "",
+    );
+    let mut conn = RawConnection::connect(envoy.listener("front"));
+    conn.send(b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(conn.read_response().expect("first").status, 200);
+    closed_rx.recv_timeout(WAIT).expect("the upstream closed its connection");
+    conn.send(b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = conn.read_response().expect("second");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{}", envoy.output());
+    let _ = server.join();
+}
