@@ -578,7 +578,18 @@ impl UpstreamRequest {
             a.read_space.reserve(READ_SIZE);
         }
         match a.conn.io.try_read_buf(&mut a.read_space) {
-            Ok(0) => a.conn.decoder.on_eof(),
+            Ok(0) => {
+                a.conn.decoder.on_eof();
+                self.process(fm, true);
+                // The decoder ended what the close could end; a response
+                // still open (none started: a stale pooled connection or an
+                // upstream that closed without answering) is a reset. Else
+                // the socket stays readable at EOF and nothing ends it.
+                if matches!(&self.state, State::Active(a) if !a.response_ended) {
+                    self.on_reset(fm, "connection termination");
+                }
+                return;
+            }
             Ok(_) => {
                 let chunk = a.read_space.split().freeze();
                 a.conn.read_buf.append_bytes(chunk);
