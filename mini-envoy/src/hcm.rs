@@ -129,7 +129,6 @@ struct ActiveStream {
     read_disabled: bool,
     upstream: UpstreamRequest,
     timers: Vec<(TimerId, Instant)>,
-    started: Instant,
     last_activity: Instant,
     /// `request_timeout` deadline, until the request is complete.
     request_deadline: Option<Instant>,
@@ -562,7 +561,6 @@ impl Connection {
             read_disabled: false,
             upstream,
             timers: Vec::new(),
-            started: now,
             last_activity: now,
             request_deadline,
             close_after,
@@ -626,7 +624,10 @@ impl Connection {
                 }
                 // ANCHOR: downstream_headers_event
                 StreamEvent::DownstreamHeaders { end_stream } => {
-                    let mut headers = s.fm.response_headers().cloned().unwrap_or_default();
+                    // Finalized in place (moved out and back, no copy), so the
+                    // access log sees what went downstream.
+                    let mut headers =
+                        s.fm.response_headers_mut().map(std::mem::take).unwrap_or_default();
                     utility::mutate_response_headers(
                         &mut headers,
                         s.fm.request_headers(),
@@ -641,15 +642,14 @@ impl Connection {
                             HeaderValue::from_static("close"),
                         );
                     }
-                    if s.fm.stream_info().first_downstream_tx_byte_sent.is_none() {
-                        let at = s.started.elapsed();
-                        s.fm.stream_info_mut().first_downstream_tx_byte_sent = Some(at);
-                    }
                     if let Err(e) =
                         s.encoder.encode_headers(&headers, end_stream, &mut self.write_buf)
                     {
                         tracing::debug!("cannot encode response headers: {e}");
                         self.closing = Closing::Abort;
+                    }
+                    if let Some(slot) = s.fm.response_headers_mut() {
+                        *slot = headers;
                     }
                     if end_stream {
                         s.response_ended = true;

@@ -97,7 +97,6 @@ pub struct UpstreamRequest {
     state: State,
     forward: Option<ForwardRef>,
     cluster: Option<Arc<ClusterEntry>>,
-    headers: Option<HeaderMap>,
     /// Request body not yet written to the current attempt.
     pending: Buffer,
     /// The whole body so far, while a retry could still replay it.
@@ -154,7 +153,6 @@ impl UpstreamRequest {
             state: State::Idle,
             forward: None,
             cluster: None,
-            headers: None,
             pending: Buffer::new(),
             replay: None,
             request_end: false,
@@ -229,23 +227,22 @@ impl UpstreamRequest {
             return;
         };
         let suppress = self.chain.router_config.suppress_envoy_headers;
-        let mut headers = fm.request_headers().cloned().unwrap_or_default();
+        let Some(headers) = fm.request_headers_mut() else { return };
         let ctx = RouteContext {
             random_value: random,
             downstream_remote: Some(remote),
             ..RouteContext::default()
         };
-        route.finalize_request_headers(&mut headers, &ctx, !suppress);
+        route.finalize_request_headers(headers, &ctx, !suppress);
         // ANCHOR_END: route_lookup
 
         // Timeouts: the route's, or what a trusted caller asked for.
-        self.timeout = match take_ms(&mut headers, "x-envoy-upstream-rq-timeout-ms") {
+        self.timeout = match take_ms(headers, "x-envoy-upstream-rq-timeout-ms") {
             Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
             None => route.timeout(),
         };
         let policy = route.retry_policy();
-        self.per_try_timeout = match take_ms(&mut headers, "x-envoy-upstream-rq-per-try-timeout-ms")
-        {
+        self.per_try_timeout = match take_ms(headers, "x-envoy-upstream-rq-per-try-timeout-ms") {
             Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
             None => policy.and_then(|p| p.per_try_timeout),
         };
@@ -260,13 +257,13 @@ impl UpstreamRequest {
             );
         }
         self.retries_left = match policy {
-            Some(p) if p.request_is_retriable(&headers) => p.num_retries,
+            Some(p) if p.request_is_retriable(headers) => p.num_retries,
             _ => 0,
         };
         if self.retries_left > 0 {
             self.replay = Some(Buffer::new());
         }
-        self.hash = route.compute_hash(&headers, Some(remote.ip()));
+        self.hash = route.compute_hash(headers, Some(remote.ip()));
         // ANCHOR: request_breaker
         match cluster
             .info
@@ -292,7 +289,6 @@ impl UpstreamRequest {
         drop(route);
         self.forward = Some(forward);
         self.cluster = Some(cluster);
-        self.headers = Some(headers);
         if end_stream {
             self.on_request_end();
         }
@@ -378,7 +374,6 @@ impl UpstreamRequest {
     }
 
     fn attach(&mut self, fm: &mut FilterManager, mut conn: UpstreamConnection) {
-        let Some(headers) = &self.headers else { return };
         conn.requests += 1;
         let mut attempt = Box::new(Attempt {
             _active: conn.host.start_request(),
@@ -398,16 +393,18 @@ impl UpstreamRequest {
             self.pending = replay.share();
         }
         let header_only = self.request_end && self.pending.is_empty() && self.trailers.is_none();
-        let mut attempt_headers = headers.clone();
-        if self.attempts > 1 && self.route().is_some_and(|r| r.vhost.include_request_attempt_count)
+        if self.attempts > 1
+            && self.route().is_some_and(|r| r.vhost.include_request_attempt_count)
+            && let Some(headers) = fm.request_headers_mut()
         {
-            attempt_headers.insert(
+            headers.insert(
                 HeaderName::from_static("x-envoy-attempt-count"),
                 HeaderValue::from(u64::from(self.attempts)),
             );
         }
+        let Some(headers) = fm.request_headers() else { return };
         match attempt.encoder.encode_headers(
-            &attempt_headers,
+            headers,
             header_only && !self.upgrade,
             &mut attempt.write_buf,
         ) {

@@ -1180,21 +1180,27 @@ impl Router {
         let pick = move |req: &'a HeaderMutations, resp: &'a HeaderMutations| {
             if response { resp } else { req }
         };
-        let mut levels: Vec<&HeaderMutations> = Vec::with_capacity(4);
+        // At most four levels: kept on the stack (this runs for every request).
+        let mut levels: [Option<&HeaderMutations>; 4] = [None; 4];
+        let mut n = 0;
+        let mut push = |l: &'a HeaderMutations| {
+            levels[n] = Some(l);
+            n += 1;
+        };
         if let Some(w) = weighted {
-            levels.push(pick(&w.request_mutations, &w.response_mutations));
+            push(pick(&w.request_mutations, &w.response_mutations));
         }
         if let Some(r) = route {
-            levels.push(pick(&r.request_mutations, &r.response_mutations));
+            push(pick(&r.request_mutations, &r.response_mutations));
         }
-        levels.push(pick(&vhost.request_mutations, &vhost.response_mutations));
-        levels.push(pick(&self.request_mutations, &self.response_mutations));
+        push(pick(&vhost.request_mutations, &vhost.response_mutations));
+        push(pick(&self.request_mutations, &self.response_mutations));
         // Envoy's default applies the route first so the route config has the
         // last word; `most_specific_header_mutations_wins` reverses that.
         if self.most_specific_wins {
-            levels.reverse();
+            levels[..n].reverse();
         }
-        levels.into_iter().filter(|l| !l.is_empty())
+        levels.into_iter().flatten().filter(|l| !l.is_empty())
     }
 
     fn finalize_response(
@@ -1396,10 +1402,15 @@ impl<'r> Forward<'r> {
                 headers.remove(h);
             }
         }
-        let snapshot = headers.clone();
-        let fctx = ctx.format(Some(&snapshot));
-        for level in self.router.levels(self.vhost, Some(self.route), self.weighted, false) {
-            level.apply(headers, &fctx);
+        let mut levels =
+            self.router.levels(self.vhost, Some(self.route), self.weighted, false).peekable();
+        if levels.peek().is_some() {
+            // Formatted values read the request as it arrived.
+            let snapshot = headers.clone();
+            let fctx = ctx.format(Some(&snapshot));
+            for level in levels {
+                level.apply(headers, &fctx);
+            }
         }
         let new_host =
             match (&self.weighted.and_then(|w| w.host_rewrite.as_ref()), &self.action.host_rewrite)

@@ -957,6 +957,19 @@ impl FilterManager {
         self.core.request_headers.as_ref()
     }
 
+    /// The request headers, for the owner's router half to finalize in
+    /// place (route rewrites, `x-envoy-*`), as Envoy's router does: the
+    /// access log then sees what went upstream.
+    pub fn request_headers_mut(&mut self) -> Option<&mut HeaderMap> {
+        self.core.request_headers.as_mut()
+    }
+
+    /// The response headers, for the owner to finalize in place before
+    /// encoding (hop-by-hop removal, `server`, `connection: close`).
+    pub fn response_headers_mut(&mut self) -> Option<&mut HeaderMap> {
+        self.core.response_headers.as_mut()
+    }
+
     /// The request trailers.
     pub fn request_trailers(&self) -> Option<&HeaderMap> {
         self.core.request_trailers.as_ref()
