@@ -247,10 +247,11 @@ impl Connection {
         }
         match &self.stream {
             None => self.read_buf.len() < self.buffer_limit,
+            // Once the request is complete, keep reading (pipelined requests
+            // wait in the buffer, bounded) so a client that goes away is seen.
             Some(s) => {
-                !s.request_decoded
-                    && !s.read_disabled
-                    && s.upstream.pending_request_bytes() < self.buffer_limit
+                (s.request_decoded
+                    || !s.read_disabled && s.upstream.pending_request_bytes() < self.buffer_limit)
                     && self.read_buf.len() < self.buffer_limit
             }
         }
@@ -295,6 +296,18 @@ impl Connection {
             Ok(0) => {
                 self.read_eof = true;
                 self.decoder.on_eof();
+                // As Envoy's HCM, no half-close for HTTP: a client that closes
+                // while its response is unfinished resets the stream (DC),
+                // except a tunnel, whose request ends with the client's EOF.
+                if let Some(s) = &mut self.stream
+                    && !s.response_ended
+                    && !s.upstream.is_tunnel()
+                {
+                    s.fm.stream_info_mut()
+                        .set_response_flag(ResponseFlag::DownstreamConnectionTermination);
+                    s.upstream.cancel();
+                    self.closing = Closing::Abort;
+                }
             }
             Ok(_) => {
                 if self.head_started.is_none() && self.stream.is_none() {

@@ -187,6 +187,11 @@ impl UpstreamRequest {
         self.reset_downstream
     }
 
+    /// Whether this is an upgraded (tunnelled) exchange.
+    pub fn is_tunnel(&self) -> bool {
+        self.upgrade
+    }
+
     /// Request bytes buffered for the upstream (backpressure on the downstream).
     pub fn pending_request_bytes(&self) -> usize {
         let writing = match &self.state {

@@ -157,8 +157,7 @@ impl RouteResolver for RouteTable {
             ..RouteContext::default()
         };
         let decision = self.router.route(headers, &ctx);
-        let names: Vec<&str> = self.filter_names.iter().map(String::as_str).collect();
-        ResolvedRoute::from_decision(&decision, headers, &ctx, &names)
+        ResolvedRoute::from_decision(&decision, headers, &ctx, &self.filter_names)
             .map(|r| Arc::new(r) as Arc<dyn RouteInfo>)
     }
 }

@@ -881,9 +881,6 @@ async fn an_internal_client_may_set_the_upstream_timeout() {
 }
 
 #[test]
-#[ignore = "mini-envoy bug: a downstream FIN while the upstream has not answered does not reset \
-            the stream (Envoy's HCM has no half-close: DC at once); the upstream request lives on \
-            until the route timeout"]
 fn a_client_that_disconnects_mid_request_is_logged_dc() {
     let stalled = Backend::named("stalled", Behaviour::Hold);
     let envoy = start(

@@ -141,17 +141,21 @@ impl ResolvedRoute {
     /// Snapshots a week 1 decision, keeping the per-filter configs of the
     /// filters named in `filter_names` (the chain's filters). `None` for
     /// `NoRoute`.
-    pub fn from_decision(
+    pub fn from_decision<S: AsRef<str>>(
         decision: &RouteDecision<'_>,
         request: &HeaderMap,
         ctx: &RouteContext<'_>,
-        filter_names: &[&str],
+        filter_names: &[S],
     ) -> Option<Self> {
-        fn collect<'c>(
-            names: &[&str],
+        fn collect<'c, S: AsRef<str>>(
+            names: &[S],
             lookup: impl Fn(&str) -> Option<&'c RouteFilterConfig>,
         ) -> Vec<(String, RouteFilterConfig)> {
-            names.iter().filter_map(|n| lookup(n).map(|c| (n.to_string(), c.clone()))).collect()
+            names
+                .iter()
+                .map(AsRef::as_ref)
+                .filter_map(|n| lookup(n).map(|c| (n.to_string(), c.clone())))
+                .collect()
         }
         let forward = match decision {
             RouteDecision::Route(f) => Some(f.to_ref()),
