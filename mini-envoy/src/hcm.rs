@@ -227,7 +227,7 @@ impl Connection {
             }
         }
         if let Some(mut s) = self.stream.take() {
-            if !s.response_ended {
+            if !s.response_ended && !s.upstream.must_reset_downstream() {
                 s.fm.stream_info_mut()
                     .set_response_flag(ResponseFlag::DownstreamConnectionTermination);
             }
@@ -354,6 +354,12 @@ impl Connection {
     fn process(&mut self) {
         for _ in 0..1024 {
             if self.closing == Closing::Abort {
+                return;
+            }
+            // The upstream failed after the response started: the only way to
+            // tell the client is to reset (close) the connection, as Envoy.
+            if self.stream.as_ref().is_some_and(|s| s.upstream.must_reset_downstream()) {
+                self.closing = Closing::Abort;
                 return;
             }
             let mut progressed = self.decode_downstream();

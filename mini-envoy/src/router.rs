@@ -623,7 +623,12 @@ impl UpstreamRequest {
                 Err(e) => {
                     tracing::debug!("upstream protocol error: {e}");
                     if a.response_headers || self.response_started {
-                        fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamProtocolError);
+                        let flag = if e == week3_filters::http1::CodecError::PrematureEof {
+                            ResponseFlag::UpstreamConnectionTermination
+                        } else {
+                            ResponseFlag::UpstreamProtocolError
+                        };
+                        fm.stream_info_mut().set_response_flag(flag);
                         self.reset_downstream = true;
                         self.state = State::Done;
                     } else if e == week3_filters::http1::CodecError::PrematureEof {

@@ -748,6 +748,37 @@ fn a_malformed_upstream_response_is_502_upe() {
 }
 
 #[test]
+fn an_upstream_reset_after_headers_resets_the_downstream() {
+    let truncating = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = truncating.local_addr().expect("addr");
+    let _server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = truncating.accept().expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        // Promise 100 bytes, send 3, close.
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc");
+    });
+    let envoy = start(
+        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
+        &[cluster("svc", &[addr], "")],
+        "",
+    );
+    // The client sees the headers, then the connection closing early; no hang.
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(envoy.listener("front")).expect("connect");
+    c.set_read_timeout(Some(WAIT)).expect("timeout");
+    c.write_all(b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n").expect("send");
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("closed by mini-envoy, not timed out");
+    let text = String::from_utf8_lossy(&got);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(body.len() < 100, "{text}");
+    assert_eq!(log_line(&envoy, "/cut"), "/cut 200 UC");
+}
+
+#[test]
 fn an_upstream_reset_before_headers_is_503_uc() {
     let resetting = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = resetting.local_addr().expect("addr");
