@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 /// Why a header name or value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,7 +55,7 @@ const fn is_token_byte(b: u8) -> bool {
 
 /// A lowercase header name. Pseudo-header names start with `:`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HeaderName(Bytes);
+pub struct HeaderName(ByteString);
 
 impl HeaderName {
     /// Validates `name` and lowercases it (without copying when it is already lowercase).
@@ -64,11 +65,16 @@ impl HeaderName {
         if body.is_empty() || !body.iter().all(|&b| is_token_byte(b)) {
             return Err(InvalidHeader::Name(String::from_utf8_lossy(&name).into_owned()));
         }
-        if name.iter().any(u8::is_ascii_uppercase) {
-            Ok(Self(Bytes::from(name.to_ascii_lowercase())))
+        let name = if name.iter().any(u8::is_ascii_uppercase) {
+            name.to_ascii_lowercase().into()
         } else {
-            Ok(Self(name))
-        }
+            name
+        };
+        // Token characters are ASCII, so this is valid UTF-8: checked once here,
+        // so `as_str` is free on the request path.
+        ByteString::try_from(name)
+            .map(Self)
+            .map_err(|_| InvalidHeader::Name("non-ASCII header name".to_string()))
     }
 
     /// A name known at compile time. It must already be lowercase and valid;
@@ -86,30 +92,30 @@ impl HeaderName {
             );
             i += 1;
         }
-        Self(Bytes::from_static(bytes))
+        Self(ByteString::from_static(name))
     }
 
     /// The lowercase name as text (names are always ASCII).
+    #[inline]
     pub fn as_str(&self) -> &str {
-        // Validated as ASCII token characters on construction.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The lowercase name as bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// Whether this is a pseudo-header such as `:path`.
     #[inline]
     pub fn is_pseudo(&self) -> bool {
-        self.0.first() == Some(&b':')
+        self.0.as_bytes().first() == Some(&b':')
     }
 
     /// Case-insensitive comparison with a name given as text.
     pub fn matches(&self, name: &str) -> bool {
-        self.0.eq_ignore_ascii_case(name.as_bytes())
+        self.0.eq_ignore_ascii_case(name)
     }
 }
 
