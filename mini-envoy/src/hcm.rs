@@ -292,7 +292,7 @@ impl Connection {
         if self.read_space.capacity() < 1024 {
             self.read_space.reserve(READ_SIZE);
         }
-        match self.io.try_read_buf(&mut self.read_space) {
+        match crate::io::read_once(&self.io, &mut self.read_space) {
             Ok(0) => {
                 self.read_eof = true;
                 self.decoder.on_eof();

@@ -11,11 +11,17 @@
 //! ```
 //!
 //! - [`access_log`]: Envoy's access-log formats, written off the request path.
+//! - [`server`]: the main thread, workers and listeners; [`snapshot`]: the
+//!   configuration workers read; [`hcm`]: one downstream HTTP connection;
+//!   [`router`]: the router's upstream half; [`upstream`]: per-worker load
+//!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
+//!   the admin interface; [`io`]: socket reads; [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
 pub mod admin;
 pub mod hcm;
+pub mod io;
 pub mod random;
 pub mod route_check;
 pub mod router;

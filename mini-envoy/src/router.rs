@@ -579,7 +579,7 @@ impl UpstreamRequest {
         if a.read_space.capacity() < 1024 {
             a.read_space.reserve(READ_SIZE);
         }
-        match a.conn.io.try_read_buf(&mut a.read_space) {
+        match crate::io::read_once(&a.conn.io, &mut a.read_space) {
             Ok(0) => {
                 a.conn.decoder.on_eof();
                 self.process(fm, true);

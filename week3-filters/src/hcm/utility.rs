@@ -243,9 +243,12 @@ fn remove_connection_options(headers: &mut HeaderMap, keep: &[&str]) {
     let mut named: Vec<String> = Vec::new();
     for v in headers.get_all("connection") {
         for t in tokens(v.as_bytes()) {
+            // Only names actually present are collected: the usual
+            // `keep-alive` / `close` tokens allocate nothing.
             if let Ok(name) = std::str::from_utf8(t)
                 && !name.starts_with(':')
                 && !keep.iter().any(|k| k.eq_ignore_ascii_case(name))
+                && headers.iter().any(|(n, _)| n.matches(name))
             {
                 named.push(name.to_ascii_lowercase());
             }
@@ -254,7 +257,7 @@ fn remove_connection_options(headers: &mut HeaderMap, keep: &[&str]) {
     for name in &named {
         headers.remove(name);
     }
-    headers.remove("connection");
+    remove_all(headers, &["connection"]);
 }
 
 /// Envoy's `sanitizeTEHeader`: `te` becomes exactly `trailers` when it lists

@@ -562,7 +562,9 @@ pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead,
         // The pseudo-headers go in first, so every entry is a push (no
         // shifting the regular fields to make room). `Host` is looked up
         // before the fields are added; its errors still come after theirs.
-        let mut map = HeaderMap::with_capacity(req.headers.len() + 4);
+        // Room for the pseudo-headers and what the proxy adds (x-forwarded-*, x-request-id,
+        // x-envoy-*), so the map is allocated once.
+        let mut map = HeaderMap::with_capacity(req.headers.len() + 10);
         map.append(headers::METHOD, method_value(&head, method)?);
         // The target is ASCII without controls or spaces (httparse's URI
         // check, then ours), and an authority passed `valid_authority`: both
@@ -668,7 +670,8 @@ pub(crate) fn parse_response(
             return Err(CodecError::InvalidStatus);
         }
         let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
-        let mut map = HeaderMap::with_capacity(res.headers.len() + 1);
+        // Room for :status and what the proxy adds (server, x-envoy-upstream-service-time).
+        let mut map = HeaderMap::with_capacity(res.headers.len() + 4);
         // "HTTP/1.x " is 9 bytes and httparse read the 3 digits after it:
         // share them rather than format the number again.
         let status = match head.get(9..12) {

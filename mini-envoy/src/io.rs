@@ -1,0 +1,65 @@
+//! # Socket reads without the extra `EAGAIN`
+//!
+//! tokio clears a socket's read readiness only when a read returns
+//! `WouldBlock`, so the usual loop (wait readable, read, wait readable, read
+//! → `EAGAIN`) makes one wasted `recv` system call per wake-up. nginx avoids
+//! it: a read that returns less than it asked for has drained the socket
+//! (`rev->ready = 0`). [`read_once`] does the same inside tokio's
+//! [`try_io`](tokio::net::TcpStream::try_io), whose readiness bookkeeping
+//! (a tick per event) guarantees that an event arriving meanwhile is not
+//! lost: readiness is cleared only if no new event came since the read.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+/// Reads once into `buf`'s spare capacity. `Ok(0)` is end of input; a short
+/// read marks the socket drained so the next wait goes straight to epoll.
+pub fn read_once(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    let room = buf.capacity() - buf.len();
+    let mut got = 0;
+    let result = io.try_io(Interest::READABLE, || {
+        got = io.try_read_buf(buf)?;
+        if got > 0 && got < room {
+            // Drained: let try_io clear the readiness (no EAGAIN read needed).
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+    match result {
+        Ok(()) => Ok(got),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_short_read_clears_readiness_and_later_data_wakes_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(b"hello").await.unwrap();
+        server.readable().await.unwrap();
+        let mut buf = BytesMut::with_capacity(1024);
+        assert_eq!(read_once(&server, &mut buf).unwrap(), 5);
+        // Readiness was cleared: a read now is WouldBlock without blocking.
+        let mut probe = BytesMut::with_capacity(16);
+        assert_eq!(server.try_read_buf(&mut probe).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        // New data wakes the socket again.
+        client.write_all(b" world").await.unwrap();
+        server.readable().await.unwrap();
+        assert_eq!(read_once(&server, &mut buf).unwrap(), 6);
+        assert_eq!(&buf[..], b"hello world");
+        drop(client);
+        server.readable().await.unwrap();
+        assert_eq!(read_once(&server, &mut buf).unwrap(), 0, "end of input");
+    }
+}
