@@ -48,9 +48,6 @@ use crate::router::{UpstreamEvent, UpstreamRequest};
 use crate::snapshot::HttpChain;
 use crate::upstream::WorkerUpstreams;
 
-/// Bytes read from a socket per `read` call.
-const READ_SIZE: usize = 16 * 1024;
-
 /// How one downstream connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Closing {
@@ -212,7 +209,7 @@ impl Connection {
             if self.stream.is_none() && self.read_buf.is_empty() && self.write_buf.is_empty() {
                 // Idle keep-alive connection: give buffer capacity back, so an
                 // idle connection costs a few hundred bytes, not a read buffer.
-                self.read_space = BytesMut::new();
+                crate::io::recycle(std::mem::take(&mut self.read_space));
                 self.read_buf = Buffer::new();
                 self.write_buf = Buffer::new();
             }
@@ -289,9 +286,7 @@ impl Connection {
     }
 
     fn read_downstream(&mut self) {
-        if self.read_space.capacity() < 1024 {
-            self.read_space.reserve(READ_SIZE);
-        }
+        crate::io::ensure_read_space(&mut self.read_space);
         match crate::io::read_once(&self.io, &mut self.read_space) {
             Ok(0) => {
                 self.read_eof = true;

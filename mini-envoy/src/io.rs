@@ -9,6 +9,7 @@
 //! (a tick per event) guarantees that an event arriving meanwhile is not
 //! lost: readiness is cleared only if no new event came since the read.
 
+use std::cell::RefCell;
 use std::io;
 
 use bytes::BytesMut;
@@ -36,6 +37,50 @@ pub fn read_once(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     }
 }
 
+/// Bytes asked of the socket per read.
+pub const READ_SIZE: usize = 16 * 1024;
+
+/// Read buffers a worker keeps for reuse (at most this many).
+const POOL_LIMIT: usize = 64;
+
+thread_local! {
+    /// Read buffers given back by idle connections, reused by busy ones: a
+    /// keep-alive request does not allocate (and fault in) a fresh 16 KiB.
+    static READ_BUFFERS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes sure `buf` has room for a read: a buffer from this thread's pool,
+/// or a new one.
+pub fn ensure_read_space(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() >= 1024 {
+        return;
+    }
+    let pooled = READ_BUFFERS.with(|p| p.borrow_mut().pop());
+    let mut fresh = pooled.unwrap_or_default();
+    // A pooled buffer whose earlier bytes are all dropped is reclaimed in place.
+    fresh.reserve(READ_SIZE);
+    if buf.is_empty() {
+        *buf = fresh;
+    } else {
+        buf.reserve(READ_SIZE);
+        recycle(fresh);
+    }
+}
+
+/// Gives an idle connection's read buffer back to this thread's pool.
+pub fn recycle(mut buf: BytesMut) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    buf.clear();
+    READ_BUFFERS.with(|p| {
+        let mut pool = p.borrow_mut();
+        if pool.len() < POOL_LIMIT {
+            pool.push(buf);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +106,21 @@ mod tests {
         drop(client);
         server.readable().await.unwrap();
         assert_eq!(read_once(&server, &mut buf).unwrap(), 0, "end of input");
+    }
+
+    #[test]
+    fn read_buffers_are_reused() {
+        let mut a = BytesMut::new();
+        ensure_read_space(&mut a);
+        assert!(a.capacity() >= READ_SIZE);
+        let ptr = a.as_ptr();
+        recycle(a);
+        let mut b = BytesMut::new();
+        ensure_read_space(&mut b);
+        assert_eq!(b.as_ptr(), ptr, "the pooled buffer came back");
+        // A buffer with room is left alone.
+        let before = b.as_ptr();
+        ensure_read_space(&mut b);
+        assert_eq!(b.as_ptr(), before);
     }
 }

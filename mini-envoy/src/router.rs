@@ -46,8 +46,6 @@ use crate::upstream::pool::{PoolFailure, UpstreamConnection, WorkerPools};
 /// Envoy's default route timeout when `timeout` is not set.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
-const READ_SIZE: usize = 16 * 1024;
-
 type Acquire = Pin<Box<dyn Future<Output = Result<UpstreamConnection, PoolFailure>>>>;
 
 /// What woke an upstream request.
@@ -334,9 +332,13 @@ impl UpstreamRequest {
         fm.stream_info_mut().upstream_host = Some(host.address());
         fm.stream_info_mut().upstream_cluster = Some(cluster.info.name.clone());
         let pools: Rc<WorkerPools> = self.upstreams.pools.clone();
+        // Most of the time an idle connection is ready: no need to wait.
+        if let Some(conn) = pools.take_idle_for(&cluster.pool, &host) {
+            return self.on_acquired(fm, Ok(conn));
+        }
         let acquire = pools.acquire(cluster.pool.clone(), cluster.info.clone(), host);
         let mut acquire: Acquire = Box::pin(acquire);
-        // Most of the time an idle connection is ready: no need to wait.
+        // A connection may also come at once (a new one cannot: connecting waits).
         let waker = futures_noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
         match acquire.as_mut().poll(&mut cx) {
@@ -576,9 +578,7 @@ impl UpstreamRequest {
 
     fn read(&mut self, fm: &mut FilterManager) {
         let State::Active(a) = &mut self.state else { return };
-        if a.read_space.capacity() < 1024 {
-            a.read_space.reserve(READ_SIZE);
-        }
+        crate::io::ensure_read_space(&mut a.read_space);
         match crate::io::read_once(&a.conn.io, &mut a.read_space) {
             Ok(0) => {
                 a.conn.decoder.on_eof();
@@ -733,7 +733,8 @@ impl UpstreamRequest {
             return;
         }
         let State::Active(a) = std::mem::replace(&mut self.state, State::Done) else { return };
-        let Attempt { conn, encoder, response_keep_alive, write_buf, .. } = *a;
+        let Attempt { conn, encoder, response_keep_alive, write_buf, read_space, .. } = *a;
+        crate::io::recycle(read_space);
         let reusable = !self.upgrade
             && response_keep_alive
             && encoder.is_complete()

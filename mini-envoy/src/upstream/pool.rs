@@ -188,6 +188,16 @@ impl WorkerPools {
     }
     // ANCHOR_END: acquire
 
+    /// An idle connection to `host`, if this worker has one (no waiting).
+    pub fn take_idle_for(
+        &self,
+        settings: &PoolSettings,
+        host: &Host,
+    ) -> Option<UpstreamConnection> {
+        let key = PoolKey { cluster: settings.cluster.clone(), address: host.address() };
+        self.take_idle(&key, settings)
+    }
+
     fn take_idle(&self, key: &PoolKey, settings: &PoolSettings) -> Option<UpstreamConnection> {
         let mut pools = self.pools.borrow_mut();
         let pool = pools.get_mut(key)?;
