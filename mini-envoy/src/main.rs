@@ -96,11 +96,11 @@ struct Cli {
     #[arg(long = "parent-shutdown-time-s", value_name = "S", default_value_t = 900)]
     parent_shutdown_time_s: u64,
 
-    /// The node id (`node.id` when the bootstrap has none).
+    /// The node id (overrides the bootstrap's `node.id`, as in Envoy).
     #[arg(long = "service-node", value_name = "NAME")]
     service_node: Option<String>,
 
-    /// The node's cluster (`node.cluster` when the bootstrap has none).
+    /// The node's cluster (overrides the bootstrap's `node.cluster`, as in Envoy).
     #[arg(long = "service-cluster", value_name = "NAME")]
     service_cluster: Option<String>,
 }

@@ -147,6 +147,20 @@ pub fn run(
     options: &ServerOptions,
     on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Say what is accepted but not acted on yet, so nothing is silently ignored.
+    if bootstrap.dynamic_resources.is_some() {
+        tracing::warn!(
+            "dynamic_resources is validated but not acted on yet: only static_resources are served"
+        );
+    }
+    for c in bootstrap.clusters() {
+        if !c.health_checks.is_empty() || c.outlier_detection.is_some() {
+            tracing::warn!(
+                "cluster {}: health_checks/outlier_detection are not run yet; every host counts as healthy",
+                c.name
+            );
+        }
+    }
     let logs = AccessLogManager::new();
     let mut resolve = |host: &str, port: u16| system_resolver(host, port);
     let mut snapshot = Snapshot::build(bootstrap, &logs, &mut resolve)?;
