@@ -114,12 +114,25 @@ async fn write_response(
     keep_alive: bool,
 ) -> io::Result<()> {
     let mut headers = HeaderMap::new();
-    headers.insert(HeaderName::from_static(":status"), HeaderValue::from(u64::from(status)));
-    headers.insert(HeaderName::from_static("content-type"), HeaderValue::from_static(content_type));
-    headers.insert(HeaderName::from_static("content-length"), HeaderValue::from(body.len() as u64));
-    headers.insert(HeaderName::from_static("cache-control"), HeaderValue::from_static("no-cache"));
+    headers
+        .insert(const { HeaderName::from_static(":status") }, HeaderValue::from(u64::from(status)));
+    headers.insert(
+        const { HeaderName::from_static("content-type") },
+        HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        const { HeaderName::from_static("content-length") },
+        HeaderValue::from(body.len() as u64),
+    );
+    headers.insert(
+        const { HeaderName::from_static("cache-control") },
+        const { HeaderValue::from_static("no-cache") },
+    );
     if !keep_alive {
-        headers.insert(HeaderName::from_static("connection"), HeaderValue::from_static("close"));
+        headers.insert(
+            const { HeaderName::from_static("connection") },
+            const { HeaderValue::from_static("close") },
+        );
     }
     let mut out = Buffer::new();
     let mut encoder = ResponseEncoder::new(info);

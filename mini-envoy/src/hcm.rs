@@ -468,9 +468,12 @@ impl Connection {
     fn write_local_response(&mut self, status: u16, details: &'static str) {
         let body = week3_filters::http1::reason_phrase(status);
         let mut headers = HeaderMap::new();
-        headers.insert(HeaderName::from_static(":status"), HeaderValue::from(u64::from(status)));
         headers.insert(
-            HeaderName::from_static("content-length"),
+            const { HeaderName::from_static(":status") },
+            HeaderValue::from(u64::from(status)),
+        );
+        headers.insert(
+            const { HeaderName::from_static("content-length") },
             HeaderValue::from(body.len() as u64),
         );
         let _ = headers.try_insert("content-type", "text/plain");
@@ -589,7 +592,7 @@ impl Connection {
                     "",
                     |h| {
                         if let Ok(v) = HeaderValue::try_from(location) {
-                            h.insert(HeaderName::from_static("location"), v);
+                            h.insert(const { HeaderName::from_static("location") }, v);
                         }
                     },
                     details,
@@ -652,8 +655,8 @@ impl Connection {
                     let switching = headers.status() == Some(101) && headers.contains("upgrade");
                     if !switching && (s.close_after || self.closing != Closing::No) {
                         headers.insert(
-                            HeaderName::from_static("connection"),
-                            HeaderValue::from_static("close"),
+                            const { HeaderName::from_static("connection") },
+                            const { HeaderValue::from_static("close") },
                         );
                     }
                     if let Err(e) =

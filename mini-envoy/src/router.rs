@@ -255,7 +255,7 @@ impl UpstreamRequest {
         };
         if !suppress && let Some(e) = expected {
             headers.insert(
-                HeaderName::from_static("x-envoy-expected-rq-timeout-ms"),
+                const { HeaderName::from_static("x-envoy-expected-rq-timeout-ms") },
                 HeaderValue::from(e.as_millis() as u64),
             );
         }
@@ -405,7 +405,7 @@ impl UpstreamRequest {
             && let Some(headers) = fm.request_headers_mut()
         {
             headers.insert(
-                HeaderName::from_static("x-envoy-attempt-count"),
+                const { HeaderName::from_static("x-envoy-attempt-count") },
                 HeaderValue::from(u64::from(self.attempts)),
             );
         }
@@ -681,7 +681,7 @@ impl UpstreamRequest {
                     if !self.chain.router_config.suppress_envoy_headers {
                         let ms = a.started.elapsed().as_millis() as u64;
                         headers.insert(
-                            HeaderName::from_static("x-envoy-upstream-service-time"),
+                            const { HeaderName::from_static("x-envoy-upstream-service-time") },
                             HeaderValue::from(ms),
                         );
                     }

@@ -16,7 +16,6 @@
 //! Workers hold an `Arc<Snapshot>` per connection, so a connection keeps the
 //! configuration it started with while newer connections see the next one.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -54,7 +53,7 @@ pub struct Snapshot {
 // ANCHOR_END: snapshot
 
 /// The cluster manager's clusters (Envoy's `ClusterManager`), by name.
-pub type ClusterMap = HashMap<String, Arc<ClusterEntry>>;
+pub type ClusterMap = rustc_hash::FxHashMap<String, Arc<ClusterEntry>>;
 
 /// A cluster ready for workers: settings, hosts, the load-balancer factory
 /// each worker creates its own load balancer from.
@@ -173,7 +172,7 @@ impl Snapshot {
         resolve: Resolver<'_>,
     ) -> Result<Self, ConfigError> {
         let static_resources = FieldPath::root().field("static_resources");
-        let mut clusters = ClusterMap::new();
+        let mut clusters = ClusterMap::default();
         for (i, c) in bootstrap.clusters().iter().enumerate() {
             let at = static_resources.field("clusters").index(i);
             let entry = build_cluster(c, &at, resolve)?;

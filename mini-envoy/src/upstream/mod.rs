@@ -14,10 +14,10 @@
 pub mod pool;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext};
 
 use crate::snapshot::ClusterEntry;
@@ -33,7 +33,7 @@ pub struct WorkerUpstreams {
     /// Connection pools.
     pub pools: Rc<WorkerPools>,
     /// One load balancer per cluster entry (a new snapshot's entry gets a new one).
-    lbs: RefCell<HashMap<usize, WorkerLb>>,
+    lbs: RefCell<FxHashMap<usize, WorkerLb>>,
 }
 
 impl std::fmt::Debug for WorkerUpstreams {

@@ -20,7 +20,7 @@
 //! `max_requests_per_connection`, or closed by the upstream are dropped.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -142,7 +143,7 @@ impl PoolSettings {
 /// A worker's pools (one per worker thread; `Rc`, never shared).
 #[derive(Debug, Default)]
 pub struct WorkerPools {
-    pools: RefCell<HashMap<PoolKey, HostPool>>,
+    pools: RefCell<FxHashMap<PoolKey, HostPool>>,
 }
 
 /// The circuit breakers of a request's priority.

@@ -1424,14 +1424,14 @@ impl<'r> Forward<'r> {
             if self.action.append_x_forwarded_host
                 && let Some(old) = headers.get(":authority").cloned()
             {
-                headers.append(HeaderName::from_static("x-forwarded-host"), old);
+                headers.append(const { HeaderName::from_static("x-forwarded-host") }, old);
             }
             headers.insert(crate::headers::AUTHORITY, h);
         }
         let path = headers.path().unwrap_or_default().to_string();
         if let Some(new) = self.rewritten_path(&path).and_then(|p| HeaderValue::try_from(p).ok()) {
             if keep_original_path && let Ok(v) = HeaderValue::try_from(path) {
-                headers.insert(HeaderName::from_static("x-envoy-original-path"), v);
+                headers.insert(const { HeaderName::from_static("x-envoy-original-path") }, v);
             }
             headers.insert(crate::headers::PATH, new);
         }
@@ -1482,11 +1482,11 @@ impl DirectResponse<'_> {
         h.insert(crate::headers::STATUS, HeaderValue::from_u64(u64::from(self.status)));
         if !self.body.is_empty() {
             h.insert(
-                HeaderName::from_static("content-type"),
-                HeaderValue::from_static("text/plain"),
+                const { HeaderName::from_static("content-type") },
+                const { HeaderValue::from_static("text/plain") },
             );
             h.insert(
-                HeaderName::from_static("content-length"),
+                const { HeaderName::from_static("content-length") },
                 HeaderValue::from_u64(self.body.len() as u64),
             );
         }
@@ -1519,7 +1519,7 @@ impl Redirect<'_> {
         let mut h = HeaderMap::new();
         h.insert(crate::headers::STATUS, HeaderValue::from_u64(u64::from(self.status)));
         if let Ok(v) = HeaderValue::try_from(self.location.as_str()) {
-            h.insert(HeaderName::from_static("location"), v);
+            h.insert(const { HeaderName::from_static("location") }, v);
         }
         self.router.finalize_response(self.vhost, self.route, None, &mut h, request, ctx);
         h

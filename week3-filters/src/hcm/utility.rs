@@ -59,7 +59,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
 /// `x-envoy-external-address`
 pub const X_ENVOY_EXTERNAL_ADDRESS: HeaderName =
-    HeaderName::from_static("x-envoy-external-address");
+    const { HeaderName::from_static("x-envoy-external-address") };
 /// `via`
 pub const VIA: HeaderName = HeaderName::from_static("via");
 /// `server`
@@ -222,7 +222,7 @@ pub fn new_request_id(random: &mut dyn FnMut() -> u64) -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let text = id.hyphenated().encode_lower(&mut text);
-    HeaderValue::try_from(&*text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::try_from(&*text).unwrap_or(const { HeaderValue::from_static("") })
 }
 
 /// Removes the fields named in `Connection` (RFC 9110 §7.6.1), except
@@ -270,7 +270,10 @@ fn sanitize_te(headers: &mut HeaderMap) {
         .get_all("te")
         .any(|v| tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"trailers")));
     if trailers {
-        headers.insert(HeaderName::from_static("te"), HeaderValue::from_static("trailers"));
+        headers.insert(
+            const { HeaderName::from_static("te") },
+            const { HeaderValue::from_static("trailers") },
+        );
     } else {
         headers.remove("te");
     }
@@ -384,7 +387,8 @@ pub fn mutate_request_headers(
             Some(p) if p.eq_ignore_ascii_case("http") => "http",
             _ => proto,
         };
-        headers.insert(HeaderName::from_static(":scheme"), HeaderValue::from_static(scheme));
+        headers
+            .insert(const { HeaderName::from_static(":scheme") }, HeaderValue::from_static(scheme));
     }
 
     // 4. Internal or external.
@@ -392,7 +396,7 @@ pub fn mutate_request_headers(
         single_address && trusted.is_some_and(|ip| config.internal_addresses.contains(ip));
     let edge = !internal && config.use_remote_address;
     if internal {
-        headers.insert(X_ENVOY_INTERNAL, HeaderValue::from_static("true"));
+        headers.insert(X_ENVOY_INTERNAL, const { HeaderValue::from_static("true") });
     } else {
         if edge {
             remove_all(headers, &EDGE_ONLY_ENVOY_REQUEST_HEADERS);
@@ -500,7 +504,7 @@ pub fn normalize_host(
                 None => stripped.to_string(),
             };
             if let Ok(v) = HeaderValue::try_from(new) {
-                headers.insert(HeaderName::from_static(":authority"), v);
+                headers.insert(const { HeaderName::from_static(":authority") }, v);
             }
         }
     }
@@ -519,7 +523,7 @@ pub fn normalize_host(
         return None;
     }
     let v = HeaderValue::try_from(host).ok()?;
-    headers.insert(HeaderName::from_static(":authority"), v);
+    headers.insert(const { HeaderName::from_static(":authority") }, v);
     Some(port)
 }
 

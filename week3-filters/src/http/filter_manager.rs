@@ -441,11 +441,11 @@ impl Core {
         headers.insert(week1_core::headers::STATUS, HeaderValue::from_u64(u64::from(status)));
         if !body.is_empty() {
             headers.insert(
-                HeaderName::from_static("content-type"),
-                HeaderValue::from_static("text/plain"),
+                const { HeaderName::from_static("content-type") },
+                const { HeaderValue::from_static("text/plain") },
             );
             headers.insert(
-                HeaderName::from_static("content-length"),
+                const { HeaderName::from_static("content-length") },
                 HeaderValue::from_u64(body.len() as u64),
             );
         }

@@ -511,9 +511,9 @@ fn parse_target(
         return Err(CodecError::InvalidUrl);
     };
     let scheme = if scheme.eq_ignore_ascii_case("http") {
-        HeaderValue::from_static("http")
+        const { HeaderValue::from_static("http") }
     } else if scheme.eq_ignore_ascii_case("https") {
-        HeaderValue::from_static("https")
+        const { HeaderValue::from_static("https") }
     } else {
         return Err(CodecError::InvalidUrl);
     };
