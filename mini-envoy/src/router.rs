@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
-use week1_core::cluster::{ActiveRequest, Host, LoadBalancerContext, ResourceGuard};
+use week1_core::cluster::{ActiveRequest, ResourceGuard};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 use week1_core::router::{Forward, ForwardRef, ResetReason, RetryPolicy, RouteContext};
 use week3_filters::buffer::Buffer;
@@ -40,8 +40,8 @@ use week3_filters::http::{FilterManager, ResponseFlag};
 use week3_filters::http1::{BodyFraming, Event, RequestEncoder};
 
 use crate::snapshot::{ClusterEntry, HttpChain};
-use crate::upstream::WorkerUpstreams;
 use crate::upstream::pool::{PoolFailure, UpstreamConnection, WorkerPools};
+use crate::upstream::{LbContext, WorkerUpstreams};
 
 /// Envoy's default route timeout when `timeout` is not set.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -115,25 +115,6 @@ pub struct UpstreamRequest {
     reset_downstream: bool,
     buffer_limit: usize,
     _requests: Option<ResourceGuard>,
-}
-
-/// The load balancer's view of the request.
-struct LbContext<'a> {
-    hash: Option<u64>,
-    avoid: &'a [SocketAddr],
-    selection_retries: u32,
-}
-
-impl LoadBalancerContext for LbContext<'_> {
-    fn hash_key(&self) -> Option<u64> {
-        self.hash
-    }
-    fn should_select_another_host(&self, host: &Host) -> bool {
-        self.avoid.contains(&host.address())
-    }
-    fn host_selection_retry_count(&self) -> u32 {
-        self.selection_retries
-    }
 }
 
 /// Envoy's body for a local reply after an upstream reset.

@@ -42,14 +42,14 @@ use std::time::SystemTime;
 use bytes::{Buf, BytesMut};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use week1_core::cluster::{Host, LoadBalancerContext, ResourceGuard, RoutingPriority};
+use week1_core::cluster::{Host, ResourceGuard, RoutingPriority};
 use week3_filters::buffer::Buffer;
 use week3_filters::http::{ConnectionInfo, ResponseFlag, StreamInfo};
 use week3_filters::network::tcp_proxy::{SessionState, TcpAction, TcpProxySession};
 
 use crate::access_log::LogEntry;
 use crate::snapshot::TcpChain;
-use crate::upstream::WorkerUpstreams;
+use crate::upstream::{ConnectionGuard, LbContext, WorkerUpstreams};
 
 /// Bytes buffered per direction before the reading side is paused (Envoy's
 /// default `per_connection_buffer_limit_bytes`).
@@ -94,20 +94,6 @@ struct Direction {
     sink_done: bool,
 }
 
-/// Keeps the host's `cx_active` and the cluster's `max_connections` slot
-/// while the upstream connection is open.
-#[derive(Debug)]
-struct ConnectionGuard {
-    host: Arc<Host>,
-    _resource: ResourceGuard,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.host.stats().cx_active.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// An upstream connect in progress.
 struct Connecting {
     future: Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>,
@@ -128,24 +114,6 @@ enum Wake {
     Connected(io::Result<TcpStream>),
     Timer,
     Io(Side, io::Error),
-}
-
-/// The load balancer's view of the connection.
-struct LbContext<'a> {
-    hash: Option<u64>,
-    avoid: &'a [SocketAddr],
-}
-
-impl LoadBalancerContext for LbContext<'_> {
-    fn hash_key(&self) -> Option<u64> {
-        self.hash
-    }
-    fn should_select_another_host(&self, host: &Host) -> bool {
-        self.avoid.contains(&host.address())
-    }
-    fn host_selection_retry_count(&self) -> u32 {
-        if self.avoid.is_empty() { 0 } else { HOST_SELECTION_RETRIES }
-    }
 }
 
 /// One proxied connection (Envoy's `TcpProxy::Filter`).
@@ -262,7 +230,11 @@ impl Proxy {
             let action = self.session.on_no_upstream(ResponseFlag::UpstreamOverflow);
             return self.apply(action);
         };
-        let mut ctx = LbContext { hash: self.hash, avoid: &self.tried };
+        let mut ctx = LbContext {
+            hash: self.hash,
+            avoid: &self.tried,
+            selection_retries: if self.tried.is_empty() { 0 } else { HOST_SELECTION_RETRIES },
+        };
         let Some(host) = self.upstreams.choose_host(&entry, &mut ctx) else {
             let action = self.session.on_no_upstream(ResponseFlag::NoHealthyUpstream);
             return self.apply(action);
@@ -285,9 +257,7 @@ impl Proxy {
         match result {
             Ok(io) => {
                 let _ = io.set_nodelay(true);
-                host.stats().cx_active.fetch_add(1, Ordering::Relaxed);
-                self.upstream =
-                    Some(Upstream { io, _guard: ConnectionGuard { host, _resource: resource } });
+                self.upstream = Some(Upstream { io, _guard: ConnectionGuard::new(host, resource) });
                 let action = self.session.on_upstream_connected(now());
                 self.apply(action);
             }

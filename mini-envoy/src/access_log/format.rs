@@ -706,7 +706,8 @@ impl Formatter {
         }
         if let Some(source) = &f.text_format_source {
             let at = path.field("text_format_source");
-            let text = read_data_source(source).map_err(|e| ConfigError::invalid(at.clone(), e))?;
+            let text = week3_filters::http::filters::read_data_source(source)
+                .map_err(|e| ConfigError::invalid(at.clone(), e))?;
             return Self::text(&text, omit, &at);
         }
         Err(ConfigError::invalid(
@@ -732,25 +733,4 @@ impl Formatter {
         self.format(entry, &mut out, &mut scratch);
         String::from_utf8_lossy(&out).into_owned()
     }
-}
-
-/// Reads a `text_format_source` at config time.
-fn read_data_source(d: &week1_core::config::protocol::DataSource) -> Result<String, String> {
-    if let Some(s) = &d.inline_string {
-        return Ok(s.clone());
-    }
-    if let Some(b) = &d.inline_bytes {
-        use base64::Engine as _;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b.trim())
-            .map_err(|e| format!("inline_bytes is not base64: {e}"))?;
-        return String::from_utf8(raw).map_err(|_| "inline_bytes is not UTF-8".to_string());
-    }
-    if let Some(f) = &d.filename {
-        return std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"));
-    }
-    if let Some(v) = &d.environment_variable {
-        return std::env::var(v).map_err(|_| format!("environment variable {v} is not set"));
-    }
-    Err("the data source is empty".into())
 }

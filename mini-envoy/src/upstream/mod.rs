@@ -18,7 +18,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext, ResourceGuard};
 
 use crate::snapshot::ClusterEntry;
 use pool::WorkerPools;
@@ -64,5 +67,56 @@ impl WorkerUpstreams {
     pub fn sweep(&self, clusters: &crate::snapshot::ClusterMap) {
         self.lbs.borrow_mut().retain(|_, (entry, _)| Arc::strong_count(entry) > 1);
         self.pools.sweep(|name| clusters.get(name).map(|c| c.info.idle_timeout));
+    }
+}
+
+/// Counts an open upstream connection: the host's `cx_active` and the
+/// cluster's `max_connections` slot, both given back when it drops.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    host: Arc<Host>,
+    _resource: ResourceGuard,
+}
+
+impl ConnectionGuard {
+    /// Counts a connection to `host` holding the breaker slot `resource`.
+    pub fn new(host: Arc<Host>, resource: ResourceGuard) -> Self {
+        host.stats().cx_active.fetch_add(1, Ordering::Relaxed);
+        Self { host, _resource: resource }
+    }
+
+    /// The host counted.
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.host.stats().cx_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the load balancer knows of a request: the hash for ring hash and
+/// Maglev, and the hosts to avoid (already tried: Envoy's `previous_hosts`).
+#[derive(Debug, Clone, Copy)]
+pub struct LbContext<'a> {
+    /// The request's hash.
+    pub hash: Option<u64>,
+    /// Hosts to pick again instead of.
+    pub avoid: &'a [SocketAddr],
+    /// How many extra picks may be made to avoid them.
+    pub selection_retries: u32,
+}
+
+impl LoadBalancerContext for LbContext<'_> {
+    fn hash_key(&self) -> Option<u64> {
+        self.hash
+    }
+    fn should_select_another_host(&self, host: &Host) -> bool {
+        self.avoid.contains(&host.address())
+    }
+    fn host_selection_retry_count(&self) -> u32 {
+        self.selection_retries
     }
 }

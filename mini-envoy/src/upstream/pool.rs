@@ -35,6 +35,8 @@ use tokio::time::Instant;
 use week1_core::cluster::info::ClusterInfo;
 use week1_core::cluster::{Host, ResourceGuard, ResourceManager, RoutingPriority};
 use week3_filters::buffer::Buffer;
+
+use super::ConnectionGuard;
 use week3_filters::http1::{Limits, ResponseDecoder};
 
 /// One upstream HTTP/1.1 connection, owned by one stream at a time.
@@ -55,20 +57,6 @@ pub struct UpstreamConnection {
     key: PoolKey,
     created: Instant,
     cx_guard: ConnectionGuard,
-}
-
-/// Keeps `cx_active` and the `max_connections` resource counted while the
-/// connection lives.
-#[derive(Debug)]
-struct ConnectionGuard {
-    host: Arc<Host>,
-    _resource: ResourceGuard,
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.host.stats().cx_active.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// Why no connection could be had.
@@ -300,7 +288,6 @@ async fn connect(
     };
     // Requests are small writes that must leave at once.
     io.set_nodelay(true).map_err(PoolFailure::ConnectFailure)?;
-    stats.cx_active.fetch_add(1, Ordering::Relaxed);
     Ok(UpstreamConnection {
         io,
         read_buf: Buffer::new(),
@@ -310,7 +297,7 @@ async fn connect(
         reused: false,
         key,
         created: Instant::now(),
-        cx_guard: ConnectionGuard { host, _resource: cx },
+        cx_guard: ConnectionGuard::new(host, cx),
     })
 }
 
@@ -322,7 +309,7 @@ impl UpstreamConnection {
 
     /// The host this connection counts against.
     pub fn counted_host(&self) -> &Arc<Host> {
-        &self.cx_guard.host
+        self.cx_guard.host()
     }
 }
 

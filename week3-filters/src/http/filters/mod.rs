@@ -28,8 +28,9 @@ pub mod router;
 
 use week1_core::config::protocol::DataSource;
 
-/// Reads a data source at config time (inline text, bytes, file or environment).
-pub(crate) fn read_data_source(d: &DataSource) -> Result<String, String> {
+/// Reads a data source at config time (inline text, bytes, file or environment):
+/// Envoy's `DataSource`, shared by the filters and mini-envoy's access log formats.
+pub fn read_data_source(d: &DataSource) -> Result<String, String> {
     if let Some(s) = &d.inline_string {
         return Ok(s.clone());
     }
