@@ -344,9 +344,21 @@ impl<T: 'static> Slot<T> {
     /// check and a non-atomic `Rc` clone; never blocks, never touches another thread.
     #[inline]
     pub fn get(&self) -> Result<Rc<T>, TlsError> {
+        self.lookup(|value| value.clone().downcast::<T>().ok())
+    }
+
+    /// Calls `f` with this thread's current value, without cloning the `Rc`: the
+    /// cheapest read (a thread-local lookup and a generation check).
+    #[inline]
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R, TlsError> {
+        self.lookup(|value| value.downcast_ref::<T>().map(f))
+    }
+
+    #[inline]
+    fn lookup<R>(&self, read: impl FnOnce(&Rc<dyn Any>) -> Option<R>) -> Result<R, TlsError> {
         let found = SLOTS.try_with(|slots| match slots.borrow().get(self.index as usize) {
             Some(Entry { generation, value: Some(value) }) if *generation == self.generation => {
-                value.clone().downcast::<T>().ok()
+                read(value)
             }
             _ => None,
         });
@@ -355,12 +367,6 @@ impl<T: 'static> Slot<T> {
             Ok(None) => Err(self.missing()),
             Err(_) => Err(TlsError::ThreadExiting),
         }
-    }
-
-    /// Calls `f` with this thread's current value (same cost as [`get`](Slot::get)).
-    #[inline]
-    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> Result<R, TlsError> {
-        self.get().map(|value| f(&value))
     }
     // ANCHOR_END: slot_get
 
