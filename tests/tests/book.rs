@@ -332,6 +332,53 @@ fn the_book_builds_with_every_include_link_and_chapter_in_place() {
     assert!(print.contains("fn any_by_type"), "the week 1 loader listings are missing");
 }
 
+/// The bootstraps readers copy (every `book/src/**/*.yaml`) and the load
+/// benchmark's template pass `mini-envoy --mode validate`: the real loader and
+/// the real snapshot builder, so a config the book shows is one mini-envoy runs.
+#[test]
+fn the_book_and_benchmark_bootstraps_validate() {
+    fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                yaml_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                found.push(path);
+            }
+        }
+    }
+    let mut configs = Vec::new();
+    yaml_files(&book_root().join("src"), &mut configs);
+    assert!(!configs.is_empty(), "the book ships its configs as .yaml files");
+
+    let template = book_root().join("../bench/mini-envoy-bench.yaml.tmpl");
+    let rendered = fs::read_to_string(&template)
+        .unwrap()
+        .replace("{port}", "18103")
+        .replace("{upstream_address}", "127.0.0.1")
+        .replace("{upstream_port}", "18080");
+    let dir = tempfile::tempdir().unwrap();
+    let bench = dir.path().join("mini-envoy-bench.yaml");
+    fs::write(&bench, rendered).unwrap();
+    configs.push(bench);
+
+    let binary = mini_envoy_tests::binary::mini_envoy_path();
+    for config in configs {
+        let output = std::process::Command::new(binary)
+            .args(["--mode", "validate", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{} does not validate:\n{}{}",
+            config.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// Negative tests: a tiny book per broken rule.
 mod negative {
     use super::*;
