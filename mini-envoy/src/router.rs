@@ -252,7 +252,7 @@ impl UpstreamRequest {
         match cluster
             .info
             .circuit_breakers
-            .for_priority(route.action.priority.into())
+            .for_priority(route.action.priority)
             .requests()
             .try_acquire()
         {

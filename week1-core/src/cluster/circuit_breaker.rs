@@ -26,24 +26,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Routing priority of a request (the route's `priority`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum RoutingPriority {
-    /// `DEFAULT`.
-    #[default]
-    Default,
-    /// `HIGH`.
-    High,
-}
-
-impl From<crate::config::route::RoutingPriority> for RoutingPriority {
-    fn from(p: crate::config::route::RoutingPriority) -> Self {
-        match p {
-            crate::config::route::RoutingPriority::Default => Self::Default,
-            crate::config::route::RoutingPriority::High => Self::High,
-        }
-    }
-}
+/// Routing priority of a request (the route's `priority`): the config's
+/// `envoy.config.core.v3.RoutingPriority`, one type from YAML to breaker.
+pub use crate::config::types::RoutingPriority;
 
 /// One priority's `circuit_breakers.thresholds` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

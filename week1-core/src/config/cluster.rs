@@ -82,16 +82,7 @@ pub struct EdsClusterConfig {
     pub service_name: String,
 }
 
-/// `envoy.config.cluster.v3.CircuitBreakers.Thresholds` priority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RoutingPriority {
-    /// Default priority.
-    #[default]
-    Default,
-    /// High priority.
-    High,
-}
+pub use super::types::RoutingPriority;
 
 /// `CircuitBreakers.Thresholds.RetryBudget`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -794,16 +794,7 @@ impl ClusterNotFoundResponseCode {
     }
 }
 
-/// `envoy.config.core.v3.RoutingPriority`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RoutingPriority {
-    /// The default priority.
-    #[default]
-    Default,
-    /// High priority.
-    High,
-}
+pub use super::types::RoutingPriority;
 
 /// `envoy.type.matcher.v3.RegexMatchAndSubstitute`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

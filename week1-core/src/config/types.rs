@@ -550,3 +550,15 @@ mod tests {
         assert!(!r.is_match("x/api/v1/x"));
     }
 }
+
+/// `envoy.config.core.v3.RoutingPriority`: a route's `priority`, and the
+/// priority a circuit-breaker `thresholds` entry applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoutingPriority {
+    /// `DEFAULT`.
+    #[default]
+    Default,
+    /// `HIGH`.
+    High,
+}
