@@ -100,32 +100,14 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::super::host_set::PrioritySet;
-    use super::super::lb::{LbConfig, LbPolicy, LoadBalancer, LoadBalancerFactory};
+    use super::super::lb::{LbConfig, LbPolicy, LoadBalancer};
     use super::*;
-
-    fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                Host::builder(format!("10.1.{}.{}:80", i / 250, i % 250).parse().unwrap())
-                    .weight(w)
-                    .build()
-                    .unwrap()
-            })
-            .collect()
-    }
+    use crate::cluster::testing::{hosts, index_of, seeded_lb};
 
     fn lb_with(hosts: &[Arc<Host>], cfg: LeastRequestConfig, seed: u64) -> Box<dyn LoadBalancer> {
-        let ps = PrioritySet::builder().hosts(hosts.iter().cloned()).build().unwrap();
         let mut c = LbConfig::new(LbPolicy::LeastRequest);
         c.least_request = cfg;
-        LoadBalancerFactory::new(&c, Arc::new(ps), None).unwrap().create_seeded(seed)
-    }
-
-    fn index_of(hosts: &[Arc<Host>], h: &Arc<Host>) -> usize {
-        hosts.iter().position(|x| Arc::ptr_eq(x, h)).unwrap()
+        seeded_lb(&c, hosts, seed)
     }
 
     #[test]

@@ -148,23 +148,7 @@ mod tests {
     use super::super::host_set::PrioritySet;
     use super::super::lb::{LbConfig, LbPolicy, LoadBalancerContext, LoadBalancerFactory};
     use super::*;
-
-    fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                Host::builder(format!("10.4.{}.{}:80", i / 250, i % 250).parse().unwrap())
-                    .weight(w)
-                    .build()
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    fn key_hash(k: u64) -> u64 {
-        xxh64(&k.to_le_bytes(), 0)
-    }
+    use crate::cluster::testing::{hosts, key_hash};
 
     #[test]
     fn table_is_full_and_balanced() {

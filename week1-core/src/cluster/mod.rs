@@ -67,6 +67,8 @@ pub mod priority;
 pub mod random;
 pub mod ring_hash;
 pub mod round_robin;
+#[cfg(test)]
+mod testing;
 mod thread_aware;
 pub mod zone_aware;
 

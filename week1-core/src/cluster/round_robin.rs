@@ -124,34 +124,12 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::host::HealthFlags;
-    use super::super::host_set::PrioritySet;
-    use super::super::lb::{
-        LbConfig, LbPolicy, LoadBalancer, LoadBalancerContext, LoadBalancerFactory,
-    };
+    use super::super::lb::{LbConfig, LbPolicy, LoadBalancer, LoadBalancerContext};
     use super::*;
-
-    fn hosts(weights: &[u32]) -> Vec<Arc<Host>> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                Host::builder(format!("10.0.{}.{}:80", i / 250, i % 250).parse().unwrap())
-                    .weight(w)
-                    .build()
-                    .unwrap()
-            })
-            .collect()
-    }
+    use crate::cluster::testing::{hosts, index_of, seeded_lb};
 
     fn lb(hosts: &[Arc<Host>], seed: u64) -> Box<dyn LoadBalancer> {
-        let ps = PrioritySet::builder().hosts(hosts.iter().cloned()).build().unwrap();
-        LoadBalancerFactory::new(&LbConfig::new(LbPolicy::RoundRobin), Arc::new(ps), None)
-            .unwrap()
-            .create_seeded(seed)
-    }
-
-    fn index_of(hosts: &[Arc<Host>], h: &Arc<Host>) -> usize {
-        hosts.iter().position(|x| Arc::ptr_eq(x, h)).unwrap()
+        seeded_lb(&LbConfig::new(LbPolicy::RoundRobin), hosts, seed)
     }
 
     #[test]
