@@ -15,7 +15,8 @@
 //!   configuration workers read; [`hcm`]: one downstream HTTP connection;
 //!   [`router`]: the router's upstream half; [`upstream`]: per-worker load
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
-//!   the admin interface; [`io`]: socket reads; [`random`]: per-thread randomness.
+//!   the admin interface; [`stats`]: counters, gauges and histograms merged
+//!   on read; [`io`]: socket reads; [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
@@ -27,5 +28,6 @@ pub mod route_check;
 pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod stats;
 pub mod tcp_proxy;
 pub mod upstream;
