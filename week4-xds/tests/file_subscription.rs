@@ -2,35 +2,13 @@
 //! previous config kept. No sleeps: each step waits on the watcher's event,
 //! with a timeout only as a deadlock guard.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use week4_xds::TypeUrl;
 use week4_xds::file::{FileSubscription, FileUpdate};
 
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "week4-xds-file-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::{TempDir, move_in};
 
 fn cds(version: &str, clusters: &[(&str, u16)]) -> String {
     let mut s = format!("version_info: \"{version}\"\nresources:\n");
@@ -40,13 +18,6 @@ fn cds(version: &str, clusters: &[(&str, u16)]) -> String {
         ));
     }
     s
-}
-
-/// Envoy's atomic update: write a temp file, rename it over the watched one.
-fn move_in(dir: &Path, name: &str, text: &str) {
-    let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, text).expect("write temp");
-    std::fs::rename(&tmp, dir.join(name)).expect("rename");
 }
 
 async fn next(sub: &mut FileSubscription) -> FileUpdate {

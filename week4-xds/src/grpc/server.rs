@@ -84,6 +84,11 @@ impl ControlPlane {
         self.snapshot.borrow().clone()
     }
 
+    /// Notified each time the served snapshot changes (a new version).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ServerSnapshot>> {
+        self.snapshot.subscribe()
+    }
+
     /// Replaces every resource with `resources` (protobuf JSON with `"@type"`).
     /// Returns the new version; an identical set keeps the version.
     pub fn set_resources(&self, resources: &[serde_json::Value]) -> Result<u64, ControlPlaneError> {

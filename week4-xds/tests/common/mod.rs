@@ -117,3 +117,34 @@ pub fn events(mux: &mut AdsMux) -> Vec<week4_xds::Event> {
 pub fn t0() -> Instant {
     Instant::now()
 }
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "week4-xds-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Envoy's atomic update: write a temp file, rename it over the watched one.
+pub fn move_in(dir: &std::path::Path, name: &str, text: &str) {
+    let tmp = dir.join(format!("{name}.tmp"));
+    std::fs::write(&tmp, text).expect("write temp");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename");
+}
