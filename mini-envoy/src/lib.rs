@@ -12,7 +12,8 @@
 //!
 //! - [`access_log`]: Envoy's access-log formats, written off the request path.
 //! - [`server`]: the main thread, workers and listeners; [`snapshot`]: the
-//!   configuration workers read; [`hcm`]: one downstream HTTP connection;
+//!   listener configuration workers read; [`cluster_manager`]: the clusters,
+//!   owned by the main thread and published to workers; [`hcm`]: one downstream HTTP connection;
 //!   [`router`]: the router's upstream half; [`upstream`]: per-worker load
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
 //!   the admin interface; [`stats`]: counters, gauges and histograms merged
@@ -21,6 +22,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cluster_manager;
 pub mod hcm;
 pub mod io;
 pub mod random;

@@ -39,7 +39,8 @@ use week3_filters::buffer::Buffer;
 use week3_filters::http::{FilterManager, ResponseFlag};
 use week3_filters::http1::{BodyFraming, Event, RequestEncoder};
 
-use crate::snapshot::{ClusterEntry, HttpChain};
+use crate::cluster_manager::ClusterEntry;
+use crate::snapshot::HttpChain;
 use crate::upstream::pool::{PoolFailure, UpstreamConnection, WorkerPools};
 use crate::upstream::{LbContext, WorkerUpstreams};
 
@@ -199,7 +200,7 @@ impl UpstreamRequest {
             fm.send_local_reply(404, "", |_| {}, "route_not_found");
             return;
         };
-        let Some(cluster) = self.chain.clusters.get(&forward.cluster).cloned() else {
+        let Some(cluster) = self.chain.clusters.get(&forward.cluster) else {
             fm.stream_info_mut().set_response_flag(ResponseFlag::NoClusterFound);
             fm.send_local_reply(503, "", |_| {}, "cluster_not_found");
             return;

@@ -17,7 +17,7 @@
 //! upstream pools; configuration reaches it only through the thread-local
 //! slot, so the request path takes no lock.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -35,6 +35,7 @@ use week2_threads::worker::{WorkerConfig, WorkerPool};
 use week3_filters::http::ConnectionInfo;
 
 use crate::access_log::{self, AccessLogManager};
+use crate::cluster_manager::{ClusterManager, ClusterManagerError, ClusterMap, OwnedResolver};
 use crate::snapshot::{ChainTerminal, FilterChain, ListenerEntry, Snapshot};
 use crate::upstream::WorkerUpstreams;
 
@@ -89,6 +90,15 @@ pub enum ServerError {
     Threads(String),
 }
 
+impl From<ClusterManagerError> for ServerError {
+    fn from(e: ClusterManagerError) -> Self {
+        match e {
+            ClusterManagerError::Config(e) => Self::Config(e),
+            other => Self::Threads(other.to_string()),
+        }
+    }
+}
+
 /// Where the server listens, once started (port 0 resolved).
 #[derive(Debug, Clone, Default)]
 pub struct BoundAddresses {
@@ -137,37 +147,26 @@ fn bind_all(
     Ok((bound, sockets))
 }
 
-/// Global connection ids, as Envoy's `connection_id`.
-static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+/// What the main thread starts from: the cluster manager with the static
+/// clusters, the static listeners, their bound sockets (one per worker) and
+/// addresses, and the admin socket.
+type Started = (ClusterManager, Arc<Snapshot>, Vec<Vec<Option<StdListener>>>, BoundAddresses, Option<StdListener>);
 
-/// Runs the server until SIGINT/SIGTERM or `/quitquitquit`. `on_ready` is
-/// called on the main thread once every listener accepts.
-pub fn run(
+/// Compiles the static configuration and binds every socket on the main
+/// thread, so errors surface at start-up.
+fn start_configuration(
     bootstrap: &Bootstrap,
-    options: &ServerOptions,
-    on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
-) -> Result<(), ServerError> {
-    // Say what is accepted but not acted on yet, so nothing is silently ignored.
-    if bootstrap.dynamic_resources.is_some() {
-        tracing::warn!(
-            "dynamic_resources is validated but not acted on yet: only static_resources are served"
-        );
-    }
-    for c in bootstrap.clusters() {
-        if !c.health_checks.is_empty() || c.outlier_detection.is_some() {
-            tracing::warn!(
-                "cluster {}: health_checks/outlier_detection are not run yet; every host counts as healthy",
-                c.name
-            );
-        }
-    }
-    let logs = AccessLogManager::new();
-    let mut resolve = |host: &str, port: u16| system_resolver(host, port);
-    let mut snapshot = Snapshot::build(bootstrap, &logs, &mut resolve)?;
-    let workers = options.concurrency.max(1);
+    logs: &AccessLogManager,
+    cluster_slot: Slot<Arc<ClusterMap>>,
+    workers: usize,
+) -> Result<Started, ServerError> {
+    let resolver: OwnedResolver = Box::new(system_resolver);
+    let mut cluster_manager = ClusterManager::new(cluster_slot, resolver)
+        .map_err(|e| ServerError::Threads(e.to_string()))?;
+    cluster_manager.add_static_clusters(bootstrap.clusters())?;
+    let mut snapshot = Snapshot::build(bootstrap, logs, &cluster_manager.source())?;
 
     // ANCHOR: bind_sockets
-    // Bind every socket on the main thread, so errors surface at start-up.
     let mut addresses = BoundAddresses::default();
     let mut sockets: Vec<Vec<Option<StdListener>>> = Vec::new();
     for (i, entry) in snapshot.listeners.iter_mut().enumerate() {
@@ -193,21 +192,70 @@ pub fn run(
         }
         None => None,
     };
-    let snapshot = Arc::new(snapshot);
+    Ok((cluster_manager, Arc::new(snapshot), sockets, addresses, admin_socket))
+}
+
+thread_local! {
+    /// The main thread's cluster manager, once the main loop runs.
+    static MAIN_CLUSTER_MANAGER: RefCell<Option<Rc<RefCell<ClusterManager>>>> =
+        const { RefCell::new(None) };
+}
+
+/// The cluster manager, on the main thread while the server runs (`None` on
+/// any other thread). Main-thread services (health checking, DNS refresh,
+/// xDS) change clusters through it; each change reaches workers at once.
+pub fn main_cluster_manager() -> Option<Rc<RefCell<ClusterManager>>> {
+    MAIN_CLUSTER_MANAGER.with(|cm| cm.borrow().clone())
+}
+
+/// Global connection ids, as Envoy's `connection_id`.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Runs the server until SIGINT/SIGTERM or `/quitquitquit`. `on_ready` is
+/// called on the main thread once every listener accepts.
+pub fn run(
+    bootstrap: &Bootstrap,
+    options: &ServerOptions,
+    on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
+) -> Result<(), ServerError> {
+    // Say what is accepted but not acted on yet, so nothing is silently ignored.
+    if bootstrap.dynamic_resources.is_some() {
+        tracing::warn!(
+            "dynamic_resources is validated but not acted on yet: only static_resources are served"
+        );
+    }
+    for c in bootstrap.clusters() {
+        if !c.health_checks.is_empty() || c.outlier_detection.is_some() {
+            tracing::warn!(
+                "cluster {}: health_checks/outlier_detection are not run yet; every host counts as healthy",
+                c.name
+            );
+        }
+    }
+    let logs = AccessLogManager::new();
+    let workers = options.concurrency.max(1);
+    let threads = |e: &dyn std::fmt::Display| ServerError::Threads(e.to_string());
 
     // ANCHOR: publish_snapshot
-    let main =
-        TokioDispatcher::new("main_thread").map_err(|e| ServerError::Threads(e.to_string()))?;
-    let mut pool = WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle())
-        .map_err(|e| ServerError::Threads(e.to_string()))?;
+    let main = TokioDispatcher::new("main_thread").map_err(|e| threads(&e))?;
+    let mut pool =
+        WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle()).map_err(|e| threads(&e))?;
     let tls = Instance::new(main.handle());
     for handle in pool.handles() {
-        tls.register_thread(handle).map_err(|e| ServerError::Threads(e.to_string()))?;
+        tls.register_thread(handle).map_err(|e| threads(&e))?;
     }
-    let slot: Slot<Arc<Snapshot>> =
-        tls.allocate_slot().map_err(|e| ServerError::Threads(e.to_string()))?;
+    let cluster_slot: Slot<Arc<ClusterMap>> = tls.allocate_slot().map_err(|e| threads(&e))?;
+    let slot: Slot<Arc<Snapshot>> = tls.allocate_slot().map_err(|e| threads(&e))?;
+    let started = start_configuration(bootstrap, &logs, cluster_slot.clone(), workers);
+    let (cluster_manager, snapshot, mut sockets, addresses, admin_socket) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = pool.stop();
+            return Err(e);
+        }
+    };
     let first = snapshot.clone();
-    slot.set(move || first.clone()).map_err(|e| ServerError::Threads(e.to_string()))?;
+    slot.set(move || first.clone()).map_err(|e| threads(&e))?;
     // ANCHOR_END: publish_snapshot
 
     // Hand each worker its sockets.
@@ -222,7 +270,7 @@ pub fn run(
         })
         .collect();
     for (w, listeners) in per_worker.into_iter().enumerate() {
-        let slot = slot.clone();
+        let (slot, cluster_slot) = (slot.clone(), cluster_slot.clone());
         let listeners = Mutex::new(Some(listeners));
         pool.post(w, move || {
             let Some(worker) = TokioDispatcher::current() else { return };
@@ -241,13 +289,13 @@ pub fn run(
                 }
             }
             let _ = worker.spawn_local(access_log::run_flusher(Duration::from_secs(1)));
-            let sweep_slot = slot.clone();
+            let sweep_slot = cluster_slot.clone();
             let _ = worker.spawn_local(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tick.tick().await;
-                    if let Ok(snapshot) = sweep_slot.get() {
-                        state.upstreams.sweep(&snapshot.clusters);
+                    if let Ok(clusters) = sweep_slot.get() {
+                        state.upstreams.sweep(&clusters);
                     }
                 }
             });
@@ -255,12 +303,17 @@ pub fn run(
         .map_err(|e| ServerError::Threads(e.to_string()))?;
     }
 
-    // The main thread: admin and signals.
+    // The main thread: the cluster manager, admin and signals.
+    let cluster_manager = Mutex::new(Some(cluster_manager));
     let handle = main.handle();
     let admin_state = Arc::new(crate::admin::AdminState::new(options.clone(), addresses.clone()));
     let ready_addresses = addresses.clone();
     main.post(move || {
         let Some(main) = TokioDispatcher::current() else { return };
+        // Main-thread services (health checking, xDS) share the manager.
+        let Some(cluster_manager) = cluster_manager.lock().take() else { return };
+        let cluster_manager = Rc::new(RefCell::new(cluster_manager));
+        MAIN_CLUSTER_MANAGER.with(|cm| *cm.borrow_mut() = Some(cluster_manager));
         if let Some(socket) = admin_socket {
             let handle = handle.clone();
             let state = admin_state.clone();

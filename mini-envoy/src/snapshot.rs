@@ -1,26 +1,25 @@
 //! # The configuration snapshot workers read
 //!
-//! Envoy's main thread turns configuration into immutable runtime objects
-//! (listeners with their filter-chain factories, the cluster manager's
-//! clusters) and publishes them to workers through thread-local slots. Here a
-//! [`Snapshot`] is that whole set, built once per configuration version from
-//! the week 1 model with the week 1 and week 3 compilers:
+//! Envoy's main thread turns configuration into immutable runtime objects and
+//! publishes them to workers through thread-local slots. Here a [`Snapshot`]
+//! is the listener side (Envoy's `ListenerManager` output), built once per
+//! configuration version from the week 1 model with the week 1 and week 3
+//! compilers; clusters live apart in the [`ClusterManager`](crate::cluster_manager):
 //!
 //! ```text
-//!  Bootstrap ─► clusters: ClusterInfo + PrioritySet + LoadBalancerFactory (week 1)
-//!          └──► listeners: FilterChainMatcher (week 1)
-//!                 └─► per filter chain: network filters + HCM (ConnectionManagerConfig,
-//!                     FilterChainFactory, Router, access logs) or tcp_proxy (week 3)
+//!  Bootstrap / LDS ─► listeners: FilterChainMatcher (week 1)
+//!                       └─► per filter chain: network filters + HCM (ConnectionManagerConfig,
+//!                           FilterChainFactory, Router, access logs) or tcp_proxy (week 3)
+//!                             └─► ClusterSource: the worker's current clusters, by name
 //! ```
 //!
-//! Workers hold an `Arc<Snapshot>` per connection, so a connection keeps the
-//! configuration it started with while newer connections see the next one.
+//! A connection keeps the filter chain (and routes) it started with while
+//! newer connections see the next version; clusters are looked up by name in
+//! the worker's current cluster map on every request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use week1_core::cluster::info::ClusterInfo;
-use week1_core::cluster::{LoadBalancerFactory, PrioritySet};
 use week1_core::config::bootstrap::Bootstrap;
 use week1_core::config::http_connection_manager::HttpConnectionManager;
 use week1_core::config::listener::Listener;
@@ -39,35 +38,16 @@ use week3_filters::registry::{
 };
 
 use crate::access_log::{AccessLogManager, AccessLogs};
-use crate::upstream::pool::PoolSettings;
+use crate::cluster_manager::ClusterSource;
 
 // ANCHOR: snapshot
-/// One configuration version, as workers see it.
+/// One listener configuration version, as workers see it.
 #[derive(Debug)]
 pub struct Snapshot {
     /// Listeners in configured order.
     pub listeners: Vec<Arc<ListenerEntry>>,
-    /// Clusters by name.
-    pub clusters: Arc<ClusterMap>,
 }
 // ANCHOR_END: snapshot
-
-/// The cluster manager's clusters (Envoy's `ClusterManager`), by name.
-pub type ClusterMap = rustc_hash::FxHashMap<String, Arc<ClusterEntry>>;
-
-/// A cluster ready for workers: settings, hosts, the load-balancer factory
-/// each worker creates its own load balancer from.
-#[derive(Debug)]
-pub struct ClusterEntry {
-    /// Envoy's `ClusterInfo`.
-    pub info: Arc<ClusterInfo>,
-    /// The hosts, per priority.
-    pub priority_set: Arc<PrioritySet>,
-    /// Creates per-worker load balancers.
-    pub lb_factory: Arc<LoadBalancerFactory>,
-    /// Connection-pool settings.
-    pub pool: Arc<PoolSettings>,
-}
 
 /// A listener: its address and filter chains.
 #[derive(Debug)]
@@ -118,8 +98,8 @@ pub struct HttpChain {
     pub router_config: Arc<RouterConfig>,
     /// Access logs.
     pub access_logs: AccessLogs,
-    /// The clusters this HCM routes to.
-    pub clusters: Arc<ClusterMap>,
+    /// The clusters this HCM routes to (looked up per request).
+    pub clusters: ClusterSource,
 }
 
 impl std::fmt::Debug for HttpChain {
@@ -135,8 +115,8 @@ pub struct TcpChain {
     pub config: Arc<TcpProxyConfig>,
     /// Access logs.
     pub access_logs: AccessLogs,
-    /// The clusters it may pick.
-    pub clusters: Arc<ClusterMap>,
+    /// The clusters it may pick (looked up per connection).
+    pub clusters: ClusterSource,
 }
 
 /// The HCM's route table as the FilterManager's [`RouteResolver`].
@@ -144,12 +124,12 @@ pub struct TcpChain {
 pub struct RouteTable {
     router: Arc<Router>,
     filter_names: Vec<String>,
-    clusters: Arc<ClusterMap>,
+    clusters: ClusterSource,
 }
 
 impl RouteResolver for RouteTable {
     fn resolve(&self, headers: &HeaderMap) -> Option<Arc<dyn RouteInfo>> {
-        let exists = |name: &str| self.clusters.contains_key(name);
+        let exists = |name: &str| self.clusters.contains(name);
         let ctx = RouteContext {
             random_value: crate::random::next_u64(),
             cluster_exists: Some(&exists),
@@ -161,24 +141,15 @@ impl RouteResolver for RouteTable {
     }
 }
 
-/// Resolves DNS names of STRICT_DNS / LOGICAL_DNS clusters.
-pub type Resolver<'a> = &'a mut dyn FnMut(&str, u16) -> Result<Vec<SocketAddr>, String>;
-
 impl Snapshot {
-    /// Compiles a bootstrap. Every error names its field path.
+    /// Compiles a bootstrap's static listeners, whose chains find clusters
+    /// through `clusters`. Every error names its field path.
     pub fn build(
         bootstrap: &Bootstrap,
         logs: &AccessLogManager,
-        resolve: Resolver<'_>,
+        clusters: &ClusterSource,
     ) -> Result<Self, ConfigError> {
         let static_resources = FieldPath::root().field("static_resources");
-        let mut clusters = ClusterMap::default();
-        for (i, c) in bootstrap.clusters().iter().enumerate() {
-            let at = static_resources.field("clusters").index(i);
-            let entry = build_cluster(c, &at, resolve)?;
-            clusters.insert(c.name.clone(), Arc::new(entry));
-        }
-        let clusters = Arc::new(clusters);
         let ctx = FactoryContext::default();
         let shared = SharedBuckets::default();
         let listeners = bootstrap
@@ -187,24 +158,11 @@ impl Snapshot {
             .enumerate()
             .map(|(i, l)| {
                 let at = static_resources.field("listeners").index(i);
-                build_listener(l, &at, &clusters, &ctx, &shared, logs).map(Arc::new)
+                build_listener(l, &at, clusters, &ctx, &shared, logs).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { listeners, clusters })
+        Ok(Self { listeners })
     }
-}
-
-fn build_cluster(
-    c: &week1_core::config::cluster::Cluster,
-    at: &FieldPath,
-    resolve: Resolver<'_>,
-) -> Result<ClusterEntry, ConfigError> {
-    let info = ClusterInfo::from_config(c, at)?;
-    let priority_set = Arc::new(info.initial_priority_set(c, resolve, at)?);
-    let lb_factory = LoadBalancerFactory::new(&info.lb_config, priority_set.clone(), None)
-        .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))?;
-    let pool = Arc::new(PoolSettings::from_cluster(&info));
-    Ok(ClusterEntry { info: Arc::new(info), priority_set, lb_factory: Arc::new(lb_factory), pool })
 }
 
 fn socket_address(l: &Listener, at: &FieldPath) -> Result<SocketAddr, ConfigError> {
@@ -217,7 +175,7 @@ fn socket_address(l: &Listener, at: &FieldPath) -> Result<SocketAddr, ConfigErro
 fn build_listener(
     l: &Listener,
     at: &FieldPath,
-    clusters: &Arc<ClusterMap>,
+    clusters: &ClusterSource,
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
@@ -246,7 +204,7 @@ fn build_listener(
 }
 
 /// Prefixes an error's path with `at` (errors of sub-compilers are relative).
-fn under(at: &FieldPath) -> impl Fn(ConfigError) -> ConfigError + '_ {
+pub(crate) fn under(at: &FieldPath) -> impl Fn(ConfigError) -> ConfigError + '_ {
     move |mut e| {
         let inner = e.path.take().unwrap_or_default();
         let mut p = at.clone();
@@ -259,7 +217,7 @@ fn under(at: &FieldPath) -> impl Fn(ConfigError) -> ConfigError + '_ {
 fn build_chain(
     filters: &[week1_core::config::listener::Filter],
     at: &FieldPath,
-    clusters: &Arc<ClusterMap>,
+    clusters: &ClusterSource,
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
@@ -279,7 +237,7 @@ fn build_chain(
                     &terminal_at.field("access_log"),
                 )?;
                 for (cluster, _) in &config.clusters {
-                    if !clusters.contains_key(cluster) {
+                    if !clusters.contains(cluster) {
                         return Err(ConfigError::invalid(
                             terminal_at.field("cluster"),
                             format!("unknown cluster {cluster:?}"),
@@ -311,7 +269,7 @@ fn build_http(
     hcm: &HttpConnectionManager,
     filters: FilterChainFactory,
     at: &FieldPath,
-    clusters: &Arc<ClusterMap>,
+    clusters: &ClusterSource,
     ctx: &FactoryContext,
     logs: &AccessLogManager,
 ) -> Result<HttpChain, ConfigError> {

@@ -220,7 +220,7 @@ impl Proxy {
 
     /// Starts a connect attempt to a host of `cluster`.
     fn connect(&mut self, cluster: &str) {
-        let Some(entry) = self.chain.clusters.get(cluster).cloned() else {
+        let Some(entry) = self.chain.clusters.get(cluster) else {
             let action = self.session.on_no_upstream(ResponseFlag::NoClusterFound);
             return self.apply(action);
         };
@@ -544,6 +544,7 @@ mod tests {
 
     use super::*;
     use crate::access_log::{AccessLogManager, flush_thread_buffers};
+    use crate::cluster_manager::{ClusterSource, static_cluster_map};
     use crate::snapshot::{ChainTerminal, Snapshot};
 
     /// A proxy on loopback serving every connection with one tcp_proxy chain.
@@ -608,10 +609,10 @@ mod tests {
         let log = dir.path().join("access.log");
         let yaml = config(hosts, proxy, cluster, &log);
         let bootstrap = week1_core::config::load_bootstrap(&yaml).unwrap();
-        let snapshot = Snapshot::build(&bootstrap, &AccessLogManager::new(), &mut |h, p| {
-            system_resolver(h, p)
-        })
-        .unwrap();
+        let clusters =
+            static_cluster_map(bootstrap.clusters(), &mut |h, p| system_resolver(h, p)).unwrap();
+        let source = ClusterSource::Fixed(Arc::new(clusters));
+        let snapshot = Snapshot::build(&bootstrap, &AccessLogManager::new(), &source).unwrap();
         let ChainTerminal::Tcp(chain) = &snapshot.listeners[0].chains[0].terminal else {
             panic!("the listener's chain is not a tcp_proxy");
         };
@@ -638,7 +639,7 @@ mod tests {
 
     impl Harness {
         fn host(&self, addr: SocketAddr) -> Arc<Host> {
-            let cluster = &self.chain.clusters["backend"];
+            let cluster = self.chain.clusters.get("backend").unwrap();
             let hosts = cluster.priority_set.host_sets()[0].hosts();
             hosts.iter().find(|h| h.address() == addr).cloned().unwrap()
         }
@@ -646,7 +647,7 @@ mod tests {
         /// Waits until every upstream connection is closed: the proxy tasks
         /// wrote their access-log entries before dropping them.
         async fn settle(&self) {
-            let cluster = &self.chain.clusters["backend"];
+            let cluster = self.chain.clusters.get("backend").unwrap();
             let hosts = cluster.priority_set.host_sets()[0].hosts().to_vec();
             while hosts.iter().any(|h| h.stats().cx_active() > 0) {
                 tokio::task::yield_now().await;

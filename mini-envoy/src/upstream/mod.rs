@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 use week1_core::cluster::{Host, LoadBalancer, LoadBalancerContext, ResourceGuard};
 
-use crate::snapshot::ClusterEntry;
+use crate::cluster_manager::{ClusterEntry, ClusterMap};
 use pool::WorkerPools;
 
 /// A worker's load balancer for one cluster entry, keeping the entry alive
@@ -62,11 +62,15 @@ impl WorkerUpstreams {
     }
     // ANCHOR_END: choose_host
 
-    /// Drops load balancers of clusters no snapshot uses any more, and idle
-    /// connections of clusters that are gone or timed out.
-    pub fn sweep(&self, clusters: &crate::snapshot::ClusterMap) {
+    /// Drops load balancers of cluster versions nothing uses any more, and
+    /// idle connections that timed out or whose cluster or host is gone
+    /// (`clusters` is the worker's current map).
+    pub fn sweep(&self, clusters: &ClusterMap) {
         self.lbs.borrow_mut().retain(|_, (entry, _)| Arc::strong_count(entry) > 1);
-        self.pools.sweep(|name| clusters.get(name).map(|c| c.info.idle_timeout));
+        self.pools.sweep(|name, address| {
+            let cluster = clusters.get(name).filter(|c| c.has_host(address))?;
+            Some(cluster.info.idle_timeout)
+        });
     }
 }
 

@@ -236,12 +236,13 @@ impl WorkerPools {
         settings.max_requests_per_connection.is_none_or(|max| conn.requests < max)
     }
 
-    /// Closes idle connections that timed out or whose host is gone
-    /// (`keep(cluster, address)` false), and empty pools.
-    pub fn sweep(&self, idle_timeout_of: impl Fn(&str) -> Option<Option<Duration>>) {
+    /// Closes idle connections that timed out or whose cluster or host is
+    /// gone, and empty pools. `idle_timeout_of(cluster, address)` is `None`
+    /// for a host that is gone, else the cluster's idle timeout.
+    pub fn sweep(&self, idle_timeout_of: impl Fn(&str, SocketAddr) -> Option<Option<Duration>>) {
         let now = Instant::now();
         self.pools.borrow_mut().retain(|key, pool| {
-            match idle_timeout_of(&key.cluster) {
+            match idle_timeout_of(&key.cluster, key.address) {
                 None => pool.idle.clear(),
                 Some(timeout) => pool.idle.retain(|c| {
                     timeout.is_none_or(|t| now.duration_since(c.since) < t) && is_alive(&c.conn.io)

@@ -18,10 +18,11 @@
 //! construction, so workers read it without locks.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::ClusterError;
-use super::host::{Host, HostHealth, Locality};
+use super::host::{HealthFlags, Host, HostHealth, Locality};
 
 /// Envoy's default overprovisioning factor, as a percentage (1.4).
 pub const DEFAULT_OVERPROVISIONING_FACTOR: u32 = 140;
@@ -366,6 +367,44 @@ impl PrioritySet {
         Self::partition(hosts, self.params.clone())
     }
 
+    /// This snapshot with every host that `previous` also has (same address,
+    /// hostname, locality and priority) replaced by `previous`'s `Arc<Host>`,
+    /// whose weight and EDS health flags are updated to the new host's. Hosts
+    /// that stay thus keep their health-check and outlier flags, their stats
+    /// and their pooled connections across an EDS update or DNS refresh
+    /// (Envoy's `updateDynamicHostList`).
+    pub fn keeping_hosts_of(&self, previous: &PrioritySet) -> Self {
+        let old: HashMap<SocketAddr, &Arc<Host>> = previous
+            .host_sets
+            .iter()
+            .flat_map(|hs| hs.hosts.iter())
+            .map(|h| (h.address(), h))
+            .collect();
+        let eds = HealthFlags::FAILED_EDS_HEALTH
+            | HealthFlags::DEGRADED_EDS_HEALTH
+            | HealthFlags::EDS_STATUS_DRAINING;
+        let hosts = self
+            .host_sets
+            .iter()
+            .flat_map(|hs| hs.hosts.iter())
+            .map(|new| match old.get(&new.address()) {
+                Some(kept)
+                    if kept.hostname() == new.hostname()
+                        && kept.locality() == new.locality()
+                        && kept.priority() == new.priority() =>
+                {
+                    // Host::build validated the weight already.
+                    let _ = kept.set_weight(new.weight());
+                    kept.clear_health_flags(eds);
+                    kept.set_health_flags(new.health_flags().intersection(eds));
+                    Arc::clone(kept)
+                }
+                _ => new.clone(),
+            })
+            .collect();
+        Self::partition(hosts, self.params.clone())
+    }
+
     /// Host sets by priority; never empty (an empty cluster has one empty P=0).
     pub fn host_sets(&self) -> &[Arc<HostSet>] {
         &self.host_sets
@@ -398,6 +437,30 @@ mod tests {
             .priority(priority)
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn keeping_hosts_of_reuses_hosts_that_stay_with_their_flags() {
+        let old = PrioritySet::builder().hosts([h(1, "a", 0), h(2, "a", 0)]).build().unwrap();
+        let kept = old.host_sets()[0].hosts()[0].clone();
+        kept.set_health_flags(HealthFlags::FAILED_ACTIVE_HC | HealthFlags::FAILED_EDS_HEALTH);
+        let moved = h(2, "a", 1);
+        let new = PrioritySet::builder()
+            .hosts([h(1, "a", 0), moved.clone(), h(3, "a", 0)])
+            .build()
+            .unwrap()
+            .keeping_hosts_of(&old);
+        let p0 = new.host_set(0).unwrap().hosts();
+        assert!(Arc::ptr_eq(&p0[0], &kept), "same address: the same Arc<Host>");
+        assert_eq!(
+            kept.health_flags(),
+            HealthFlags::FAILED_ACTIVE_HC,
+            "EDS flags follow the update, health-check flags stay"
+        );
+        assert_eq!(p0[1].address(), "10.0.0.3:80".parse().unwrap());
+        let p1 = new.host_set(1).unwrap().hosts();
+        assert!(Arc::ptr_eq(&p1[0], &moved), "a host that changed priority is a new host");
+        assert_eq!(new.host_set(0).unwrap().healthy_hosts().len(), 1);
     }
 
     #[test]
