@@ -338,8 +338,11 @@ impl ClusterManager {
             return Ok(ClusterChange::Warming);
         }
         self.warming.remove(name);
-        let change =
-            if self.active.insert(name.clone(), managed).is_some() { ClusterChange::Updated } else { ClusterChange::Added };
+        let change = if self.active.insert(name.clone(), managed).is_some() {
+            ClusterChange::Updated
+        } else {
+            ClusterChange::Added
+        };
         self.publish()?;
         Ok(change)
     }
@@ -374,8 +377,10 @@ impl ClusterManager {
             self.active.insert(cluster.to_string(), warming);
             return self.publish();
         }
-        let current =
-            self.active.get_mut(cluster).ok_or_else(|| ClusterManagerError::Unknown(cluster.into()))?;
+        let current = self
+            .active
+            .get_mut(cluster)
+            .ok_or_else(|| ClusterManagerError::Unknown(cluster.into()))?;
         let hosts = hosts.keeping_hosts_of(&current.entry.priority_set);
         current.entry = Arc::new(current.entry.with_hosts(hosts)?);
         self.publish()
@@ -406,8 +411,10 @@ impl ClusterManager {
     /// ([`PrioritySet::rebuild`]) with a new load-balancer factory, and
     /// publishes. Call it once after a batch of flag changes.
     pub fn hosts_changed(&mut self, cluster: &str) -> Result<(), ClusterManagerError> {
-        let current =
-            self.active.get_mut(cluster).ok_or_else(|| ClusterManagerError::Unknown(cluster.into()))?;
+        let current = self
+            .active
+            .get_mut(cluster)
+            .ok_or_else(|| ClusterManagerError::Unknown(cluster.into()))?;
         current.entry = Arc::new(current.entry.with_hosts(current.entry.priority_set.rebuild())?);
         self.publish()
     }
@@ -520,7 +527,9 @@ static_resources:
         let hosts = after.priority_set.host_sets()[0].hosts();
         assert!(Arc::ptr_eq(&hosts[0], &kept), "8002 stays the same host");
         assert_eq!(after.priority_set.host_sets()[0].healthy_hosts().len(), 1);
-        assert!(after.has_host(kept.address()) && !after.has_host("127.0.0.1:8001".parse().unwrap()));
+        assert!(
+            after.has_host(kept.address()) && !after.has_host("127.0.0.1:8001".parse().unwrap())
+        );
         let version = cm.get("api").map(|c| c.origin.clone());
         assert_eq!(version, Some(ClusterOrigin::Dynamic { version_info: "3".into() }));
 
@@ -534,7 +543,10 @@ static_resources:
         let (_main, mut cm) = manager();
         let source = cm.source();
         let at = FieldPath::root();
-        assert_eq!(cm.add_or_update_cluster(&eds("svc"), "1", &at).unwrap(), ClusterChange::Warming);
+        assert_eq!(
+            cm.add_or_update_cluster(&eds("svc"), "1", &at).unwrap(),
+            ClusterChange::Warming
+        );
         assert!(source.get("svc").is_none(), "not served while warming");
         assert_eq!(cm.warming().count(), 1);
         cm.update_load_assignment("svc", &assignment("svc", &[8001, 8002]), &at).unwrap();
@@ -573,7 +585,10 @@ static_resources:
         assert!(Arc::ptr_eq(&fresh.priority_set.host_sets()[0].hosts()[0], &host));
         host.clear_health_flags(HealthFlags::FAILED_ACTIVE_HC);
         cm.hosts_changed("fixed").unwrap();
-        assert_eq!(source.get("fixed").unwrap().priority_set.host_sets()[0].healthy_hosts().len(), 1);
+        assert_eq!(
+            source.get("fixed").unwrap().priority_set.host_sets()[0].healthy_hosts().len(),
+            1
+        );
         assert!(matches!(cm.hosts_changed("nope"), Err(ClusterManagerError::Unknown(_))));
     }
 }

@@ -150,7 +150,13 @@ fn bind_all(
 /// What the main thread starts from: the cluster manager with the static
 /// clusters, the static listeners, their bound sockets (one per worker) and
 /// addresses, and the admin socket.
-type Started = (ClusterManager, Arc<Snapshot>, Vec<Vec<Option<StdListener>>>, BoundAddresses, Option<StdListener>);
+type Started = (
+    ClusterManager,
+    Arc<Snapshot>,
+    Vec<Vec<Option<StdListener>>>,
+    BoundAddresses,
+    Option<StdListener>,
+);
 
 /// Compiles the static configuration and binds every socket on the main
 /// thread, so errors surface at start-up.
@@ -238,8 +244,8 @@ pub fn run(
 
     // ANCHOR: publish_snapshot
     let main = TokioDispatcher::new("main_thread").map_err(|e| threads(&e))?;
-    let mut pool =
-        WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle()).map_err(|e| threads(&e))?;
+    let mut pool = WorkerPool::start_tokio(&WorkerConfig::new(workers), main.handle())
+        .map_err(|e| threads(&e))?;
     let tls = Instance::new(main.handle());
     for handle in pool.handles() {
         tls.register_thread(handle).map_err(|e| threads(&e))?;
