@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::ClusterError;
+use super::outlier::OutlierMonitor;
 
 /// Smallest endpoint weight Envoy accepts (`load_balancing_weight`).
 pub const MIN_HOST_WEIGHT: u32 = 1;
@@ -260,6 +261,7 @@ pub struct Host {
     priority: u32,
     health_flags: AtomicU32,
     stats: HostStats,
+    outlier: OutlierMonitor,
 }
 
 impl fmt::Debug for Host {
@@ -330,6 +332,7 @@ impl HostBuilder {
             priority: self.priority,
             health_flags: AtomicU32::new(self.health_flags.bits()),
             stats: HostStats::default(),
+            outlier: OutlierMonitor::default(),
         }))
     }
 }
@@ -396,6 +399,12 @@ impl Host {
     /// Counters.
     pub fn stats(&self) -> &HostStats {
         &self.stats
+    }
+
+    /// The outlier detector's consecutive-error counters, which workers
+    /// report upstream results into.
+    pub fn outlier(&self) -> &OutlierMonitor {
+        &self.outlier
     }
 
     /// Every health flag currently set.

@@ -29,6 +29,9 @@
 //!   [`least_request`], [`random`], [`ring_hash`] and [`maglev`].
 //! - The request hash that ring hash and Maglev consume comes from the route's
 //!   `hash_policy`, computed by the router ([`crate::router::HashPolicy`]).
+//! - [`health_checker`]: the active health-check state machine (flags and
+//!   next check time per result); [`outlier`]: outlier detection (per-host
+//!   monitors workers report into, the main thread's ejection policy).
 //! - [`circuit_breaker`]: [`ResourceManager`] and [`ResourceGuard`].
 //!
 //! ```
@@ -57,12 +60,14 @@
 
 pub mod circuit_breaker;
 pub mod edf;
+pub mod health_checker;
 pub mod host;
 pub mod host_set;
 pub mod info;
 pub mod lb;
 pub mod least_request;
 pub mod maglev;
+pub mod outlier;
 pub mod priority;
 pub mod random;
 pub mod ring_hash;
