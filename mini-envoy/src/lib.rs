@@ -17,13 +17,15 @@
 //!   [`router`]: the router's upstream half; [`upstream`]: per-worker load
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
 //!   the admin interface; [`stats`]: counters, gauges and histograms merged
-//!   on read; [`io`]: socket reads; [`random`]: per-thread randomness.
+//!   on read; [`health`]: active health checks and outlier detection (main
+//!   thread); [`io`]: socket reads; [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
 pub mod admin;
 pub mod cluster_manager;
 pub mod hcm;
+pub mod health;
 pub mod io;
 pub mod random;
 pub mod route_check;

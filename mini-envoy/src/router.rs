@@ -32,7 +32,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
-use week1_core::cluster::{ActiveRequest, ResourceGuard};
+use week1_core::cluster::outlier::UpstreamResult;
+use week1_core::cluster::{ActiveRequest, Host, ResourceGuard};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 use week1_core::router::{Forward, ForwardRef, ResetReason, RetryPolicy, RouteContext};
 use week3_filters::buffer::Buffer;
@@ -105,6 +106,8 @@ pub struct UpstreamRequest {
     retries_left: u32,
     attempts: u32,
     previous_hosts: Vec<SocketAddr>,
+    /// The current attempt's host, for outlier detection reports.
+    attempt_host: Option<Arc<Host>>,
     hash: Option<u64>,
     timeout: Option<Duration>,
     per_try_timeout: Option<Duration>,
@@ -140,6 +143,7 @@ impl UpstreamRequest {
             retries_left: 0,
             attempts: 0,
             previous_hosts: Vec::new(),
+            attempt_host: None,
             hash: None,
             timeout: None,
             per_try_timeout: None,
@@ -311,6 +315,7 @@ impl UpstreamRequest {
         };
         self.attempts += 1;
         self.previous_hosts.push(host.address());
+        self.attempt_host = Some(host.clone());
         fm.stream_info_mut().upstream_host = Some(host.address());
         fm.stream_info_mut().upstream_cluster = Some(cluster.info.name.clone());
         let pools: Rc<WorkerPools> = self.upstreams.pools.clone();
@@ -348,6 +353,7 @@ impl UpstreamRequest {
             }
             Err(e) => {
                 tracing::debug!("upstream connect: {e}");
+                self.report(UpstreamResult::ConnectFailed);
                 self.state = State::Idle;
                 if !self.maybe_retry_reset(ResetReason::ConnectFailure) {
                     fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionFailure);
@@ -640,6 +646,9 @@ impl UpstreamRequest {
                         continue;
                     }
                     let status = head.status;
+                    if let (Some(cluster), Some(host)) = (&self.cluster, &self.attempt_host) {
+                        crate::health::report_status(&cluster.info, host, status);
+                    }
                     // ANCHOR: retry_on_response
                     let retry = !self.response_started
                         && self.can_retry()
@@ -732,10 +741,20 @@ impl UpstreamRequest {
             && self.global_deadline.is_none_or(|d| Instant::now() < d)
     }
 
+    /// Reports the current attempt's result to outlier detection.
+    fn report(&self, result: UpstreamResult) {
+        if let (Some(cluster), Some(host)) = (&self.cluster, &self.attempt_host) {
+            crate::health::report_result(&cluster.info, host, result);
+        }
+    }
+
     /// The attempt failed before a response: retry or answer.
     fn on_reset(&mut self, fm: &mut FilterManager, why: &str) {
         tracing::debug!("upstream reset: {why}");
         let started = self.response_started;
+        if !started {
+            self.report(UpstreamResult::ConnectFailed);
+        }
         self.state = State::Idle;
         if started {
             fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionTermination);
@@ -834,6 +853,9 @@ impl UpstreamRequest {
 
     // ANCHOR: timeout_fired
     fn timeout_fired(&mut self, fm: &mut FilterManager, per_try: bool) {
+        if matches!(self.state, State::Active(_) | State::Acquiring(_)) {
+            self.report(UpstreamResult::Timeout);
+        }
         if self.response_started {
             fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);
             self.reset_downstream = true;

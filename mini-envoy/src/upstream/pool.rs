@@ -261,7 +261,7 @@ impl WorkerPools {
 
 // ANCHOR: is_alive
 /// Whether an idle connection is still open: no EOF, no unexpected bytes.
-fn is_alive(io: &TcpStream) -> bool {
+pub(crate) fn is_alive(io: &TcpStream) -> bool {
     let mut probe = [0u8; 1];
     matches!(io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

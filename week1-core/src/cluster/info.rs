@@ -31,12 +31,14 @@ use std::time::Duration;
 
 use super::ClusterError;
 use super::circuit_breaker::{CircuitBreakerThresholds, ClusterCircuitBreakers};
+use super::health_checker::initial_flags;
 use super::host::{HealthFlags, Host, Locality};
 use super::host_set::{PrioritySet, PrioritySetBuilder};
 use super::lb::{
     CommonLbConfig, LbConfig, LbPolicy, LeastRequestConfig, LoadBalancerFactory, LocalityLbConfig,
     MaglevConfig, RingHashConfig, ZoneAwareLbConfig,
 };
+use super::outlier::OutlierPolicy;
 use crate::config::FieldPath;
 use crate::config::cluster::{self as cfg, Cluster, LbPolicyConfig};
 pub use crate::config::cluster::{DiscoveryType, DnsLookupFamily, OutlierDetection};
@@ -154,6 +156,9 @@ pub struct ClusterInfo {
     pub health_checks: Vec<HealthCheck>,
     /// `outlier_detection`, as configured.
     pub outlier_detection: Option<OutlierDetection>,
+    /// `outlier_detection` with Envoy's defaults applied: what workers report
+    /// upstream results against.
+    pub outlier_policy: Option<OutlierPolicy>,
     /// `ignore_health_on_host_removal`.
     pub ignore_health_on_host_removal: bool,
     /// `close_connections_on_host_health_failure`.
@@ -231,6 +236,7 @@ impl ClusterInfo {
             wait_for_warm_on_init: c.wait_for_warm_on_init.unwrap_or(true),
             health_checks: c.health_checks.clone(),
             outlier_detection: c.outlier_detection.clone(),
+            outlier_policy: c.outlier_detection.as_ref().map(OutlierPolicy::from_config),
             ignore_health_on_host_removal: c.ignore_health_on_host_removal,
             close_connections_on_host_health_failure: c.close_connections_on_host_health_failure,
             ignore_new_hosts_until_first_hc: common
@@ -275,11 +281,28 @@ impl ClusterInfo {
                 ))
             }
         };
-        priority_set_from_assignment(
+        let hosts = priority_set_from_assignment(
             assignment,
             &mut resolve_for_type,
             &at.field("load_assignment"),
-        )
+        )?;
+        Ok(self.with_initial_health(hosts))
+    }
+
+    /// As in Envoy, hosts of an actively health-checked cluster start
+    /// `FAILED_ACTIVE_HC` (and `PENDING_ACTIVE_HC` with
+    /// `ignore_new_hosts_until_first_hc`) until their first check passes.
+    pub fn with_initial_health(&self, hosts: PrioritySet) -> PrioritySet {
+        if self.health_checks.is_empty() {
+            return hosts;
+        }
+        let flags = initial_flags(self.ignore_new_hosts_until_first_hc);
+        for hs in hosts.host_sets() {
+            for h in hs.hosts() {
+                h.set_health_flags(flags);
+            }
+        }
+        hosts.rebuild()
     }
 
     /// A load-balancer factory for a snapshot of this cluster's hosts (no
@@ -1376,6 +1399,31 @@ eds_cluster_config: { service_name: svc, eds_config: { ads: {} } }
         assert_eq!(i.eds_service_name.as_deref(), Some("svc"));
         let ps = i.initial_priority_set(&c, &mut no_dns, &at()).unwrap();
         assert_eq!((ps.host_sets().len(), ps.total_hosts()), (1, 0));
+    }
+
+    #[test]
+    fn health_checked_hosts_start_failed_until_checked() {
+        let yaml = "
+name: hc
+load_assignment:
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { address: { socket_address: { address: 10.0.0.1, port_value: 80 } } }
+health_checks:
+- { timeout: 1s, interval: 1s, unhealthy_threshold: 1, healthy_threshold: 1, tcp_health_check: {} }
+outlier_detection: { consecutive_5xx: 2 }
+";
+        let c = cluster(yaml);
+        let ps = hosts(&c, &mut no_dns).unwrap();
+        let h = &ps.host_sets()[0].hosts()[0];
+        assert_eq!(h.health_flags(), HealthFlags::FAILED_ACTIVE_HC);
+        assert_eq!(ps.host_sets()[0].healthy_hosts().len(), 0, "partitioned as unhealthy");
+        let i = ClusterInfo::from_config(&c, &at()).unwrap();
+        assert_eq!(i.outlier_policy.as_ref().map(|p| p.consecutive_5xx), Some(2));
+        let plain = cluster(MINIMAL);
+        assert!(
+            hosts(&plain, &mut no_dns).unwrap().host_sets()[0].hosts()[0].health_flags().is_empty()
+        );
     }
 
     /// Converts every cluster of a loaded config; returns how many.

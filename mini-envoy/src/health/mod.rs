@@ -1,0 +1,371 @@
+//! # Upstream health: active health checks and outlier detection
+//!
+//! Envoy's `HealthCheckerImplBase` and `Outlier::DetectorImpl`, the I/O
+//! shells around the week 1 policies
+//! ([`week1_core::cluster::health_checker`], [`week1_core::cluster::outlier`]).
+//! Everything here runs on the main thread (its tokio dispatcher); workers
+//! only read host flags through the cluster map the cluster manager publishes,
+//! and report upstream results into each host's lock-free outlier monitor:
+//!
+//! ```text
+//!  main thread                                                   workers
+//!  ───────────                                                   ───────
+//!  per host and health check: timer ─► Checker::run ─► session.on_result ─► host flags
+//!  outlier task: wake / interval ─► detector.collect / on_interval ─► host flags
+//!        │ Changed                                  ▲ wake (threshold reached)
+//!        ▼                                          │
+//!  publish(cluster) = ClusterManager::hosts_changed ─► new cluster map ─► slot ─► LB rebuild
+//!                                    router: host.outlier().put_http_status / put_result ─┘
+//! ```
+//!
+//! Differences from Envoy: hosts start `FAILED_ACTIVE_HC` and take traffic
+//! (in panic mode) until their first check, without delaying start-up; TCP
+//! checks open a connection per check (`reuse_connection` applies to HTTP).
+
+pub mod check;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use week1_core::cluster::Host;
+use week1_core::cluster::health_checker::{
+    CheckOutcome, HealthCheckPolicy, HealthCheckSession, HealthCheckStats, Transition,
+};
+use week1_core::cluster::info::ClusterInfo;
+use week1_core::cluster::outlier::{OutlierDetector, OutlierStats, UpstreamResult};
+
+pub use check::Checker;
+
+/// Wakes the main thread's outlier task when a worker's report reaches a
+/// threshold (`notify_one` keeps a permit, so no wake-up is lost).
+static OUTLIER_WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+// ANCHOR: report
+/// A worker saw `status` from `host` of cluster `info`: counts it for outlier
+/// detection, and wakes the main thread when a threshold is reached.
+pub fn report_status(info: &ClusterInfo, host: &Host, status: u16) {
+    if let Some(policy) = &info.outlier_policy
+        && host.outlier().put_http_status(policy, status)
+    {
+        OUTLIER_WAKE.notify_one();
+    }
+}
+
+/// A worker saw a connect failure, reset or timeout (or a success) that is
+/// not an HTTP status.
+pub fn report_result(info: &ClusterInfo, host: &Host, result: UpstreamResult) {
+    if let Some(policy) = &info.outlier_policy
+        && host.outlier().put_result(policy, result)
+    {
+        OUTLIER_WAKE.notify_one();
+    }
+}
+// ANCHOR_END: report
+
+/// Republishes a cluster after its hosts' flags changed (the cluster
+/// manager's `hosts_changed`).
+pub type Publish = Rc<dyn Fn(&str)>;
+
+/// A cluster's health stats, for the stats sink and `/clusters`.
+#[derive(Debug, Clone)]
+pub struct ClusterHealthStats {
+    /// `cluster.<name>.health_check.*` (when the cluster has health checks).
+    pub health_check: Option<Arc<HealthCheckStats>>,
+    /// `cluster.<name>.outlier_detection.*` (when it has outlier detection).
+    pub outlier_detection: Option<Arc<OutlierStats>>,
+}
+
+/// One health check of a cluster.
+struct CheckConfig {
+    checker: Checker,
+    policy: HealthCheckPolicy,
+}
+
+/// A cluster's health state (main thread).
+struct ClusterHealth {
+    name: String,
+    checks: Vec<Rc<CheckConfig>>,
+    hc_stats: Arc<HealthCheckStats>,
+    outlier: Option<RefCell<OutlierDetector>>,
+    next_sweep: RefCell<tokio::time::Instant>,
+    hosts: RefCell<Vec<Arc<Host>>>,
+    /// The running check tasks, per host.
+    tasks: RefCell<Vec<(Arc<Host>, Vec<AbortHandle>)>>,
+}
+
+impl ClusterHealth {
+    fn had_traffic(&self) -> bool {
+        self.hosts
+            .borrow()
+            .iter()
+            .any(|h| h.stats().cx_total.load(std::sync::atomic::Ordering::Relaxed) > 0)
+    }
+}
+
+impl Drop for ClusterHealth {
+    fn drop(&mut self) {
+        for (_, tasks) in self.tasks.get_mut().drain(..) {
+            tasks.iter().for_each(AbortHandle::abort);
+        }
+    }
+}
+
+// ANCHOR: health_manager
+/// Every cluster's health checkers and outlier detector (main thread only).
+pub struct HealthManager {
+    clusters: RefCell<FxHashMap<String, Rc<ClusterHealth>>>,
+    publish: Publish,
+    outlier_task: RefCell<Option<AbortHandle>>,
+}
+// ANCHOR_END: health_manager
+
+impl std::fmt::Debug for HealthManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthManager")
+            .field("clusters", &self.clusters.borrow().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Drop for HealthManager {
+    fn drop(&mut self) {
+        if let Some(task) = self.outlier_task.get_mut().take() {
+            task.abort();
+        }
+    }
+}
+
+impl HealthManager {
+    /// A manager that calls `publish(cluster)` when host flags changed.
+    pub fn new(publish: Publish) -> Rc<Self> {
+        Rc::new(Self {
+            clusters: RefCell::new(FxHashMap::default()),
+            publish,
+            outlier_task: RefCell::new(None),
+        })
+    }
+
+    /// Starts health checking and outlier detection of a cluster with these
+    /// hosts, or follows a change of them (hosts that stay keep their check
+    /// sessions and ejection state; new hosts are checked at once). A changed
+    /// cluster config restarts its checkers. Must run on the main thread's
+    /// tokio `LocalSet`.
+    pub fn set_cluster(self: &Rc<Self>, info: &ClusterInfo, hosts: Vec<Arc<Host>>) {
+        if info.health_checks.is_empty() && info.outlier_policy.is_none() {
+            self.remove_cluster(&info.name);
+            return;
+        }
+        let existing = self.clusters.borrow().get(&info.name).cloned();
+        let cluster = match existing.filter(|c| same_config(c, info)) {
+            Some(c) => c,
+            None => {
+                let c = Rc::new(new_cluster(info));
+                self.clusters.borrow_mut().insert(info.name.clone(), c.clone());
+                c
+            }
+        };
+        if let Some(detector) = &cluster.outlier {
+            detector.borrow_mut().set_hosts(&hosts);
+        }
+        // Stop checking hosts that left; start checking new ones.
+        let mut tasks = cluster.tasks.borrow_mut();
+        tasks.retain(|(h, handles)| {
+            let stays = hosts.iter().any(|n| Arc::ptr_eq(n, h));
+            if !stays {
+                handles.iter().for_each(AbortHandle::abort);
+            }
+            stays
+        });
+        for host in &hosts {
+            if tasks.iter().any(|(h, _)| Arc::ptr_eq(h, host)) {
+                continue;
+            }
+            let handles = cluster
+                .checks
+                .iter()
+                .map(|check| {
+                    let run = check_loop(
+                        Rc::downgrade(&cluster),
+                        check.clone(),
+                        host.clone(),
+                        self.publish.clone(),
+                    );
+                    tokio::task::spawn_local(run).abort_handle()
+                })
+                .collect();
+            tasks.push((host.clone(), handles));
+        }
+        drop(tasks);
+        *cluster.hosts.borrow_mut() = hosts;
+        if cluster.outlier.is_some() {
+            self.ensure_outlier_task();
+        }
+    }
+
+    /// Stops checking a removed cluster.
+    pub fn remove_cluster(&self, name: &str) {
+        self.clusters.borrow_mut().remove(name);
+    }
+
+    /// A cluster's health stats, if it has checks or outlier detection.
+    pub fn stats(&self, name: &str) -> Option<ClusterHealthStats> {
+        let clusters = self.clusters.borrow();
+        let c = clusters.get(name)?;
+        Some(ClusterHealthStats {
+            health_check: (!c.checks.is_empty()).then(|| c.hc_stats.clone()),
+            outlier_detection: c.outlier.as_ref().map(|d| d.borrow().stats().clone()),
+        })
+    }
+
+    fn ensure_outlier_task(self: &Rc<Self>) {
+        if self.outlier_task.borrow().is_some() {
+            return;
+        }
+        let manager = Rc::downgrade(self);
+        let task = tokio::task::spawn_local(async move {
+            loop {
+                let next = match manager.upgrade() {
+                    Some(m) => m.next_sweep(),
+                    None => return,
+                };
+                tokio::select! {
+                    _ = OUTLIER_WAKE.notified() => {}
+                    _ = tokio::time::sleep_until(next) => {}
+                }
+                let Some(m) = manager.upgrade() else { return };
+                m.run_outlier_detection();
+            }
+        });
+        *self.outlier_task.borrow_mut() = Some(task.abort_handle());
+    }
+
+    fn next_sweep(&self) -> tokio::time::Instant {
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        self.clusters
+            .borrow()
+            .values()
+            .filter(|c| c.outlier.is_some())
+            .map(|c| *c.next_sweep.borrow())
+            .min()
+            .unwrap_or(far)
+    }
+
+    /// Takes pending ejections and runs due interval sweeps; republishes
+    /// clusters whose hosts changed.
+    fn run_outlier_detection(&self) {
+        let now = tokio::time::Instant::now();
+        let clusters: Vec<Rc<ClusterHealth>> = self.clusters.borrow().values().cloned().collect();
+        for c in clusters {
+            let Some(detector) = &c.outlier else { continue };
+            let changed = {
+                let mut d = detector.borrow_mut();
+                let mut random = crate::random::next_u64;
+                let mut changed = d.collect(now.into_std(), &mut random);
+                if now >= *c.next_sweep.borrow() {
+                    changed |= d.on_interval(now.into_std());
+                    *c.next_sweep.borrow_mut() = now + d.policy().interval;
+                }
+                changed
+            };
+            if changed {
+                tracing::info!("cluster {}: outlier detection changed host health", c.name);
+                (self.publish)(&c.name);
+            }
+        }
+    }
+}
+
+fn same_config(c: &ClusterHealth, info: &ClusterInfo) -> bool {
+    let policies: Vec<_> = info.health_checks.iter().map(HealthCheckPolicy::from_config).collect();
+    c.checks.len() == policies.len()
+        && c.checks.iter().zip(&policies).all(|(a, b)| a.policy == *b)
+        && c.outlier.as_ref().map(|d| d.borrow().policy().clone()) == info.outlier_policy
+}
+
+fn new_cluster(info: &ClusterInfo) -> ClusterHealth {
+    let checks = info
+        .health_checks
+        .iter()
+        .filter_map(|hc| match Checker::from_config(hc, &info.name) {
+            Ok(checker) => {
+                Some(Rc::new(CheckConfig { checker, policy: HealthCheckPolicy::from_config(hc) }))
+            }
+            Err(e) => {
+                tracing::error!("cluster {}: health check not run: {e}", info.name);
+                None
+            }
+        })
+        .collect();
+    let outlier = info.outlier_policy.clone().map(|p| {
+        let interval = p.interval;
+        (RefCell::new(OutlierDetector::new(p, &[], Arc::new(OutlierStats::default()))), interval)
+    });
+    let now = tokio::time::Instant::now();
+    ClusterHealth {
+        name: info.name.clone(),
+        checks,
+        hc_stats: Arc::new(HealthCheckStats::default()),
+        next_sweep: RefCell::new(now + outlier.as_ref().map_or(Duration::ZERO, |(_, i)| *i)),
+        outlier: outlier.map(|(d, _)| d),
+        hosts: RefCell::new(Vec::new()),
+        tasks: RefCell::new(Vec::new()),
+    }
+}
+
+// ANCHOR: check_loop
+/// Checks one host with one health check until aborted (host or cluster removed).
+async fn check_loop(
+    cluster: std::rc::Weak<ClusterHealth>,
+    check: Rc<CheckConfig>,
+    host: Arc<Host>,
+    publish: Publish,
+) {
+    let mut session = HealthCheckSession::new();
+    let mut kept: Option<TcpStream> = None;
+    tokio::time::sleep(check.policy.first_check_in(crate::random::next_u64())).await;
+    loop {
+        let Some(c) = cluster.upgrade() else { return };
+        let stats = c.hc_stats.clone();
+        drop(c);
+        stats.attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = check.checker.run(host.address(), check.policy.timeout, &mut kept).await;
+        let Some(c) = cluster.upgrade() else { return };
+        let mut random = crate::random::next_u64;
+        let before = host.health_flags();
+        let decision =
+            session.on_result(&host, outcome, &check.policy, c.had_traffic(), &stats, &mut random);
+        if decision.log_failure {
+            tracing::warn!(
+                "cluster {}: health check of {} failed: {outcome:?}",
+                c.name,
+                host.address()
+            );
+        }
+        let mut changed = decision.transition == Transition::Changed;
+        if matches!(outcome, CheckOutcome::Success { .. })
+            && let Some(detector) = &c.outlier
+        {
+            let now = tokio::time::Instant::now().into_std();
+            changed |= detector.borrow_mut().on_active_check_success(&host, now);
+        }
+        if changed {
+            tracing::info!(
+                "cluster {}: host {} health flags {:?} -> {:?}",
+                c.name,
+                host.address(),
+                before,
+                host.health_flags()
+            );
+            publish(&c.name);
+        }
+        drop(c);
+        tokio::time::sleep(decision.next_check_in).await;
+    }
+}
+// ANCHOR_END: check_loop
