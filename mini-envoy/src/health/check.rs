@@ -31,7 +31,7 @@ use week3_filters::http1::{Event, Limits, RequestEncoder, ResponseDecoder};
 #[derive(Debug)]
 pub enum Checker {
     /// `http_health_check`.
-    Http(HttpChecker),
+    Http(Box<HttpChecker>),
     /// `tcp_health_check`.
     Tcp(TcpChecker),
 }
@@ -68,14 +68,14 @@ impl Checker {
             )?;
             let authority =
                 if http.host.is_empty() { cluster.to_string() } else { http.host.clone() };
-            return Ok(Self::Http(HttpChecker {
+            return Ok(Self::Http(Box::new(HttpChecker {
                 method: http.method.clone().unwrap_or_else(|| "GET".into()),
                 path: http.path.clone(),
                 authority,
                 mutations,
                 config: http.clone(),
                 reuse_connection: hc.reuse_connection.unwrap_or(true),
-            }));
+            })));
         }
         if let Some(tcp) = &hc.tcp_health_check {
             let send = tcp.send.as_ref().and_then(|p| p.bytes());
