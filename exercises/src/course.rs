@@ -42,6 +42,15 @@ pub struct Exercise {
 /// The exercises in course order.
 pub const EXERCISES: &[Exercise] = &[
     Exercise {
+        name: "route_match",
+        week: 1,
+        title: "virtual host and route matching",
+        file: "exercises/src/week1/route_match.rs",
+        mirrors: "week1-core/src/router/mod.rs (find_virtual_host, route) and router/matchers.rs",
+        hint: "Score each domain against the lower-cased host: exact (3, len), `*suffix` (2, suffix len) if the host is strictly longer and ends with it, `prefix*` (1, prefix len) likewise; keep the highest (rank, length). Try the host with its port first, then without (split at the last ':' when all after it are digits), then `*`. For routes, cut the path at '?' and use `Iterator::find`.",
+        checks: l::route_match::CHECKS,
+    },
+    Exercise {
         name: "wrr",
         week: 1,
         title: "weighted round robin on an EDF schedule",
@@ -64,15 +73,6 @@ pub const EXERCISES: &[Exercise] = &[
         checks: l::ring_hash::CHECKS,
     },
     Exercise {
-        name: "route_match",
-        week: 1,
-        title: "virtual host and route matching",
-        file: "exercises/src/week1/route_match.rs",
-        mirrors: "week1-core/src/router/mod.rs (find_virtual_host, route) and router/matchers.rs",
-        hint: "Score each domain against the lower-cased host: exact (3, len), `*suffix` (2, suffix len) if the host is strictly longer and ends with it, `prefix*` (1, prefix len) likewise; keep the highest (rank, length). Try the host with its port first, then without (split at the last ':' when all after it are digits), then `*`. For routes, cut the path at '?' and use `Iterator::find`.",
-        checks: l::route_match::CHECKS,
-    },
-    Exercise {
         name: "circuit_breaker",
         week: 1,
         title: "a circuit-breaker resource with an RAII guard",
@@ -80,6 +80,15 @@ pub const EXERCISES: &[Exercise] = &[
         mirrors: "week1-core/src/cluster/circuit_breaker.rs",
         hint: "`AtomicU64::fetch_update` (a compare-exchange loop) with a closure returning `(c < max).then_some(c + 1)` admits without ever overshooting. The guard holds an `Arc<Resource>` and its `Drop` does `fetch_sub(1)`.",
         checks: l::circuit_breaker::CHECKS,
+    },
+    Exercise {
+        name: "tls_slot",
+        week: 2,
+        title: "a thread-local slot: config to workers without locks",
+        file: "exercises/src/week2/tls_slot.rs",
+        mirrors: "week2-threads/src/tls.rs",
+        hint: "One `mpsc::channel` per worker. `set` makes one `Arc` and sends `Arc::clone` to every sender (ignore send errors). `run_posted` loops on `try_recv`, replacing `current` each time.",
+        checks: l::tls_slot::CHECKS,
     },
     Exercise {
         name: "timer_heap",
@@ -100,15 +109,6 @@ pub const EXERCISES: &[Exercise] = &[
         checks: l::post_queue::CHECKS,
     },
     Exercise {
-        name: "tls_slot",
-        week: 2,
-        title: "a thread-local slot: config to workers without locks",
-        file: "exercises/src/week2/tls_slot.rs",
-        mirrors: "week2-threads/src/tls.rs",
-        hint: "One `mpsc::channel` per worker. `set` makes one `Arc` and sends `Arc::clone` to every sender (ignore send errors). `run_posted` loops on `try_recv`, replacing `current` each time.",
-        checks: l::tls_slot::CHECKS,
-    },
-    Exercise {
         name: "deferred_delete",
         week: 2,
         title: "deferred deletion at the end of a loop iteration",
@@ -116,15 +116,6 @@ pub const EXERCISES: &[Exercise] = &[
         mirrors: "week2-threads/src/dispatcher/mod.rs (deferred_delete) and mio_dispatcher.rs",
         hint: "A `RefCell<Vec<Box<dyn Any>>>`. In `clear`, `std::mem::take(&mut *self.list.borrow_mut())` in its own statement so the borrow ends before anything is dropped; then drop the batch in order.",
         checks: l::deferred_delete::CHECKS,
-    },
-    Exercise {
-        name: "chunked",
-        week: 3,
-        title: "an incremental chunked transfer-encoding decoder",
-        file: "exercises/src/week3/chunked.rs",
-        mirrors: "week3-filters/src/http1/body.rs",
-        hint: "Keep a state (Size, Data(remaining), DataCrlf, Trailers, Done) and loop until a state needs more input. To read a line, look for b'\\n' with `byte_at` within MAX_LINE bytes; if absent return Ok(false) (or LineTooLong); else `linearize(n).to_vec()`, `drain(n)`, and require the line to end in \"\\r\\n\". Move data with `body.move_from_n(input, n)`.",
-        checks: l::chunked::CHECKS,
     },
     Exercise {
         name: "filter_chain",
@@ -154,13 +145,13 @@ pub const EXERCISES: &[Exercise] = &[
         checks: l::token_bucket::CHECKS,
     },
     Exercise {
-        name: "sotw_ack_nack",
-        week: 4,
-        title: "SotW xDS ACK and NACK",
-        file: "exercises/src/week4/sotw_ack_nack.rs",
-        mirrors: "week4-xds/src/sotw.rs",
-        hint: "Build every request from one helper taking (nonce, error_detail) that fills version_info with the last *accepted* version. On Ok, store response.version_info first, then build the ACK; on Err, build the NACK with `Status::invalid_argument(reason)`.",
-        checks: l::sotw_ack_nack::CHECKS,
+        name: "chunked",
+        week: 3,
+        title: "an incremental chunked transfer-encoding decoder",
+        file: "exercises/src/week3/chunked.rs",
+        mirrors: "week3-filters/src/http1/body.rs",
+        hint: "Keep a state (Size, Data(remaining), DataCrlf, Trailers, Done) and loop until a state needs more input. To read a line, look for b'\\n' with `byte_at` within MAX_LINE bytes; if absent return Ok(false) (or LineTooLong); else `linearize(n).to_vec()`, `drain(n)`, and require the line to end in \"\\r\\n\". Move data with `body.move_from_n(input, n)`.",
+        checks: l::chunked::CHECKS,
     },
     Exercise {
         name: "delta",
@@ -172,15 +163,6 @@ pub const EXERCISES: &[Exercise] = &[
         checks: l::delta::CHECKS,
     },
     Exercise {
-        name: "drain",
-        week: 4,
-        title: "gradual connection draining",
-        file: "exercises/src/week4/drain.rs",
-        mirrors: "week4-xds/src/drain.rs (DrainManager::drain_close)",
-        hint: "`started.get_or_insert(now)` makes start idempotent. Convert with `as_millis()` and `u64::try_from(..).unwrap_or(u64::MAX)`, and `now.saturating_duration_since(start)` for the elapsed time.",
-        checks: l::drain::CHECKS,
-    },
-    Exercise {
         name: "backoff",
         week: 4,
         title: "jittered exponential backoff for reconnects",
@@ -188,6 +170,24 @@ pub const EXERCISES: &[Exercise] = &[
         mirrors: "week4-xds/src/backoff.rs",
         hint: "Read the interval, then set next = interval.saturating_mul(2).min(max). Turn the interval into u64 nanoseconds (at least 1) and return Duration::from_nanos(random.next_u64() % nanos).",
         checks: l::backoff::CHECKS,
+    },
+    Exercise {
+        name: "sotw_ack_nack",
+        week: 4,
+        title: "SotW xDS ACK and NACK",
+        file: "exercises/src/week4/sotw_ack_nack.rs",
+        mirrors: "week4-xds/src/sotw.rs",
+        hint: "Build every request from one helper taking (nonce, error_detail) that fills version_info with the last *accepted* version. On Ok, store response.version_info first, then build the ACK; on Err, build the NACK with `Status::invalid_argument(reason)`.",
+        checks: l::sotw_ack_nack::CHECKS,
+    },
+    Exercise {
+        name: "drain",
+        week: 4,
+        title: "gradual connection draining",
+        file: "exercises/src/week4/drain.rs",
+        mirrors: "week4-xds/src/drain.rs (DrainManager::drain_close)",
+        hint: "`started.get_or_insert(now)` makes start idempotent. Convert with `as_millis()` and `u64::try_from(..).unwrap_or(u64::MAX)`, and `now.saturating_duration_since(start)` for the elapsed time.",
+        checks: l::drain::CHECKS,
     },
 ];
 
