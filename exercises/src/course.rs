@@ -229,6 +229,12 @@ mod tests {
                 e.name
             );
             assert!(stub.contains(&format!("verify {}", e.name)), "{}: says how to verify", e.name);
+            let mirrored = e.mirrors.split_whitespace().next().unwrap_or_default();
+            assert!(
+                repo_root().join(mirrored).is_file(),
+                "{}: mirrors {mirrored}, which is gone",
+                e.name
+            );
             let solution = e.file.replace("exercises/src/", "exercises/solutions/");
             assert!(repo_root().join(&solution).is_file(), "{}: no {solution}", e.name);
             assert!(

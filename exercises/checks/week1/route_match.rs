@@ -1,6 +1,9 @@
 //! Checks of `route_match`.
 
+use week1_core::config::load_str;
+use week1_core::config::route::RouteConfiguration;
 use week1_core::headers::HeaderMap;
+use week1_core::router::Router;
 
 use super::week1::route_match::{
     HeaderMatch, PathMatch, Route, VirtualHost, find_virtual_host, route,
@@ -51,6 +54,18 @@ fn request(authority: &str, path: &str, extra: &[(&str, &str)]) -> HeaderMap {
     h
 }
 
+/// `domains()` as an Envoy route configuration, for mini-envoy's own router.
+const DOMAINS_YAML: &str = r#"
+name: local
+virtual_hosts:
+- { name: default, domains: ["*"] }
+- { name: prefix, domains: ["api.*"] }
+- { name: long-prefix, domains: ["api.example.*"] }
+- { name: suffix, domains: ["*.example.com"] }
+- { name: long-suffix, domains: ["*.eu.example.com"] }
+- { name: exact, domains: ["www.example.com", "example.com"] }
+"#;
+
 checks! {
     fn exact_then_suffix_then_prefix_then_default() {
         assert_eq!(pick("www.example.com"), "exact");
@@ -97,5 +112,18 @@ checks! {
         let none = vec![vh("app", &["app.test"], vec![r(PathMatch::Prefix("/api".into()), &[], "api")])];
         assert!(route(&none, &request("app.test", "/web", &[])).is_none());
         assert!(route(&none, &request("other.test", "/api", &[])).is_none());
+    }
+
+    fn agrees_with_mini_envoys_router() {
+        let config: RouteConfiguration = load_str(DOMAINS_YAML).expect("a valid route configuration");
+        let router = Router::new(&config).expect("a router");
+        for authority in [
+            "www.example.com", "EXAMPLE.com", "example.com:443", "api.example.com", "x.eu.example.com",
+            "eu.example.com", ".example.com", "api.example.org", "api.example.", "api.", "api.x:80",
+            "nothing", "www.example.com:8080", "a.b.example.com:1",
+        ] {
+            let real = router.find_virtual_host(authority).map(|v| v.name.clone()).unwrap_or_default();
+            assert_eq!(pick(authority), real, "authority {authority:?}");
+        }
     }
 }
