@@ -18,7 +18,8 @@
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
 //!   the admin interface; [`stats`]: counters, gauges and histograms merged
 //!   on read; [`health`]: active health checks and outlier detection (main
-//!   thread); [`io`]: socket reads; [`random`]: per-thread randomness.
+//!   thread); [`xds`]: CDS and EDS (files, ADS); [`io`]: socket reads;
+//!   [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
@@ -35,3 +36,4 @@ pub mod snapshot;
 pub mod stats;
 pub mod tcp_proxy;
 pub mod upstream;
+pub mod xds;

@@ -214,6 +214,22 @@ pub fn main_cluster_manager() -> Option<Rc<RefCell<ClusterManager>>> {
     MAIN_CLUSTER_MANAGER.with(|cm| cm.borrow().clone())
 }
 
+/// Who this proxy is to a management server: the bootstrap's `node`, with
+/// `--service-node` / `--service-cluster` overriding it.
+fn xds_node(bootstrap: &Bootstrap, options: &ServerOptions) -> week4_xds::Node {
+    let node = bootstrap.node.as_ref();
+    week4_xds::Node {
+        id: options.service_node.clone().or_else(|| node.map(|n| n.id.clone())).unwrap_or_default(),
+        cluster: options
+            .service_cluster
+            .clone()
+            .or_else(|| node.map(|n| n.cluster.clone()))
+            .unwrap_or_default(),
+        user_agent_name: "mini-envoy".to_string(),
+        user_agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 /// Global connection ids, as Envoy's `connection_id`.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -225,11 +241,6 @@ pub fn run(
     on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
 ) -> Result<(), ServerError> {
     // Say what is accepted but not acted on yet, so nothing is silently ignored.
-    if bootstrap.dynamic_resources.is_some() {
-        tracing::warn!(
-            "dynamic_resources is validated but not acted on yet: only static_resources are served"
-        );
-    }
     for c in bootstrap.clusters() {
         if !c.health_checks.is_empty() || c.outlier_detection.is_some() {
             tracing::warn!(
@@ -309,8 +320,11 @@ pub fn run(
         .map_err(|e| ServerError::Threads(e.to_string()))?;
     }
 
-    // The main thread: the cluster manager, admin and signals.
+    // The main thread: the cluster manager, xDS, admin and signals.
     let cluster_manager = Mutex::new(Some(cluster_manager));
+    let xds_bootstrap = bootstrap.clone();
+    let xds_node = xds_node(bootstrap, options);
+    let (xds_stopper, xds_stop) = tokio::sync::watch::channel(false);
     let handle = main.handle();
     let admin_state = Arc::new(crate::admin::AdminState::new(options.clone(), addresses.clone()));
     let ready_addresses = addresses.clone();
@@ -319,7 +333,14 @@ pub fn run(
         // Main-thread services (health checking, xDS) share the manager.
         let Some(cluster_manager) = cluster_manager.lock().take() else { return };
         let cluster_manager = Rc::new(RefCell::new(cluster_manager));
-        MAIN_CLUSTER_MANAGER.with(|cm| *cm.borrow_mut() = Some(cluster_manager));
+        MAIN_CLUSTER_MANAGER.with(|cm| *cm.borrow_mut() = Some(cluster_manager.clone()));
+        // CDS and EDS (file watches, the ADS stream) until the server exits.
+        let dynamic = crate::xds::DynamicClusters::new(cluster_manager);
+        if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, xds_node, xds_stop) {
+            tracing::error!("dynamic_resources: {e}");
+            handle.exit();
+            return;
+        }
         if let Some(socket) = admin_socket {
             let handle = handle.clone();
             let state = admin_state.clone();
@@ -341,6 +362,7 @@ pub fn run(
     .map_err(|e| ServerError::Threads(e.to_string()))?;
 
     main.run().map_err(|e| ServerError::Threads(e.to_string()))?;
+    let _ = xds_stopper.send(true);
     // Flush access logs on every worker, then stop.
     let _ = pool.post_to_all(access_log::flush_thread_buffers);
     let _ = pool.stop();

@@ -1,0 +1,392 @@
+//! # Dynamic clusters and endpoints: CDS and EDS
+//!
+//! Envoy's `CdsApiImpl` and `EdsClusterImpl` on the week 4 transports: the
+//! bootstrap's `dynamic_resources.cds_config` and each EDS cluster's
+//! `eds_cluster_config.eds_config` name a file (`path_config_source`, or the
+//! legacy `path`) or the ADS stream (`ads: {}` with `ads_config` naming a
+//! static cluster that serves `envoy.service.discovery.v3.AggregatedDiscoveryService`).
+//! Every accepted update goes to the main thread's [`ClusterManager`], which
+//! publishes it to workers:
+//!
+//! ```text
+//!  cds.yaml moved in ─► FileSubscription ──┐                   ┌─► add/update/remove_cluster
+//!  eds.yaml moved in ─► FileSubscription ──┼─► DynamicClusters ┤
+//!  ADS stream ─► AdsMux (ACK/NACK, CDS→EDS order) ─► channel ─┘   └─► update_load_assignment
+//! ```
+//!
+//! An update is validated whole before anything changes: a rejected one (a
+//! bad file, a NACKed response) keeps the previous clusters and counts
+//! `update_rejected`. A new EDS cluster warms until its endpoints arrive.
+//! LDS and RDS are not served yet (see the README).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use week1_core::cluster::info::ClusterInfo;
+use week1_core::config::bootstrap::{Bootstrap, Resource};
+use week1_core::config::cluster::{Cluster, DiscoveryType};
+use week1_core::config::config_source::{ApiType, ConfigSource};
+use week1_core::config::{ConfigError, FieldPath};
+use week4_xds::file::{FileSubscription, FileUpdate};
+use week4_xds::grpc::client::{self, AdsHandler};
+use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
+
+use crate::cluster_manager::{ClusterManager, ClusterManagerError};
+
+/// Envoy's per-subscription counters (`cluster_manager.cds.*`, `cluster.<name>.eds.*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpdateCounters {
+    /// `update_attempt`.
+    pub update_attempt: u64,
+    /// `update_success`.
+    pub update_success: u64,
+    /// `update_rejected`.
+    pub update_rejected: u64,
+    /// The `version_info` last applied.
+    pub version_info: String,
+}
+
+impl UpdateCounters {
+    fn record(&mut self, result: &Result<(), String>, version_info: &str) {
+        self.update_attempt += 1;
+        match result {
+            Ok(()) => {
+                self.update_success += 1;
+                self.version_info = version_info.to_string();
+            }
+            Err(_) => self.update_rejected += 1,
+        }
+    }
+}
+
+// ANCHOR: dynamic_clusters
+/// The main thread's CDS/EDS state: applies updates to the cluster manager
+/// and runs a file watch per EDS cluster whose endpoints come from a file.
+pub struct DynamicClusters {
+    clusters: Rc<RefCell<ClusterManager>>,
+    /// CDS counters.
+    pub cds: UpdateCounters,
+    /// EDS counters, by cluster.
+    pub eds: BTreeMap<String, UpdateCounters>,
+    /// File watches of EDS clusters, by cluster.
+    eds_files: BTreeMap<String, JoinHandle<()>>,
+}
+// ANCHOR_END: dynamic_clusters
+
+impl std::fmt::Debug for DynamicClusters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamicClusters").field("cds", &self.cds).finish()
+    }
+}
+
+/// Checks a CDS update before anything changes: only clusters, each valid,
+/// names unique, none the name of a static cluster.
+pub fn validate_cds(resources: &[Resource], static_names: &BTreeSet<String>) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for (i, r) in resources.iter().enumerate() {
+        let at = FieldPath::root().field("resources").index(i);
+        let Resource::Cluster(c) = r else {
+            return Err(format!("{at}: not a Cluster"));
+        };
+        ClusterInfo::from_config(c, &at).map_err(|e| e.to_string())?;
+        if !seen.insert(c.name.as_str()) {
+            return Err(format!("{at}.name: duplicate cluster {:?}", c.name));
+        }
+        if static_names.contains(&c.name) {
+            return Err(format!("{at}.name: {:?} is a static cluster", c.name));
+        }
+    }
+    Ok(())
+}
+
+fn eds_file_source(c: &Cluster) -> Option<&ConfigSource> {
+    let source = c.eds_cluster_config.as_ref()?.eds_config.as_ref()?;
+    (c.cluster_type == DiscoveryType::Eds && source.file_path().is_some()).then_some(source)
+}
+
+impl DynamicClusters {
+    /// CDS/EDS over `clusters` (static clusters already added).
+    pub fn new(clusters: Rc<RefCell<ClusterManager>>) -> Rc<RefCell<Self>> {
+        Rc::new(RefCell::new(Self {
+            clusters,
+            cds: UpdateCounters::default(),
+            eds: BTreeMap::new(),
+            eds_files: BTreeMap::new(),
+        }))
+    }
+
+    fn static_names(&self) -> BTreeSet<String> {
+        let cm = self.clusters.borrow();
+        let names =
+            cm.active().filter(|c| c.origin == crate::cluster_manager::ClusterOrigin::Static);
+        names.map(|c| c.config.name.clone()).collect()
+    }
+
+    /// Applies a CDS update (added/changed clusters, removed names), all or
+    /// nothing; counts it. Returns the EDS clusters whose endpoints come
+    /// from a file, to watch.
+    pub fn apply_cds(&mut self, update: &Update<Resource>) -> Result<Vec<Cluster>, String> {
+        let result = self.try_apply_cds(update);
+        self.cds.record(&result.as_ref().map(|_| ()).map_err(Clone::clone), &update.version_info);
+        if let Err(e) = &result {
+            tracing::warn!(version = %update.version_info, "CDS update rejected: {e}");
+        }
+        result
+    }
+
+    fn try_apply_cds(&mut self, update: &Update<Resource>) -> Result<Vec<Cluster>, String> {
+        validate_cds(&update.resources, &self.static_names())?;
+        let mut cm = self.clusters.borrow_mut();
+        let mut watch = Vec::new();
+        for (i, r) in update.resources.iter().enumerate() {
+            let Resource::Cluster(c) = r else { continue };
+            let at = FieldPath::root().field("resources").index(i);
+            cm.add_or_update_cluster(c, &update.version_info, &at).map_err(|e| e.to_string())?;
+            if eds_file_source(c).is_some() {
+                watch.push((**c).clone());
+            }
+        }
+        for name in &update.removed {
+            match cm.remove_cluster(name) {
+                Ok(_) => {
+                    if let Some(task) = self.eds_files.remove(name) {
+                        task.abort();
+                    }
+                    self.eds.remove(name);
+                }
+                Err(ClusterManagerError::Static(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(watch)
+    }
+
+    /// Applies an EDS update: each `ClusterLoadAssignment` replaces the hosts
+    /// of the clusters whose EDS service name it carries.
+    pub fn apply_eds(&mut self, update: &Update<Resource>) -> Result<(), String> {
+        let mut cm = self.clusters.borrow_mut();
+        let mut result = Ok(());
+        let mut touched = Vec::new();
+        for (i, r) in update.resources.iter().enumerate() {
+            let Resource::ClusterLoadAssignment(cla) = r else {
+                result = Err(format!("resources[{i}]: not a ClusterLoadAssignment"));
+                break;
+            };
+            let at = FieldPath::root().field("resources").index(i);
+            let targets: Vec<String> = cm
+                .active()
+                .chain(cm.warming())
+                .filter(|c| {
+                    c.config.cluster_type == DiscoveryType::Eds
+                        && c.config.eds_service_name() == cla.cluster_name
+                })
+                .map(|c| c.config.name.clone())
+                .collect();
+            for name in targets {
+                if let Err(e) = cm.update_load_assignment(&name, cla, &at) {
+                    result = Err(e.to_string());
+                }
+                touched.push(name);
+            }
+        }
+        drop(cm);
+        for name in touched {
+            self.eds.entry(name).or_default().record(&result, &update.version_info);
+        }
+        if let Err(e) = &result {
+            tracing::warn!(version = %update.version_info, "EDS update rejected: {e}");
+        }
+        result
+    }
+}
+
+/// Watches one `DiscoveryResponse` file of `type_url`; applies its initial
+/// content and every file moved into place.
+/// `cluster` is the EDS cluster the file serves (`None` for CDS).
+async fn watch_file(
+    mut sub: FileSubscription,
+    dynamic: Rc<RefCell<DynamicClusters>>,
+    type_url: TypeUrl,
+    cluster: Option<String>,
+) {
+    let mut next = sub.load();
+    loop {
+        match next {
+            FileUpdate::Accepted(update) => apply(&dynamic, type_url, &update),
+            FileUpdate::Rejected { error } => {
+                let mut d = dynamic.borrow_mut();
+                let counters = match &cluster {
+                    None => &mut d.cds,
+                    Some(name) => d.eds.entry(name.clone()).or_default(),
+                };
+                counters.record(&Err(error), "");
+            }
+        }
+        next = match sub.next_update().await {
+            Ok(update) => update,
+            Err(e) => {
+                tracing::error!(path = %sub.path().display(), "{e}");
+                return;
+            }
+        };
+    }
+}
+
+/// Applies one accepted update; CDS starts file watches of new EDS clusters.
+fn apply(dynamic: &Rc<RefCell<DynamicClusters>>, type_url: TypeUrl, update: &Update<Resource>) {
+    match type_url {
+        TypeUrl::Cluster => {
+            let Ok(to_watch) = dynamic.borrow_mut().apply_cds(update) else { return };
+            for c in to_watch {
+                watch_eds_file(dynamic, &c);
+            }
+        }
+        TypeUrl::ClusterLoadAssignment => {
+            let _ = dynamic.borrow_mut().apply_eds(update);
+        }
+        other => tracing::warn!("{} updates are not served yet", other.short_name()),
+    }
+}
+
+/// Starts (or restarts, if its source changed) the endpoint file watch of
+/// an EDS cluster.
+fn watch_eds_file(dynamic: &Rc<RefCell<DynamicClusters>>, c: &Cluster) {
+    let Some(source) = eds_file_source(c) else { return };
+    let sub = match FileSubscription::from_config_source(source, TypeUrl::ClusterLoadAssignment) {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::error!(cluster = %c.name, "EDS: {e}");
+            return;
+        }
+    };
+    let eds = TypeUrl::ClusterLoadAssignment;
+    let task =
+        tokio::task::spawn_local(watch_file(sub, dynamic.clone(), eds, Some(c.name.clone())));
+    if let Some(old) = dynamic.borrow_mut().eds_files.insert(c.name.clone(), task) {
+        old.abort();
+    }
+}
+
+/// Forwards ACKed ADS updates to the main thread's loop; validates CDS
+/// responses before they are ACKed.
+struct Forward {
+    updates: mpsc::UnboundedSender<Update<Resource>>,
+    static_names: BTreeSet<String>,
+}
+
+impl AdsHandler for Forward {
+    fn validate(&mut self, type_url: TypeUrl, resources: &[Resource]) -> Result<(), String> {
+        match type_url {
+            TypeUrl::Cluster => validate_cds(resources, &self.static_names),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply(&mut self, update: Update<Resource>) {
+        let _ = self.updates.send(update);
+    }
+}
+
+/// What [`start`] runs until `shutdown`.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// Whether anything is dynamic.
+    pub active: bool,
+}
+
+/// Starts CDS and EDS for `bootstrap` on the main thread (inside its
+/// dispatcher): file watches, and the ADS client if any source is `ads`.
+/// `node` identifies this proxy to the management server.
+pub fn start(
+    bootstrap: &Bootstrap,
+    dynamic: &Rc<RefCell<DynamicClusters>>,
+    node: Node,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Started, ConfigError> {
+    let dr = bootstrap.dynamic_resources.as_ref();
+    let at = FieldPath::root().field("dynamic_resources");
+    if dr.is_some_and(|d| d.lds_config.is_some()) {
+        tracing::warn!("dynamic_resources.lds_config is not served yet: listeners stay static");
+    }
+    let mut started = Started::default();
+    let mut ads_eds: Vec<String> = Vec::new();
+    for c in bootstrap.clusters() {
+        if eds_file_source(c).is_some() {
+            watch_eds_file(dynamic, c);
+            started.active = true;
+        } else if c.cluster_type == DiscoveryType::Eds {
+            ads_eds.push(c.eds_service_name().to_string());
+        }
+    }
+    let cds = dr.and_then(|d| d.cds_config.as_ref());
+    let cds_over_ads = cds.is_some_and(|s| s.ads.is_some());
+    if let Some(source) = cds.filter(|s| s.file_path().is_some()) {
+        let sub = FileSubscription::from_config_source(source, TypeUrl::Cluster)
+            .map_err(|e| ConfigError::invalid(at.field("cds_config"), e.to_string()))?;
+        tokio::task::spawn_local(watch_file(sub, dynamic.clone(), TypeUrl::Cluster, None));
+        started.active = true;
+    }
+    if !cds_over_ads && ads_eds.is_empty() {
+        return Ok(started);
+    }
+    let ads = dr.and_then(|d| d.ads_config.as_ref()).ok_or_else(|| {
+        ConfigError::invalid(at.field("ads_config"), "must be set when a config source is ads")
+    })?;
+    let ads_at = at.field("ads_config");
+    let endpoint =
+        ads_endpoint(ads.grpc_cluster_names().next(), &dynamic.borrow().clusters.borrow())
+            .map_err(|e| ConfigError::invalid(ads_at.field("grpc_services"), e))?;
+    let mode = match ads.api_type {
+        ApiType::DeltaGrpc => Mode::Delta,
+        _ => Mode::Sotw,
+    };
+    let mut config = MuxConfig::new(mode, node);
+    config.set_node_on_first_message_only = ads.set_node_on_first_message_only;
+    if let Some(t) = cds.map(ConfigSource::initial_fetch_timeout) {
+        config.initial_fetch_timeout = t;
+    }
+    let mut mux = AdsMux::new(config);
+    let now = std::time::Instant::now();
+    if cds_over_ads {
+        mux.subscribe(TypeUrl::Cluster, Interest::wildcard(), now);
+    }
+    // EDS names of dynamic clusters are added by the mux (CDS dependencies).
+    if !ads_eds.is_empty() {
+        mux.subscribe(TypeUrl::ClusterLoadAssignment, Interest::names(ads_eds), now);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handler = Forward { updates: tx, static_names: dynamic.borrow().static_names() };
+    tokio::task::spawn_local(async move {
+        if let Err(e) = client::run(endpoint, mux, handler, SystemRandom::new(), shutdown).await {
+            tracing::error!("ADS: {e}");
+        }
+    });
+    let dynamic = dynamic.clone();
+    tokio::task::spawn_local(async move {
+        while let Some(update) = rx.recv().await {
+            apply(&dynamic, update.type_url, &update);
+        }
+    });
+    started.active = true;
+    Ok(started)
+}
+
+/// `http://<address>` of the static cluster serving ADS (its first host).
+fn ads_endpoint(cluster: Option<&str>, cm: &ClusterManager) -> Result<String, String> {
+    let name = cluster.ok_or("needs a grpc_services[].envoy_grpc.cluster_name")?;
+    let entry = cm.get(name).ok_or_else(|| format!("cluster {name:?} is not a static cluster"))?;
+    let host: Option<SocketAddr> = entry
+        .entry
+        .priority_set
+        .host_sets()
+        .iter()
+        .flat_map(|hs| hs.hosts().iter())
+        .map(|h| h.address())
+        .next();
+    let host = host.ok_or_else(|| format!("cluster {name:?} has no host"))?;
+    Ok(format!("http://{host}"))
+}

@@ -1,0 +1,231 @@
+//! End-to-end tests of dynamic configuration (issue #7 §4): the real
+//! `mini-envoy` binary with `dynamic_resources.cds_config` and EDS clusters
+//! reading `DiscoveryResponse` files (Envoy's `path_config_source`), updated
+//! by writing a temporary file and renaming it into place, while hyper
+//! clients keep requests flowing. Waits are bounded polls.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mini_envoy_tests::config::{catch_all, http_listener, indent};
+use mini_envoy_tests::{Backend, Behaviour, Client, MiniEnvoy, WAIT, wait_until_async};
+
+/// A bootstrap whose one listener `front` routes everything to `svc`, and
+/// whose clusters come from `cds` (a file).
+fn bootstrap(cds: &Path) -> String {
+    let listener =
+        http_listener("front", &catch_all("- match: { prefix: / }\n  route: { cluster: svc }"), "");
+    format!(
+        "admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: 0 }}\n\
+static_resources:\n  listeners:\n{}\
+dynamic_resources:\n  cds_config:\n    resource_api_version: V3\n    path_config_source: {{ path: {:?} }}\n",
+        indent(&listener, 2),
+        cds.display()
+    )
+}
+
+/// A CDS file: the EDS cluster `svc` (its endpoints in `eds`, its connect
+/// timeout `timeout_ms`, so each version really changes it) and `extra`
+/// STATIC clusters named `extra-<n>`.
+fn cds(
+    version: usize,
+    eds: &Path,
+    timeout_ms: u64,
+    extra: &[usize],
+    backend: SocketAddr,
+) -> String {
+    let mut out = format!(
+        "version_info: \"{version}\"\nresources:\n\
+- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name: svc\n  type: EDS\n  connect_timeout: {}s\n  eds_cluster_config:\n    eds_config:\n      resource_api_version: V3\n      path_config_source: {{ path: {:?} }}\n",
+        timeout_ms as f64 / 1000.0,
+        eds.display()
+    );
+    for n in extra {
+        out += &format!(
+            "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name: extra-{n}\n  type: STATIC\n  connect_timeout: 1s\n  load_assignment:\n    cluster_name: extra-{n}\n    endpoints:\n    - lb_endpoints:\n      - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
+            backend.ip(),
+            backend.port()
+        );
+    }
+    out
+}
+
+/// An EDS file for `svc` with these endpoints.
+fn eds(version: usize, endpoints: &[SocketAddr]) -> String {
+    let mut out = format!(
+        "version_info: \"{version}\"\nresources:\n\
+- \"@type\": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment\n  cluster_name: svc\n  endpoints:\n  - lb_endpoints:\n"
+    );
+    for e in endpoints {
+        out += &format!(
+            "    - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
+            e.ip(),
+            e.port()
+        );
+    }
+    out
+}
+
+/// Writes `text` to `path` as Envoy expects: a temporary file renamed over it.
+fn move_in(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write the temporary file");
+    std::fs::rename(&tmp, path).expect("rename it into place");
+}
+
+/// Client tasks sending GETs until stopped; counts 2xx and everything else.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                tokio::spawn(async move {
+                    let client = Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let req = mini_envoy_tests::client::request(hyper::Method::GET, addr, "/")
+                            .body(Default::default())
+                            .expect("valid request");
+                        match client.try_send(req).await {
+                            Ok(r) if (200..300).contains(&r.status) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => {
+                                failed.lock().unwrap().push(format!("{} {}", r.status, r.text()))
+                            }
+                            Err(e) => failed.lock().unwrap().push(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { stop, ok, failed, tasks }
+    }
+
+    /// Stops the clients; returns (2xx count, failures).
+    async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("client task");
+        }
+        let failed = self.failed.lock().unwrap().clone();
+        (self.ok.load(Ordering::Relaxed), failed)
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    cds: PathBuf,
+    eds: PathBuf,
+    envoy: MiniEnvoy,
+    backends: Vec<Backend>,
+}
+
+/// Three backends; `svc` starts on the first.
+async fn setup() -> Setup {
+    let backends: Vec<Backend> =
+        (0..3).map(|i| Backend::named(&format!("b{i}"), Behaviour::Fixed(200, "ok"))).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cds_path, eds_path) = (dir.path().join("cds.yaml"), dir.path().join("eds.yaml"));
+    move_in(&eds_path, &eds(0, &[backends[0].addr()]));
+    move_in(&cds_path, &cds(0, &eds_path, 1000, &[], backends[0].addr()));
+    let bootstrap_path = dir.path().join("envoy.yaml");
+    std::fs::write(&bootstrap_path, bootstrap(&cds_path)).expect("write the bootstrap");
+    let config = bootstrap_path.display().to_string();
+    let args = ["-c", &config, "--concurrency", "2", "--log-level", "info"];
+    let envoy = MiniEnvoy::start_with_args(&args, 1, true);
+    let client = Client::new();
+    let front = envoy.listener("front");
+    let serving = poll_ok(&client, front).await;
+    assert!(serving, "svc never served from the CDS/EDS files\n{}", envoy.output());
+    Setup { _dir: dir, cds: cds_path, eds: eds_path, envoy, backends }
+}
+
+/// Polls `GET /` until it answers 200 (bounded).
+async fn poll_ok(client: &Client, addr: SocketAddr) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let req = mini_envoy_tests::client::request(hyper::Method::GET, addr, "/")
+            .body(Default::default())
+            .expect("valid request");
+        if let Ok(r) = client.try_send(req).await
+            && r.status == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Waits (bounded) until `backend` got more than `before` requests.
+async fn wait_for_traffic(backend: &Backend, before: usize) -> bool {
+    backend.wait_for_requests_async(before + 1, WAIT).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_and_endpoints_replaced_ten_times_through_files_lose_no_request() {
+    let s = setup().await;
+    let load = Load::start(s.envoy.listener("front"), 4);
+    for i in 1..=10 {
+        // Endpoints move to another backend; the cluster's config changes;
+        // a STATIC cluster is added and the previous one removed.
+        let target = &s.backends[i % 3];
+        let before = target.request_count();
+        move_in(&s.cds, &cds(i, &s.eds, 1000 + i as u64, &[i], s.backends[0].addr()));
+        move_in(&s.eds, &eds(i, &[target.addr()]));
+        assert!(
+            wait_for_traffic(target, before).await,
+            "update {i}: no request reached {}\n{}",
+            target.name(),
+            s.envoy.output()
+        );
+    }
+    let (ok, failed) = load.finish().await;
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok,
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests made it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_cds_file_keeps_the_previous_clusters() {
+    let s = setup().await;
+    let load = Load::start(s.envoy.listener("front"), 2);
+    let bad = cds(1, &s.eds, 1000, &[], s.backends[0].addr()).replace("type: EDS", "type: EDZ");
+    move_in(&s.cds, &bad);
+    let rejected = wait_until_async(WAIT, || {
+        s.envoy.stderr_lines().iter().any(|l| l.contains("CDS file rejected"))
+    })
+    .await;
+    assert!(rejected, "the bad file was not rejected\n{}", s.envoy.output());
+    // Still serving, and a good update after it applies.
+    let before = s.backends[1].request_count();
+    move_in(&s.eds, &eds(2, &[s.backends[1].addr()]));
+    assert!(wait_for_traffic(&s.backends[1], before).await, "{}", s.envoy.output());
+    let (ok, failed) = load.finish().await;
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok,
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 0);
+}
