@@ -240,15 +240,6 @@ pub fn run(
     options: &ServerOptions,
     on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
 ) -> Result<(), ServerError> {
-    // Say what is accepted but not acted on yet, so nothing is silently ignored.
-    for c in bootstrap.clusters() {
-        if !c.health_checks.is_empty() || c.outlier_detection.is_some() {
-            tracing::warn!(
-                "cluster {}: health_checks/outlier_detection are not run yet; every host counts as healthy",
-                c.name
-            );
-        }
-    }
     let logs = AccessLogManager::new();
     let workers = options.concurrency.max(1);
     let threads = |e: &dyn std::fmt::Display| ServerError::Threads(e.to_string());
@@ -334,8 +325,13 @@ pub fn run(
         let Some(cluster_manager) = cluster_manager.lock().take() else { return };
         let cluster_manager = Rc::new(RefCell::new(cluster_manager));
         MAIN_CLUSTER_MANAGER.with(|cm| *cm.borrow_mut() = Some(cluster_manager.clone()));
+        // Health checks and outlier detection run on this thread's LocalSet.
+        let for_health = cluster_manager.clone();
+        let _ = main.spawn_local(async move {
+            crate::health::start(&for_health);
+        });
         // CDS and EDS (file watches, the ADS stream) until the server exits.
-        let dynamic = crate::xds::DynamicClusters::new(cluster_manager);
+        let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());
         if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, xds_node, xds_stop) {
             tracing::error!("dynamic_resources: {e}");
             handle.exit();

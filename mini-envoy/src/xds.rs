@@ -119,6 +119,13 @@ impl DynamicClusters {
         }))
     }
 
+    /// Health checking follows the new clusters and hosts.
+    fn sync_health(&self) {
+        if let Some(health) = crate::health::main_health() {
+            health.sync(&self.clusters.borrow());
+        }
+    }
+
     fn static_names(&self) -> BTreeSet<String> {
         let cm = self.clusters.borrow();
         let names =
@@ -131,6 +138,7 @@ impl DynamicClusters {
     /// from a file, to watch.
     pub fn apply_cds(&mut self, update: &Update<Resource>) -> Result<Vec<Cluster>, String> {
         let result = self.try_apply_cds(update);
+        self.sync_health();
         self.cds.record(&result.as_ref().map(|_| ()).map_err(Clone::clone), &update.version_info);
         if let Err(e) = &result {
             tracing::warn!(version = %update.version_info, "CDS update rejected: {e}");
@@ -194,6 +202,7 @@ impl DynamicClusters {
             }
         }
         drop(cm);
+        self.sync_health();
         for name in touched {
             self.eds.entry(name).or_default().record(&result, &update.version_info);
         }

@@ -42,6 +42,8 @@ use week1_core::cluster::outlier::{OutlierDetector, OutlierStats, UpstreamResult
 
 pub use check::Checker;
 
+use crate::cluster_manager::{ClusterEntry, ClusterManager};
+
 /// Wakes the main thread's outlier task when a worker's report reaches a
 /// threshold (`notify_one` keeps a permit, so no wake-up is lost).
 static OUTLIER_WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -71,6 +73,43 @@ pub fn report_result(info: &ClusterInfo, host: &Host, result: UpstreamResult) {
 /// Republishes a cluster after its hosts' flags changed (the cluster
 /// manager's `hosts_changed`).
 pub type Publish = Rc<dyn Fn(&str)>;
+
+thread_local! {
+    /// The main thread's health manager, once started.
+    static MAIN_HEALTH: RefCell<Option<Rc<HealthManager>>> = const { RefCell::new(None) };
+}
+
+// ANCHOR: start
+/// Starts health checking and outlier detection of every serving cluster of
+/// `clusters` (main thread, inside its tokio `LocalSet`); flag changes are
+/// published with [`ClusterManager::hosts_changed`]. Returns the manager,
+/// also reachable with [`main_health`].
+pub fn start(clusters: &Rc<RefCell<ClusterManager>>) -> Rc<HealthManager> {
+    let weak = Rc::downgrade(clusters);
+    let publish: Publish = Rc::new(move |name: &str| {
+        let Some(cm) = weak.upgrade() else { return };
+        if let Err(e) = cm.borrow_mut().hosts_changed(name) {
+            tracing::warn!("cluster {name}: cannot publish host health: {e}");
+        }
+    });
+    let health = HealthManager::new(publish);
+    health.sync(&clusters.borrow());
+    MAIN_HEALTH.with(|h| *h.borrow_mut() = Some(health.clone()));
+    health
+}
+// ANCHOR_END: start
+
+/// The main thread's health manager (`None` elsewhere or before [`start`]).
+/// Whoever adds, updates or removes clusters or hosts (CDS, EDS, DNS) calls
+/// [`HealthManager::sync`] afterwards.
+pub fn main_health() -> Option<Rc<HealthManager>> {
+    MAIN_HEALTH.with(|h| h.borrow().clone())
+}
+
+/// Every host of a cluster entry, all priorities.
+pub fn all_hosts(entry: &ClusterEntry) -> Vec<Arc<Host>> {
+    entry.priority_set.host_sets().iter().flat_map(|hs| hs.hosts().iter().cloned()).collect()
+}
 
 /// A cluster's health stats, for the stats sink and `/clusters`.
 #[derive(Debug, Clone)]
@@ -205,6 +244,16 @@ impl HealthManager {
         *cluster.hosts.borrow_mut() = hosts;
         if cluster.outlier.is_some() {
             self.ensure_outlier_task();
+        }
+    }
+
+    /// Follows the cluster manager after CDS/EDS/DNS changed clusters or
+    /// hosts: starts, updates and stops checkers to match its serving clusters.
+    pub fn sync(self: &Rc<Self>, clusters: &ClusterManager) {
+        let serving: Vec<_> = clusters.active().map(|c| c.entry.clone()).collect();
+        self.clusters.borrow_mut().retain(|name, _| serving.iter().any(|e| e.info.name == *name));
+        for entry in serving {
+            self.set_cluster(&entry.info, all_hosts(&entry));
         }
     }
 

@@ -1,0 +1,142 @@
+//! End-to-end tests of upstream health (issue #7 §1, §5): active HTTP and TCP
+//! health checks and outlier detection, in the real `mini-envoy` binary in
+//! front of hyper backends whose health the test switches.
+//!
+//! Intervals are tens of milliseconds; every wait is a bounded poll on what
+//! the client sees (which backend answered), so each test takes well under
+//! a few seconds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use mini_envoy_tests::config::{bootstrap, catch_all, cluster, http_listener};
+use mini_envoy_tests::{Backend, Behaviour, Client, MiniEnvoy, Reply, WAIT, closed_port};
+
+/// A backend named `name` answering `/healthz` with the status in `health`
+/// and anything else with `status` (also switchable) and its name as body.
+fn backend(name: &'static str, health: Arc<AtomicU16>, status: Arc<AtomicU16>) -> Backend {
+    Backend::named(
+        name,
+        Behaviour::custom(move |req, _| {
+            if req.path == "/healthz" {
+                Reply::new(health.load(Ordering::Relaxed), "hc")
+            } else {
+                Reply::new(status.load(Ordering::Relaxed), name)
+            }
+        }),
+    )
+}
+
+fn switch(v: u16) -> Arc<AtomicU16> {
+    Arc::new(AtomicU16::new(v))
+}
+
+fn start(cluster_yaml: String) -> MiniEnvoy {
+    let route = "- match: { prefix: \"/\" }\n  route: { cluster: backends }\n";
+    MiniEnvoy::start(&bootstrap(&[http_listener("front", &catch_all(route), "")], &[cluster_yaml]))
+}
+
+/// Sends requests until `n` answers in a row satisfy `ok` (bounded by
+/// [`WAIT`]); returns how many requests that took.
+async fn until_in_a_row(
+    client: &Client,
+    front: SocketAddr,
+    n: usize,
+    ok: impl Fn(u16, &str) -> bool,
+) -> usize {
+    let deadline = Instant::now() + WAIT;
+    let (mut streak, mut sent) = (0, 0);
+    while streak < n {
+        assert!(Instant::now() < deadline, "no {n} matching answers in a row within {WAIT:?}");
+        let r = client.get(front, "/").await;
+        sent += 1;
+        streak = if ok(r.status, &r.text()) { streak + 1 } else { 0 };
+    }
+    sent
+}
+
+const HTTP_CHECK: &str = "\
+health_checks:
+- timeout: 0.5s
+  interval: 0.03s
+  no_traffic_interval: 0.03s
+  unhealthy_threshold: 1
+  healthy_threshold: 1
+  http_health_check: { path: /healthz }
+";
+
+#[tokio::test]
+async fn http_health_check_moves_traffic_away_and_back() {
+    let (a_health, b_health) = (switch(200), switch(200));
+    let a = backend("a", a_health.clone(), switch(200));
+    let b = backend("b", b_health.clone(), switch(200));
+    let envoy = start(cluster("backends", &[a.addr(), b.addr()], HTTP_CHECK));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // Both hosts pass their first checks: both take traffic.
+    until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "a").await;
+    until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "b").await;
+
+    // a's health path fails: after its next check every request goes to b.
+    a_health.store(503, Ordering::Relaxed);
+    until_in_a_row(&client, front, 20, |s, body| s == 200 && body == "b").await;
+    let checks: Vec<_> = a.requests().into_iter().filter(|r| r.path == "/healthz").collect();
+    assert!(checks.len() >= 2, "a was health checked ({} checks)", checks.len());
+    let checked = &checks[0];
+    assert_eq!(checked.header("host"), Some("backends"), "Envoy's default host: the cluster");
+    assert_eq!(checked.header("user-agent"), Some("Envoy/HC"));
+
+    // a recovers: it takes traffic again.
+    a_health.store(200, Ordering::Relaxed);
+    until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "a").await;
+}
+
+#[tokio::test]
+async fn outlier_detection_ejects_after_consecutive_5xx_and_returns() {
+    let (a_status, b_status) = (switch(500), switch(200));
+    let a = backend("a", switch(200), a_status.clone());
+    let b = backend("b", switch(200), b_status);
+    let outlier = "\
+outlier_detection:
+  consecutive_5xx: 3
+  interval: 0.05s
+  base_ejection_time: 0.4s
+  max_ejection_percent: 50
+";
+    let envoy = start(cluster("backends", &[a.addr(), b.addr()], outlier));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // Round robin sends a its 5xx until it is ejected; then only b answers.
+    until_in_a_row(&client, front, 20, |s, body| s == 200 && body == "b").await;
+    let a_errors = a.request_count();
+    assert!(a_errors >= 3, "a was ejected after 3 consecutive 5xx ({a_errors} requests)");
+    assert!(a_errors <= 6, "and then got no more traffic ({a_errors} requests)");
+
+    // a is healthy again; after base_ejection_time it is back in rotation.
+    a_status.store(200, Ordering::Relaxed);
+    let back = Instant::now();
+    until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "a").await;
+    assert!(back.elapsed() < Duration::from_secs(3), "returned after {:?}", back.elapsed());
+}
+
+#[tokio::test]
+async fn tcp_health_check_keeps_traffic_off_a_dead_host() {
+    let live = backend("live", switch(200), switch(200));
+    let dead = closed_port();
+    let tcp = "\
+health_checks:
+- timeout: 0.2s
+  interval: 0.03s
+  no_traffic_interval: 0.03s
+  unhealthy_threshold: 1
+  healthy_threshold: 1
+  tcp_health_check: {}
+";
+    let envoy = start(cluster("backends", &[dead, live.addr()], tcp));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // Once the first checks ran, round robin never picks the dead host: no 503.
+    until_in_a_row(&client, front, 30, |s, body| s == 200 && body == "live").await;
+}
