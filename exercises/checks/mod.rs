@@ -1,7 +1,7 @@
 //! The exercises' checks. Each file in `checks/weekN/` is written once, against
 //! `super::weekN::NAME`, and compiled twice:
 //!
-//! - in [`learner`], bound to the stubs you edit in `src/`: the runner calls these
+//! - in `learner`, bound to the stubs you edit in `src/`: the runner calls these
 //!   plain functions (listed in each module's `CHECKS`);
 //! - in `solution` (test builds only), bound to the reference solutions in
 //!   `solutions/`, where every check is a `#[test]`.

@@ -168,7 +168,7 @@ pub const EXERCISES: &[Exercise] = &[
         title: "jittered exponential backoff for reconnects",
         file: "exercises/src/week4/backoff.rs",
         mirrors: "week4-xds/src/backoff.rs",
-        hint: "Read the interval, then set next = interval.saturating_mul(2).min(max). Turn the interval into u64 nanoseconds (at least 1) and return Duration::from_nanos(random.next_u64() % nanos).",
+        hint: "Loop `attempt` times doing `interval = interval.saturating_mul(2).min(max)`, and break as soon as that no longer changes it (so `u32::MAX` attempts stay cheap). For the delay, turn the interval into u64 nanoseconds with `u64::try_from(d.as_nanos())`, at least 1, and take `random % nanos`.",
         checks: l::backoff::CHECKS,
     },
     Exercise {

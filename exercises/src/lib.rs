@@ -24,41 +24,13 @@ pub mod course;
 pub mod runner;
 
 // The learner's files: unfinished code is expected here.
-#[allow(
-    unused_variables,
-    unused_mut,
-    unused_imports,
-    dead_code,
-    clippy::todo,
-    clippy::new_without_default
-)]
+#[allow(unused, clippy::todo, clippy::new_without_default)]
 pub mod week1;
-#[allow(
-    unused_variables,
-    unused_mut,
-    unused_imports,
-    dead_code,
-    clippy::todo,
-    clippy::new_without_default
-)]
+#[allow(unused, clippy::todo, clippy::new_without_default)]
 pub mod week2;
-#[allow(
-    unused_variables,
-    unused_mut,
-    unused_imports,
-    dead_code,
-    clippy::todo,
-    clippy::new_without_default
-)]
+#[allow(unused, clippy::todo, clippy::new_without_default)]
 pub mod week3;
-#[allow(
-    unused_variables,
-    unused_mut,
-    unused_imports,
-    dead_code,
-    clippy::todo,
-    clippy::new_without_default
-)]
+#[allow(unused, clippy::todo, clippy::new_without_default)]
 pub mod week4;
 
 /// The reference solutions, compiled for the test suite only.

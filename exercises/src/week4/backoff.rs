@@ -2,54 +2,50 @@
 //!
 //! When the xDS stream breaks, a thousand Envoys must not all reconnect at the
 //! same instant. Envoy waits a random delay drawn from `[0, interval)` ("full
-//! jitter"), and doubles the interval after each failure up to a cap (xDS:
-//! 500 ms doubling to 30 s); a message on the stream resets it. Build it with
-//! injected randomness (week 4's [`RandomSource`]), so tests are exact.
+//! jitter"), where the interval starts at a base and doubles after each
+//! failure up to a cap (xDS: 500 ms doubling to 30 s); a message on the
+//! stream starts over from the base. Build it as pure functions of the
+//! attempt number, with the randomness passed in, so every case is exact.
 //!
 //! ## Task
 //!
-//! Implement [`Backoff`]:
+//! - [`Schedule::new`]: a zero `base` is taken as 1 ms; a `max` below the
+//!   base is raised to it.
+//! - [`Schedule::interval`]: the interval of failure number `attempt`
+//!   (0 for the first): `base`, doubled `attempt` times, never above `max` and
+//!   never overflowing (`Duration::saturating_mul`). Bound your loop: once
+//!   the interval stops growing, it is final.
+//! - [`Schedule::delay`]: `random % interval`, in nanoseconds, as a
+//!   `Duration` (week 4's
+//!   [`RandomSource`](week4_xds::backoff::RandomSource) supplies `random` in mini-envoy).
 //!
-//! - [`Backoff::new`]: the interval starts at `base`. A zero `base` is taken
-//!   as 1 ms; a `max` below `base` is raised to `base`.
-//! - [`Backoff::next_delay`]: take the current interval, then double it for
-//!   next time (never above `max`, never overflowing), and return
-//!   `random.next_u64() % interval` in nanoseconds (as a `Duration`).
-//! - [`Backoff::reset`]: back to `base`.
-//! - [`Backoff::current_interval`]: the interval the next delay is drawn from.
+//! mini-envoy's `Backoff` keeps the next interval as state instead; the
+//! checks hold your functions to the same sequence.
 //!
 //! Run `cargo run -p exercises -- verify backoff`.
 
 use std::time::Duration;
 
-use week4_xds::backoff::RandomSource;
-
 /// Exponential backoff with full jitter.
-#[derive(Debug, Clone)]
-pub struct Backoff {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
     base: Duration,
     max: Duration,
-    next: Duration,
 }
 
-impl Backoff {
+impl Schedule {
     /// Starts at `base`, doubling up to `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
         todo!()
     }
 
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self, random: &mut dyn RandomSource) -> Duration {
+    /// The interval of failure number `attempt` (0 = the first).
+    pub fn interval(&self, attempt: u32) -> Duration {
         todo!()
     }
 
-    /// Back to the base interval.
-    pub fn reset(&mut self) {
-        todo!()
-    }
-
-    /// The interval the next delay is drawn from.
-    pub fn current_interval(&self) -> Duration {
+    /// The delay before reconnecting after failure number `attempt`.
+    pub fn delay(&self, attempt: u32, random: u64) -> Duration {
         todo!()
     }
 }
