@@ -57,27 +57,3 @@ fn main() -> ExitCode {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn bad_usage_is_an_error_with_the_usage_or_the_names() {
-        for bad in [&[][..], &["frobnicate"], &["hint"], &["verify", "a", "b"]] {
-            assert_eq!(run(&args(bad)), Err(USAGE.to_string()), "{bad:?}");
-        }
-        let err = run(&args(&["hint", "nope"])).unwrap_err();
-        assert!(err.contains("no exercise named \"nope\"") && err.contains("wrr"), "{err}");
-        assert!(run(&args(&["verify", "nope"])).is_err());
-    }
-
-    #[test]
-    fn hint_names_the_exercise() {
-        assert_eq!(run(&args(&["hint", "wrr"])), Ok(true));
-    }
-}
