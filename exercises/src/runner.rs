@@ -133,9 +133,19 @@ fn status_line(exercise: &Exercise, report: &ExerciseReport) -> String {
 }
 
 fn failure_details(exercise: &Exercise, report: &ExerciseReport, out: &mut String) {
+    // Checks failing with the same message (typically a `todo!()`) are shown once.
+    let mut shown: Vec<(&str, Vec<&str>)> = Vec::new();
     for f in &report.failures {
-        let _ = writeln!(out, "\n  check `{}` failed:", f.check);
-        for line in f.message.lines() {
+        match shown.iter_mut().find(|(message, _)| *message == f.message) {
+            Some((_, checks)) => checks.push(f.check),
+            None => shown.push((&f.message, vec![f.check])),
+        }
+    }
+    for (message, checks) in shown {
+        let names: Vec<String> = checks.iter().map(|c| format!("`{c}`")).collect();
+        let s = if checks.len() > 1 { "s" } else { "" };
+        let _ = writeln!(out, "\n  check{s} {} failed:", names.join(", "));
+        for line in message.lines() {
             let _ = writeln!(out, "    {line}");
         }
     }
@@ -242,6 +252,24 @@ mod tests {
         assert!(out.contains("runner.rs"), "the panic location is shown:\n{out}");
         assert!(out.contains("Progress: 1/3 done"), "{out}");
         assert!(out.contains("hint second"), "{out}");
+    }
+
+    fn todo_a() {
+        panic!("not yet implemented");
+    }
+
+    #[test]
+    fn checks_failing_alike_are_shown_once() {
+        const TODO: &[Check] = &[
+            Check { name: "a", run: todo_a },
+            Check { name: "b", run: todo_a },
+            Check { name: "c", run: fails },
+        ];
+        let (out, ok) = verify_one(&ex("stub", TODO), CHECK_TIME_LIMIT);
+        assert!(!ok);
+        assert!(out.contains("checks `a`, `b` failed:"), "{out}");
+        assert_eq!(out.matches("not yet implemented").count(), 1, "{out}");
+        assert!(out.contains("check `c` failed:"), "{out}");
     }
 
     #[test]
