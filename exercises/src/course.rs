@@ -245,6 +245,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn each_weeks_review_chapter_lists_its_exercises() {
+        for week in 1..=4u8 {
+            let chapter = format!("book/src/week{week}/review.md");
+            let text = std::fs::read_to_string(repo_root().join(&chapter)).expect("the chapter");
+            let listed: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("| `")?.split_once('`').map(|(name, _)| name))
+                .collect();
+            let course: Vec<&str> =
+                EXERCISES.iter().filter(|e| e.week == week).map(|e| e.name).collect();
+            assert_eq!(listed, course, "{chapter}'s exercise table, in course order");
+        }
+    }
+
     /// The teeth check: against the untouched stubs (`todo!()`), every check of
     /// every exercise fails. A check that passes on a stub proves nothing.
     /// (This test is for the repository as shipped: once you solve an exercise
