@@ -43,6 +43,8 @@ use week3_filters::http1::{
     BodyFraming, CodecError, Event, RequestDecoder, RequestHead, RequestInfo, ResponseEncoder,
 };
 
+use week4_xds::drain::ConnectionGuard;
+
 use crate::access_log::LogEntry;
 use crate::router::{UpstreamEvent, UpstreamRequest};
 use crate::snapshot::HttpChain;
@@ -68,19 +70,25 @@ enum Wake {
     DownstreamWritable,
     Upstream(UpstreamEvent),
     Timer,
+    /// The server or listener started draining.
+    Drain,
     Io(io::Error),
 }
 
-/// Serves one downstream HTTP/1.1 connection until it closes.
+/// Serves one downstream HTTP/1.1 connection until it closes. `drain` counts
+/// it for the server's (or its listener's) drain: once draining, responses
+/// carry `Connection: close` and an idle connection closes.
 pub async fn serve_connection(
     io: TcpStream,
     connection: ConnectionInfo,
     chain: Arc<HttpChain>,
     upstreams: Rc<WorkerUpstreams>,
     buffer_limit: usize,
+    drain: Option<ConnectionGuard>,
 ) {
     let _ = io.set_nodelay(true);
     let mut conn = Connection::new(io, connection, chain, upstreams, buffer_limit);
+    conn.drain = drain;
     conn.run().await;
 }
 
@@ -108,6 +116,10 @@ struct Connection {
     head_started: Option<Instant>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
+    /// Counts this connection in a drain.
+    drain: Option<ConnectionGuard>,
+    /// The drain started and was acted on.
+    draining: bool,
 }
 
 /// One request/response exchange (Envoy's `ActiveStream`).
@@ -174,6 +186,8 @@ impl Connection {
             head_started: None,
             timer: Box::pin(tokio::time::sleep_until(now)),
             timer_at: None,
+            drain: None,
+            draining: false,
         }
     }
 
@@ -220,6 +234,7 @@ impl Connection {
                 Wake::DownstreamWritable => {}
                 Wake::Upstream(ev) => self.on_upstream(ev),
                 Wake::Timer => self.on_timers(),
+                Wake::Drain => self.on_drain(),
                 Wake::Io(e) => self.on_downstream_error(e),
             }
         }
@@ -270,6 +285,14 @@ impl Connection {
                 None => std::future::pending().await,
             }
         };
+        let drain = self.drain.as_ref().filter(|_| !self.draining).map(ConnectionGuard::manager);
+        let drain_armed = drain.is_some();
+        let drain_started = async move {
+            match drain {
+                Some(d) => d.stopped_accepting().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             ev = upstream_wait, if has_upstream => Wake::Upstream(ev),
@@ -282,8 +305,20 @@ impl Connection {
                 Err(e) => Wake::Io(e),
             },
             () = timer.as_mut(), if timer_armed => Wake::Timer,
+            () = drain_started, if drain_armed => Wake::Drain,
         }
     }
+
+    // ANCHOR: on_drain
+    /// The drain started: the current response (if any) carries
+    /// `Connection: close` and ends the connection; an idle one closes now.
+    fn on_drain(&mut self) {
+        self.draining = true;
+        if self.closing == Closing::No {
+            self.closing = Closing::AfterResponse;
+        }
+    }
+    // ANCHOR_END: on_drain
 
     fn read_downstream(&mut self) {
         crate::io::ensure_read_space(&mut self.read_space);
@@ -516,7 +551,7 @@ impl Connection {
         } = head;
         let request = RequestInfo::from_headers(&headers, version);
         let config = &self.chain.config;
-        let mut close_after = !keep_alive;
+        let mut close_after = !keep_alive || self.draining;
         if config.max_requests_per_connection.is_some_and(|max| self.requests >= max) {
             close_after = true;
         }

@@ -29,10 +29,11 @@ use week1_core::cluster::info::system_resolver;
 use week1_core::config::bootstrap::Bootstrap;
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::listener::{BindOptions, ChainMatch, ConnectionInfo as ListenerConnection, bind};
-use week2_threads::dispatcher::{Dispatcher, TokioDispatcher};
+use week2_threads::dispatcher::{Dispatcher, DispatcherHandle, TokioDispatcher};
 use week2_threads::tls::{Instance, Slot};
 use week2_threads::worker::{WorkerConfig, WorkerPool};
 use week3_filters::http::ConnectionInfo;
+use week4_xds::drain::{DrainConfig, DrainManager, DrainOutcome, DrainStrategy};
 
 use crate::access_log::{self, AccessLogManager};
 use crate::cluster_manager::{ClusterManager, ClusterManagerError, ClusterMap, OwnedResolver};
@@ -277,18 +278,26 @@ pub fn run(
                 .collect()
         })
         .collect();
+    // The server's drain (SIGTERM, SIGINT): every response says
+    // `Connection: close` at once, as Envoy's immediate drain strategy.
+    let drain = DrainManager::new(DrainConfig {
+        drain_time: options.drain_time,
+        strategy: DrainStrategy::Immediate,
+    });
     for (w, listeners) in per_worker.into_iter().enumerate() {
         let (slot, cluster_slot) = (slot.clone(), cluster_slot.clone());
         let listeners = Mutex::new(Some(listeners));
+        let drain = drain.clone();
         pool.post(w, move || {
             let Some(worker) = TokioDispatcher::current() else { return };
             let state = worker_state();
             for (name, socket) in listeners.lock().take().unwrap_or_default() {
                 let (slot, state, task_name) = (slot.clone(), state.clone(), name.clone());
+                let drain = drain.clone();
                 let spawned = worker.spawn_local(async move {
                     let name = task_name;
                     match tokio::net::TcpListener::from_std(socket) {
-                        Ok(listener) => accept_loop(listener, name, slot, state).await,
+                        Ok(listener) => accept_loop(listener, name, slot, state, drain).await,
                         Err(e) => tracing::error!("listener {name}: {e}"),
                     }
                 });
@@ -348,17 +357,15 @@ pub fn run(
             });
         }
         let handle = handle.clone();
-        let _ = main.spawn_local(async move {
-            wait_for_shutdown_signal().await;
-            tracing::info!("shutting down");
-            handle.exit();
-        });
+        let _ = main.spawn_local(graceful_shutdown(drain, handle));
         on_ready(&ready_addresses);
     })
     .map_err(|e| ServerError::Threads(e.to_string()))?;
 
     main.run().map_err(|e| ServerError::Threads(e.to_string()))?;
     let _ = xds_stopper.send(true);
+    // Drop the cluster manager (and its slot) before thread-locals are torn down.
+    MAIN_CLUSTER_MANAGER.with(|cm| cm.borrow_mut().take());
     // Flush access logs on every worker, then stop.
     let _ = pool.post_to_all(access_log::flush_thread_buffers);
     let _ = pool.stop();
@@ -378,16 +385,45 @@ async fn wait_for_shutdown_signal() {
     }
 }
 
+// ANCHOR: graceful_shutdown
+/// SIGTERM / SIGINT: drain (listeners stop accepting, responses say
+/// `Connection: close`, idle connections close), wait for open connections
+/// up to `--drain-time-s`, then stop the main loop (exit 0).
+async fn graceful_shutdown(drain: DrainManager, main: DispatcherHandle) {
+    wait_for_shutdown_signal().await;
+    tracing::info!(
+        "shutting down: draining {} connections for up to {:?}",
+        drain.active_connections(),
+        drain.config().drain_time
+    );
+    match drain.drain().await {
+        DrainOutcome::Completed => tracing::info!("drained"),
+        DrainOutcome::ForcedClose { remaining } => {
+            tracing::warn!("drain time over: closing {remaining} connections");
+        }
+    }
+    main.exit();
+}
+// ANCHOR_END: graceful_shutdown
+
 // ANCHOR: accept_loop
-/// One worker's accept loop for one listener.
+/// One worker's accept loop for one listener, until its drain starts.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     name: String,
     slot: Slot<Arc<Snapshot>>,
     state: Rc<WorkerState>,
+    drain: DrainManager,
 ) {
     loop {
-        let (io, remote) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = drain.stopped_accepting() => {
+                tracing::debug!("listener {name}: draining, no longer accepting");
+                return;
+            }
+        };
+        let (io, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -414,14 +450,17 @@ async fn accept_loop(
         let limit = entry.buffer_limit;
         match chain.terminal {
             ChainTerminal::Http(http) => {
+                let guard = Some(drain.track());
                 tokio::task::spawn_local(crate::hcm::serve_connection(
-                    io, connection, http, upstreams, limit,
+                    io, connection, http, upstreams, limit, guard,
                 ));
             }
             ChainTerminal::Tcp(tcp) => {
-                tokio::task::spawn_local(crate::tcp_proxy::serve_connection(
-                    io, connection, tcp, upstreams,
-                ));
+                let guard = drain.track();
+                tokio::task::spawn_local(async move {
+                    crate::tcp_proxy::serve_connection(io, connection, tcp, upstreams).await;
+                    drop(guard);
+                });
             }
         }
     }

@@ -229,3 +229,44 @@ async fn a_rejected_cds_file_keeps_the_previous_clusters() {
     );
     assert!(ok > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_completes_in_flight_requests_then_exits_zero() {
+    use mini_envoy_tests::config::{bootstrap, cluster};
+    let backend = Backend::start(Behaviour::Hold);
+    let routes = catch_all("- match: { prefix: / }\n  route: { cluster: svc }");
+    let yaml =
+        bootstrap(&[http_listener("front", &routes, "")], &[cluster("svc", &[backend.addr()], "")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, yaml).expect("write the bootstrap");
+    let config = path.display().to_string();
+    let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", "5"];
+    let mut envoy = MiniEnvoy::start_with_args(&args, 1, true);
+    let front = envoy.listener("front");
+
+    // Six requests in flight, held by the backend.
+    let in_flight: Vec<_> =
+        (0..6).map(|_| tokio::spawn(async move { Client::new().get(front, "/").await })).collect();
+    assert!(backend.wait_for_requests_async(6, WAIT).await, "{}", envoy.output());
+
+    envoy.terminate();
+    let draining = wait_until_async(WAIT, || {
+        envoy.stderr_lines().iter().any(|l| l.contains("shutting down: draining"))
+    })
+    .await;
+    assert!(draining, "no drain started\n{}", envoy.output());
+    // The listener no longer accepts (bounded: every worker's socket closes).
+    let closed = wait_until_async(WAIT, || std::net::TcpStream::connect(front).is_err()).await;
+    assert!(closed, "the listener still accepts while draining\n{}", envoy.output());
+    assert!(envoy.is_running(), "exited with requests in flight\n{}", envoy.output());
+
+    backend.release();
+    for task in in_flight {
+        let response = task.await.expect("client task");
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.header("connection"), Some("close"));
+    }
+    let status = tokio::task::block_in_place(|| envoy.wait_exit(WAIT));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", envoy.output());
+}
