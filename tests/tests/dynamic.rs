@@ -270,3 +270,83 @@ async fn sigterm_completes_in_flight_requests_then_exits_zero() {
     let status = tokio::task::block_in_place(|| envoy.wait_exit(WAIT));
     assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", envoy.output());
 }
+
+// -------------------------------------------------------------------------
+// gRPC ADS against the week 4 control plane.
+
+/// CDS + EDS resources for the control plane: `svc` (EDS over ADS, connect
+/// timeout `timeout_ms`) on `endpoint`, and STATIC `extra-<n>`.
+fn ads_resources(endpoint: SocketAddr, timeout_ms: u64, extra: usize) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let address = |a: SocketAddr| json!({"socket_address": {"address": a.ip().to_string(), "port_value": a.port()}});
+    vec![
+        json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+               "name": "svc", "type": "EDS", "connect_timeout": format!("{}s", timeout_ms as f64 / 1000.0),
+               "eds_cluster_config": {"eds_config": {"ads": {}, "resource_api_version": "V3"}}}),
+        json!({"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+               "cluster_name": "svc",
+               "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address(endpoint)}}]}]}),
+        json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+               "name": format!("extra-{extra}"), "type": "STATIC", "connect_timeout": "1s",
+               "load_assignment": {"cluster_name": format!("extra-{extra}"),
+                   "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address(endpoint)}}]}]}}),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clusters_and_endpoints_replaced_ten_times_over_ads_lose_no_request() {
+    use week4_xds::grpc::server::ControlPlane;
+    let backends: Vec<Backend> =
+        (0..3).map(|i| Backend::named(&format!("b{i}"), Behaviour::Fixed(200, "ok"))).collect();
+    let cp = ControlPlane::new();
+    cp.set_resources(&ads_resources(backends[0].addr(), 1000, 0)).expect("valid resources");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let cp_addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = cp.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let _ = server.serve(listener, shutdown).await;
+    });
+
+    let routes = catch_all("- match: { prefix: / }\n  route: { cluster: svc }");
+    let yaml = format!(
+        "{}dynamic_resources:\n  cds_config: {{ ads: {{}}, resource_api_version: V3 }}\n  ads_config:\n    api_type: GRPC\n    transport_api_version: V3\n    grpc_services:\n    - envoy_grpc: {{ cluster_name: xds }}\n",
+        mini_envoy_tests::config::bootstrap(
+            &[http_listener("front", &routes, "")],
+            &[mini_envoy_tests::config::cluster("xds", &[cp_addr], "")]
+        )
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, yaml).expect("write the bootstrap");
+    let config = path.display().to_string();
+    let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "2"], 1, true);
+    let front = envoy.listener("front");
+    assert!(poll_ok(&Client::new(), front).await, "svc never served over ADS\n{}", envoy.output());
+
+    let load = Load::start(front, 4);
+    for i in 1..=10 {
+        let target = &backends[i % 3];
+        let before = target.request_count();
+        cp.set_resources(&ads_resources(target.addr(), 1000 + i as u64, i)).expect("valid");
+        assert!(
+            wait_for_traffic(target, before).await,
+            "update {i}: no request reached {}\n{}",
+            target.name(),
+            envoy.output()
+        );
+    }
+    let (ok, failed) = load.finish().await;
+    let _ = stop.send(true);
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok,
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests made it");
+}
