@@ -11,6 +11,12 @@
 //!
 //! Mutating endpoints (`/quitquitquit`, `/healthcheck/fail`, ...) require
 //! POST, as in Envoy. A malformed request gets a 4xx, never a crash.
+//! Endpoints live in submodules: [`stats`] (`/stats`, `/stats/prometheus`),
+//! [`clusters`] (`/clusters`, `/listeners`), [`logging`] (`/logging`).
+
+pub mod clusters;
+pub mod logging;
+pub mod stats;
 
 use std::io;
 use std::sync::Arc;
@@ -20,27 +26,109 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::{TcpListener, TcpStream};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
+use week1_core::router::percent_decode;
 use week2_threads::dispatcher::DispatcherHandle;
 use week3_filters::buffer::Buffer;
 use week3_filters::http1::{Event, Limits, RequestDecoder, ResponseEncoder};
 
+use self::clusters::ClusterProvider;
+use self::logging::LogControl;
 use crate::server::{BoundAddresses, ServerOptions};
+use crate::stats::{ServerState, ServerStats, Store};
 
 /// What the admin endpoints report on.
-#[derive(Debug)]
 pub struct AdminState {
     options: ServerOptions,
     addresses: BoundAddresses,
     started: Instant,
     /// `/healthcheck/fail` was called.
     failing: AtomicBool,
+    store: Store,
+    server_stats: Arc<ServerStats>,
+    clusters: Option<ClusterProvider>,
+    logging: Option<Arc<LogControl>>,
+}
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState").field("addresses", &self.addresses).finish_non_exhaustive()
+    }
 }
 
 impl AdminState {
-    /// State for a server started with `options`, listening on `addresses`.
-    pub fn new(options: ServerOptions, addresses: BoundAddresses) -> Self {
-        Self { options, addresses, started: Instant::now(), failing: AtomicBool::new(false) }
+    /// State for a server started with `options`, listening on `addresses`,
+    /// recording into `store`.
+    pub fn new(
+        options: ServerOptions,
+        addresses: BoundAddresses,
+        store: Store,
+        server_stats: Arc<ServerStats>,
+    ) -> Self {
+        let logging = options.log_control.clone();
+        Self {
+            options,
+            addresses,
+            started: Instant::now(),
+            failing: AtomicBool::new(false),
+            store,
+            server_stats,
+            clusters: None,
+            logging,
+        }
     }
+
+    /// Where `/clusters` reads the current clusters.
+    pub fn with_clusters(mut self, provider: ClusterProvider) -> Self {
+        self.clusters = Some(provider);
+        self
+    }
+
+    /// Updates `server.uptime`, `server.state` and `server.live`.
+    pub fn refresh_server_stats(&self) {
+        let uptime = i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX);
+        self.server_stats.uptime.set(uptime);
+        let failing = self.failing.load(Ordering::Relaxed);
+        self.server_stats.set_state(if failing {
+            ServerState::Draining
+        } else {
+            ServerState::Live
+        });
+    }
+}
+
+/// One admin response.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `content-type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    fn text(status: u16, body: String) -> Self {
+        Self { status, content_type: "text/plain; charset=UTF-8", body: Bytes::from(body) }
+    }
+
+    fn json(value: &serde_json::Value) -> Self {
+        let body = serde_json::to_string_pretty(value).unwrap_or_default() + "\n";
+        Self { status: 200, content_type: "application/json", body: Bytes::from(body) }
+    }
+}
+
+/// The query parameters of a request target, percent-decoded.
+fn query_params(target: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = target.split_once('?') else { return Vec::new() };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k).into_owned(), percent_decode(v).into_owned())
+        })
+        .collect()
 }
 
 /// Serves the admin listener until the main loop exits.
@@ -75,7 +163,8 @@ async fn serve_connection(
                 }
                 Ok(Some(Event::MessageComplete)) => {
                     let Some((method, path, info, keep_alive)) = request.take() else { continue };
-                    let (status, content_type, body, quit) = handle(state, &method, &path);
+                    let (reply, quit) = handle(state, &method, &path);
+                    let Reply { status, content_type, body } = reply;
                     write_response(&io, info, status, content_type, body, keep_alive).await?;
                     if quit {
                         main.exit();
@@ -156,71 +245,90 @@ async fn write_response(
     Ok(())
 }
 
-/// `(status, content type, body, quit)` for one admin request.
-fn handle(state: &AdminState, method: &str, target: &str) -> (u16, &'static str, Bytes, bool) {
+/// The reply to one admin request, and whether to quit after sending it.
+fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
     let path = target.split('?').next().unwrap_or("/");
-    let text =
-        |status, body: String| (status, "text/plain; charset=UTF-8", Bytes::from(body), false);
+    let params = query_params(target);
     let mutating = matches!(path, "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok");
     if mutating && method != "POST" {
-        return text(405, "This endpoint requires POST.\n".into());
+        return (Reply::text(405, "This endpoint requires POST.\n".into()), false);
     }
-    match path {
-        "/" => (200, "text/html; charset=UTF-8", Bytes::from(index_html()), false),
+    let reply = match path {
+        "/" => Reply {
+            status: 200,
+            content_type: "text/html; charset=UTF-8",
+            body: Bytes::from(index_html()),
+        },
         "/ready" => {
             if state.failing.load(Ordering::Relaxed) {
-                text(503, "DRAINING\n".into())
+                Reply::text(503, "DRAINING\n".into())
             } else {
-                text(200, "LIVE\n".into())
+                Reply::text(200, "LIVE\n".into())
             }
         }
-        "/server_info" => {
-            let info = serde_json::json!({
-                "version": concat!("mini-envoy/", env!("CARGO_PKG_VERSION")),
-                "state": if state.failing.load(Ordering::Relaxed) { "DRAINING" } else { "LIVE" },
-                "uptime_current_epoch": format!("{}s", state.started.elapsed().as_secs()),
-                "uptime_all_epochs": format!("{}s", state.started.elapsed().as_secs()),
-                "command_line_options": {
-                    "concurrency": state.options.concurrency,
-                    "drain_time": format!("{}s", state.options.drain_time.as_secs()),
-                    "parent_shutdown_time": format!("{}s", state.options.parent_shutdown_time.as_secs()),
-                    "service_node": state.options.service_node.clone().unwrap_or_default(),
-                    "service_cluster": state.options.service_cluster.clone().unwrap_or_default(),
-                    "restart_epoch": 0,
-                },
-                "node": {
-                    "id": state.options.service_node.clone().unwrap_or_default(),
-                    "cluster": state.options.service_cluster.clone().unwrap_or_default(),
-                },
-            });
-            let body = serde_json::to_string_pretty(&info).unwrap_or_default() + "\n";
-            (200, "application/json", Bytes::from(body), false)
-        }
-        "/listeners" => {
-            let mut out = String::new();
-            for (name, address) in &state.addresses.listeners {
-                out.push_str(&format!("{name}::{address}\n"));
-            }
-            text(200, out)
-        }
+        "/server_info" => Reply::json(&server_info(state)),
+        "/stats" => stats::stats(state, &params),
+        "/stats/prometheus" => stats::prometheus(state, &params),
+        "/clusters" => clusters::clusters(state, &params),
+        "/listeners" => clusters::listeners(state, &params),
+        "/logging" => match &state.logging {
+            Some(control) => control.handle(method, &params),
+            None => Reply::text(404, "log levels are not adjustable in this process\n".into()),
+        },
         "/healthcheck/fail" => {
             state.failing.store(true, Ordering::Relaxed);
-            text(200, "OK\n".into())
+            state.refresh_server_stats();
+            Reply::text(200, "OK\n".into())
         }
         "/healthcheck/ok" => {
             state.failing.store(false, Ordering::Relaxed);
-            text(200, "OK\n".into())
+            state.refresh_server_stats();
+            Reply::text(200, "OK\n".into())
         }
-        "/quitquitquit" => (200, "text/plain; charset=UTF-8", Bytes::from("OK\n"), true),
-        _ => text(404, format!("invalid path: {path}\n{}", endpoint_list())),
-    }
+        "/quitquitquit" => return (Reply::text(200, "OK\n".into()), true),
+        _ => Reply::text(404, format!("invalid path: {path}\n{}", endpoint_list())),
+    };
+    (reply, false)
+}
+
+/// Envoy's `/server_info` (`envoy.admin.v3.ServerInfo`).
+fn server_info(state: &AdminState) -> serde_json::Value {
+    let o = &state.options;
+    let uptime = format!("{}s", state.started.elapsed().as_secs());
+    serde_json::json!({
+        "version": concat!("mini-envoy/", env!("CARGO_PKG_VERSION")),
+        "state": if state.failing.load(Ordering::Relaxed) { "DRAINING" } else { "LIVE" },
+        "hot_restart_version": "disabled",
+        "uptime_current_epoch": uptime,
+        "uptime_all_epochs": uptime,
+        "command_line_options": {
+            "concurrency": o.concurrency,
+            "drain_time": format!("{}s", o.drain_time.as_secs()),
+            "parent_shutdown_time": format!("{}s", o.parent_shutdown_time.as_secs()),
+            "service_node": o.service_node.clone().unwrap_or_default(),
+            "service_cluster": o.service_cluster.clone().unwrap_or_default(),
+            "restart_epoch": 0,
+            "mode": "Serve",
+            "disable_hot_restart": true,
+            "argv": o.command_line,
+        },
+        "node": {
+            "id": o.service_node.clone().unwrap_or_default(),
+            "cluster": o.service_cluster.clone().unwrap_or_default(),
+            "user_agent_name": "mini-envoy",
+        },
+    })
 }
 
 const ENDPOINTS: &[(&str, &str)] = &[
     ("/", "this page"),
     ("/ready", "print server state, return 200 if LIVE, otherwise 503"),
     ("/server_info", "print server version/status information"),
-    ("/listeners", "print listener info"),
+    ("/stats", "print server stats (?filter=regex, ?usedonly, ?type=, ?format=json|prometheus)"),
+    ("/stats/prometheus", "print server stats in prometheus format"),
+    ("/clusters", "upstream cluster status (?format=json)"),
+    ("/listeners", "print listener info (?format=json)"),
+    ("/logging", "query/change logging levels (POST ?level= or ?<logger>=)"),
     ("/healthcheck/fail", "cause the server to fail health checks (POST)"),
     ("/healthcheck/ok", "cause the server to pass health checks (POST)"),
     ("/quitquitquit", "exit the server (POST)"),
@@ -246,37 +354,44 @@ mod tests {
     use super::*;
 
     fn state() -> AdminState {
-        AdminState::new(ServerOptions::default(), BoundAddresses::default())
+        let store = Store::default();
+        let server_stats = Arc::new(ServerStats::new(&store));
+        AdminState::new(ServerOptions::default(), BoundAddresses::default(), store, server_stats)
+    }
+
+    fn get(s: &AdminState, method: &str, target: &str) -> (u16, &'static str, Bytes, bool) {
+        let (r, quit) = handle(s, method, target);
+        (r.status, r.content_type, r.body, quit)
     }
 
     #[test]
     fn mutating_endpoints_require_post() {
         let s = state();
-        assert_eq!(handle(&s, "GET", "/quitquitquit").0, 405);
-        assert_eq!(handle(&s, "GET", "/healthcheck/fail").0, 405);
-        assert!(handle(&s, "POST", "/quitquitquit").3);
+        assert_eq!(get(&s, "GET", "/quitquitquit").0, 405);
+        assert_eq!(get(&s, "GET", "/healthcheck/fail").0, 405);
+        assert!(get(&s, "POST", "/quitquitquit").3);
     }
 
     #[test]
     fn ready_follows_healthcheck_fail_and_ok() {
         let s = state();
-        assert_eq!(handle(&s, "GET", "/ready").0, 200);
-        assert_eq!(handle(&s, "POST", "/healthcheck/fail").0, 200);
-        assert_eq!(handle(&s, "GET", "/ready").0, 503);
-        assert_eq!(handle(&s, "POST", "/healthcheck/ok").0, 200);
-        assert_eq!(handle(&s, "GET", "/ready?x=1").0, 200);
+        assert_eq!(get(&s, "GET", "/ready").0, 200);
+        assert_eq!(get(&s, "POST", "/healthcheck/fail").0, 200);
+        assert_eq!(get(&s, "GET", "/ready").0, 503);
+        assert_eq!(get(&s, "POST", "/healthcheck/ok").0, 200);
+        assert_eq!(get(&s, "GET", "/ready?x=1").0, 200);
     }
 
     #[test]
     fn unknown_paths_are_404_with_the_list() {
-        let (status, _, body, _) = handle(&state(), "GET", "/nope");
+        let (status, _, body, _) = get(&state(), "GET", "/nope");
         assert_eq!(status, 404);
         assert!(std::str::from_utf8(&body).unwrap().contains("/server_info"));
     }
 
     #[test]
     fn server_info_is_json() {
-        let (_, ct, body, _) = handle(&state(), "GET", "/server_info");
+        let (_, ct, body, _) = get(&state(), "GET", "/server_info");
         assert_eq!(ct, "application/json");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["state"], "LIVE");

@@ -34,6 +34,7 @@ use week1_core::config::endpoint::ClusterLoadAssignment;
 use week1_core::config::{ConfigError, FieldPath};
 use week2_threads::tls::{Slot, TlsError};
 
+use crate::stats::{ClusterStats, Store};
 use crate::upstream::pool::PoolSettings;
 
 // ANCHOR: cluster_entry
@@ -65,6 +66,7 @@ impl ClusterEntry {
         pool: Arc<PoolSettings>,
     ) -> Result<Self, week1_core::cluster::ClusterError> {
         let lb_factory = LoadBalancerFactory::new(&info.lb_config, priority_set.clone(), None)?;
+        pool.stats.watch_membership(&priority_set);
         let addresses = priority_set
             .host_sets()
             .iter()
@@ -78,11 +80,15 @@ impl ClusterEntry {
     pub fn from_config(
         c: &Cluster,
         at: &FieldPath,
+        store: &Store,
         resolve: Resolver<'_>,
     ) -> Result<Self, ConfigError> {
         let info = ClusterInfo::from_config(c, at)?;
         let priority_set = Arc::new(info.initial_priority_set(c, resolve, at)?);
-        let pool = Arc::new(PoolSettings::from_cluster(&info));
+        // Same name, same cells: an updated cluster keeps its stats.
+        let stats = Arc::new(ClusterStats::new(store, &info.observability_name));
+        stats.watch_circuit_breakers(&info.circuit_breakers);
+        let pool = Arc::new(PoolSettings::from_cluster(&info, stats));
         Self::new(Arc::new(info), priority_set, pool)
             .map_err(|e| ConfigError::invalid(at.clone(), e.to_string()))
     }
@@ -105,22 +111,24 @@ pub type Resolver<'a> = &'a mut dyn FnMut(&str, u16) -> Result<Vec<SocketAddr>, 
 /// Compiles `static_resources.clusters`, in order (errors name their path).
 pub fn compile_static_clusters(
     clusters: &[Cluster],
+    store: &Store,
     resolve: Resolver<'_>,
 ) -> Result<Vec<Arc<ClusterEntry>>, ConfigError> {
     let at = FieldPath::root().field("static_resources").field("clusters");
     clusters
         .iter()
         .enumerate()
-        .map(|(i, c)| ClusterEntry::from_config(c, &at.index(i), resolve).map(Arc::new))
+        .map(|(i, c)| ClusterEntry::from_config(c, &at.index(i), store, resolve).map(Arc::new))
         .collect()
 }
 
 /// [`compile_static_clusters`] as a fixed map (validation, tests).
 pub fn static_cluster_map(
     clusters: &[Cluster],
+    store: &Store,
     resolve: Resolver<'_>,
 ) -> Result<ClusterMap, ConfigError> {
-    let entries = compile_static_clusters(clusters, resolve)?;
+    let entries = compile_static_clusters(clusters, store, resolve)?;
     Ok(clusters.iter().map(|c| c.name.clone()).zip(entries).collect())
 }
 
@@ -229,6 +237,8 @@ pub struct ClusterManager {
     published: Arc<ClusterMap>,
     slot: Slot<Arc<ClusterMap>>,
     resolve: OwnedResolver,
+    /// Where each cluster's `cluster.<name>.*` stats live.
+    store: Store,
 }
 // ANCHOR_END: cluster_manager
 
@@ -244,18 +254,24 @@ impl std::fmt::Debug for ClusterManager {
 impl ClusterManager {
     /// An empty manager publishing through `slot` (allocated on the main
     /// thread's TLS instance after every worker registered); `resolve` looks
-    /// up DNS cluster names (blocking, on the main thread).
-    pub fn new(slot: Slot<Arc<ClusterMap>>, resolve: OwnedResolver) -> Result<Self, TlsError> {
+    /// up DNS cluster names (blocking, on the main thread); cluster stats
+    /// go to `store`.
+    pub fn new(
+        slot: Slot<Arc<ClusterMap>>,
+        resolve: OwnedResolver,
+        store: Store,
+    ) -> Result<Self, TlsError> {
         let published = Arc::new(ClusterMap::default());
         let first = published.clone();
         slot.set(move || first.clone())?;
-        Ok(Self { active: BTreeMap::new(), warming: BTreeMap::new(), published, slot, resolve })
+        let (active, warming) = (BTreeMap::new(), BTreeMap::new());
+        Ok(Self { active, warming, published, slot, resolve, store })
     }
 
     /// Adds every `static_resources.clusters` entry (errors name their path)
     /// and publishes once.
     pub fn add_static_clusters(&mut self, clusters: &[Cluster]) -> Result<(), ClusterManagerError> {
-        let entries = compile_static_clusters(clusters, &mut *self.resolve)?;
+        let entries = compile_static_clusters(clusters, &self.store, &mut *self.resolve)?;
         for (config, entry) in clusters.iter().zip(entries) {
             let managed = ManagedCluster {
                 config: config.clone(),
@@ -318,7 +334,7 @@ impl ClusterManager {
                 return Ok(ClusterChange::Unchanged);
             }
         }
-        let compiled = ClusterEntry::from_config(config, at, &mut *self.resolve)?;
+        let compiled = ClusterEntry::from_config(config, at, &self.store, &mut *self.resolve)?;
         let previous = self.active.get(name).map(|c| c.entry.priority_set.clone());
         let is_eds = compiled.info.discovery == DiscoveryType::Eds;
         let hosts = match (&previous, is_eds) {
@@ -485,7 +501,7 @@ static_resources:
         let tls = Instance::new(main.handle());
         let slot = tls.allocate_slot().unwrap();
         let resolve: OwnedResolver = Box::new(|h, _| Err(format!("no DNS for {h}")));
-        (main, ClusterManager::new(slot, resolve).unwrap())
+        (main, ClusterManager::new(slot, resolve, Store::default()).unwrap())
     }
 
     fn ports(entry: &ClusterEntry) -> Vec<u16> {

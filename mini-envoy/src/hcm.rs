@@ -87,9 +87,14 @@ pub async fn serve_connection(
     drain: Option<ConnectionGuard>,
 ) {
     let _ = io.set_nodelay(true);
+    let stats = chain.stats.clone();
+    stats.downstream_cx_total.inc();
+    stats.downstream_cx_active.inc();
     let mut conn = Connection::new(io, connection, chain, upstreams, buffer_limit);
     conn.drain = drain;
     conn.run().await;
+    stats.downstream_cx_active.dec();
+    stats.downstream_cx_destroy.inc();
 }
 
 /// The connection's state (Envoy's `ConnectionManagerImpl`).
@@ -519,6 +524,7 @@ impl Connection {
             let _ =
                 encoder.encode_data(Bytes::from_static(body.as_bytes()), true, &mut self.write_buf);
         }
+        self.chain.stats.downstream_cx_protocol_error.inc();
         let now = Instant::now();
         let mut info = StreamInfo::new(now.into_std(), std::time::SystemTime::now());
         info.connection = self.fm_config.connection.clone();
@@ -536,6 +542,8 @@ impl Connection {
     }
 
     fn start_stream(&mut self, head: RequestHead) {
+        self.chain.stats.downstream_rq_total.inc();
+        self.chain.stats.downstream_rq_active.inc();
         self.requests += 1;
         self.head_started = None;
         let now = Instant::now();
@@ -799,6 +807,11 @@ impl Connection {
     fn finish_stream(&mut self, mut s: Box<ActiveStream>) {
         s.upstream.finish(&mut s.fm);
         s.fm.on_stream_complete();
+        let stats = &self.chain.stats;
+        stats.downstream_rq_active.dec();
+        let info = s.fm.stream_info();
+        stats.response(info.response_code.unwrap_or(0));
+        stats.downstream_rq_time.record_duration(info.start.elapsed());
         if !self.chain.access_logs.is_empty() {
             self.chain.access_logs.log(&LogEntry {
                 request_headers: s.fm.request_headers(),

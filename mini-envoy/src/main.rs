@@ -10,9 +10,11 @@ mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mini_envoy::admin::logging::{LogControl, LogLevels, Reload};
 use mini_envoy::route_check::{self, RouteCheckArgs};
 use mini_envoy::server::{self, BoundAddresses, ServerOptions};
 use week1_core::config::{self, ConfigError, bootstrap::Bootstrap};
@@ -129,33 +131,36 @@ fn load(cli: &Cli) -> Result<Bootstrap, ConfigError> {
 }
 
 /// Envoy's component names mapped onto mini-envoy's modules.
-fn component_targets(component: &str) -> Option<&'static [&'static str]> {
-    Some(match component {
-        "admin" => &["mini_envoy::admin"],
-        "config" => &["week1_core::config", "week4_xds"],
-        "connection" | "http" => &["mini_envoy::hcm", "mini_envoy::tcp_proxy"],
-        "main" => &["mini_envoy::server", "mini_envoy"],
-        "pool" | "upstream" => &["mini_envoy::upstream"],
-        "router" => &["mini_envoy::router"],
-        _ => return None,
-    })
-}
-
-fn log_filter(cli: &Cli) -> Result<String, String> {
-    let mut directives = vec![cli.log_level.directive().to_string()];
+fn log_levels(cli: &Cli) -> Result<LogLevels, String> {
+    let mut levels = LogLevels::new(cli.log_level.directive());
     for item in cli.component_log_level.iter().flat_map(|s| s.split(',')) {
         let (component, level) = item
             .split_once(':')
             .ok_or_else(|| format!("invalid --component-log-level entry {item:?}"))?;
         let level = LogLevel::from_str(level, true)
             .map_err(|_| format!("invalid log level {level:?} for component {component:?}"))?;
-        let targets = component_targets(component)
-            .ok_or_else(|| format!("error: invalid component specified '{component}'"))?;
-        for t in targets {
-            directives.push(format!("{t}={}", level.directive()));
-        }
+        levels
+            .set(component, level.directive())
+            .map_err(|_| format!("error: invalid component specified '{component}'"))?;
     }
-    Ok(directives.join(","))
+    Ok(levels)
+}
+
+/// Installs the subscriber behind a reload handle, so `/logging` can change levels.
+fn init_logging(levels: LogLevels) -> Arc<LogControl> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(levels.directives()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_writer(std::io::stderr))
+        .init();
+    let reload: Reload = Box::new(move |directives| {
+        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
+    Arc::new(LogControl::new(levels, reload))
 }
 
 fn print_demo_help(addresses: &BoundAddresses) {
@@ -182,17 +187,14 @@ fn main() -> ExitCode {
         eprintln!("error: give either --config-path or --config-yaml, not both");
         return ExitCode::from(2);
     }
-    let filter = match log_filter(&cli) {
-        Ok(f) => f,
+    let levels = match log_levels(&cli) {
+        Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+    let log_control = init_logging(levels);
     let bootstrap = match load(&cli) {
         Ok(b) => b,
         Err(e) => {
@@ -220,6 +222,7 @@ fn main() -> ExitCode {
                     .clone()
                     .or_else(|| node.map(|n| n.cluster.clone())),
                 command_line: std::env::args().collect(),
+                log_control: Some(log_control),
             };
             let demo = cli.config_path.is_none() && cli.config_yaml.is_none();
             let result = server::run(&bootstrap, &options, move |addresses| {
@@ -287,7 +290,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.concurrency, Some(2));
         assert_eq!(cli.log_level, LogLevel::Warn);
-        let f = log_filter(&cli).unwrap();
+        let f = log_levels(&cli).unwrap().directives();
         assert!(f.contains("mini_envoy::upstream=debug") && f.contains("mini_envoy::router=trace"));
     }
 
@@ -295,7 +298,7 @@ mod tests {
     fn unknown_components_are_refused() {
         let cli =
             Cli::try_parse_from(["mini-envoy", "--component-log-level", "nope:debug"]).unwrap();
-        assert!(log_filter(&cli).unwrap_err().contains("invalid component"));
+        assert!(log_levels(&cli).unwrap_err().contains("invalid component"));
     }
 
     #[test]

@@ -42,6 +42,7 @@ use week3_filters::http1::{BodyFraming, Event, RequestEncoder};
 
 use crate::cluster_manager::ClusterEntry;
 use crate::snapshot::HttpChain;
+use crate::stats::UpstreamRequestStats;
 use crate::upstream::pool::{PoolFailure, UpstreamConnection, WorkerPools};
 use crate::upstream::{LbContext, WorkerUpstreams};
 
@@ -87,6 +88,7 @@ struct Attempt {
     response_ended: bool,
     held_data: Option<Bytes>,
     _active: ActiveRequest,
+    _stats: Option<UpstreamRequestStats>,
 }
 
 /// The upstream side of one stream.
@@ -381,6 +383,7 @@ impl UpstreamRequest {
             response_keep_alive: true,
             response_ended: false,
             held_data: None,
+            _stats: self.cluster.as_ref().map(|c| UpstreamRequestStats::new(&c.pool.stats)),
         });
         if let Some(replay) = &self.replay
             && self.attempts > 1
@@ -649,6 +652,10 @@ impl UpstreamRequest {
                     if let (Some(cluster), Some(host)) = (&self.cluster, &self.attempt_host) {
                         crate::health::report_status(&cluster.info, host, status);
                     }
+                    let stats = self.cluster.as_ref().map(|c| c.pool.stats.clone());
+                    if let Some(stats) = &stats {
+                        stats.response(status);
+                    }
                     // ANCHOR: retry_on_response
                     let retry = !self.response_started
                         && self.can_retry()
@@ -662,6 +669,12 @@ impl UpstreamRequest {
                     }
                     // ANCHOR_END: retry_on_response
                     let State::Active(a) = &mut self.state else { return true };
+                    if let Some(stats) = stats {
+                        stats.upstream_rq_time.record_duration(a.started.elapsed());
+                        if self.attempts > 1 && status < 500 {
+                            stats.upstream_rq_retry_success.inc();
+                        }
+                    }
                     a.response_headers = true;
                     a.response_keep_alive = head.keep_alive;
                     self.response_started = true;
@@ -803,6 +816,9 @@ impl UpstreamRequest {
             .retry_policy()
             .map_or(Duration::ZERO, |p| p.backoff(self.attempts, crate::random::next_u64()));
         self.per_try_deadline = None;
+        if let Some(c) = &self.cluster {
+            c.pool.stats.upstream_rq_retry.inc();
+        }
         self.state = State::Backoff(Instant::now() + backoff);
     }
     // ANCHOR_END: schedule_retry
@@ -853,6 +869,10 @@ impl UpstreamRequest {
 
     // ANCHOR: timeout_fired
     fn timeout_fired(&mut self, fm: &mut FilterManager, per_try: bool) {
+        if let Some(c) = &self.cluster {
+            let s = &c.pool.stats;
+            if per_try { s.upstream_rq_per_try_timeout.inc() } else { s.upstream_rq_timeout.inc() }
+        }
         if matches!(self.state, State::Active(_) | State::Acquiring(_)) {
             self.report(UpstreamResult::Timeout);
         }

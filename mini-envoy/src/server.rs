@@ -36,8 +36,11 @@ use week3_filters::http::ConnectionInfo;
 use week4_xds::drain::{DrainConfig, DrainManager, DrainOutcome, DrainStrategy};
 
 use crate::access_log::{self, AccessLogManager};
-use crate::cluster_manager::{ClusterManager, ClusterManagerError, ClusterMap, OwnedResolver};
+use crate::cluster_manager::{
+    ClusterManager, ClusterManagerError, ClusterMap, ClusterOrigin, OwnedResolver,
+};
 use crate::snapshot::{ChainTerminal, FilterChain, ListenerEntry, Snapshot};
+use crate::stats::{ListenerStats, ServerState, ServerStats, Store};
 use crate::upstream::WorkerUpstreams;
 
 /// How to run the server (Envoy's command-line options).
@@ -55,6 +58,8 @@ pub struct ServerOptions {
     pub service_cluster: Option<String>,
     /// The command line, for `/server_info`.
     pub command_line: Vec<String>,
+    /// Runtime log levels for `/logging` (`None`: not adjustable).
+    pub log_control: Option<Arc<crate::admin::logging::LogControl>>,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +71,7 @@ impl Default for ServerOptions {
             service_node: None,
             service_cluster: None,
             command_line: Vec::new(),
+            log_control: None,
         }
     }
 }
@@ -164,14 +170,15 @@ type Started = (
 fn start_configuration(
     bootstrap: &Bootstrap,
     logs: &AccessLogManager,
+    store: &Store,
     cluster_slot: Slot<Arc<ClusterMap>>,
     workers: usize,
 ) -> Result<Started, ServerError> {
     let resolver: OwnedResolver = Box::new(system_resolver);
-    let mut cluster_manager = ClusterManager::new(cluster_slot, resolver)
+    let mut cluster_manager = ClusterManager::new(cluster_slot, resolver, store.clone())
         .map_err(|e| ServerError::Threads(e.to_string()))?;
     cluster_manager.add_static_clusters(bootstrap.clusters())?;
-    let mut snapshot = Snapshot::build(bootstrap, logs, &cluster_manager.source())?;
+    let mut snapshot = Snapshot::build(bootstrap, logs, &cluster_manager.source(), store)?;
 
     // ANCHOR: bind_sockets
     let mut addresses = BoundAddresses::default();
@@ -255,7 +262,8 @@ pub fn run(
     }
     let cluster_slot: Slot<Arc<ClusterMap>> = tls.allocate_slot().map_err(|e| threads(&e))?;
     let slot: Slot<Arc<Snapshot>> = tls.allocate_slot().map_err(|e| threads(&e))?;
-    let started = start_configuration(bootstrap, &logs, cluster_slot.clone(), workers);
+    let store = Store::default();
+    let started = start_configuration(bootstrap, &logs, &store, cluster_slot.clone(), workers);
     let (cluster_manager, snapshot, mut sockets, addresses, admin_socket) = match started {
         Ok(started) => started,
         Err(e) => {
@@ -267,14 +275,20 @@ pub fn run(
     slot.set(move || first.clone()).map_err(|e| threads(&e))?;
     // ANCHOR_END: publish_snapshot
 
-    // Hand each worker its sockets.
-    let per_worker: Vec<Vec<(String, StdListener)>> = (0..workers)
+    // Hand each worker its sockets, and each listener its stats.
+    let listener_stats: Vec<Arc<ListenerStats>> =
+        addresses.listeners.iter().map(|(_, a)| Arc::new(ListenerStats::new(&store, *a))).collect();
+    type WorkerListener = (String, StdListener, Arc<ListenerStats>);
+    let per_worker: Vec<Vec<WorkerListener>> = (0..workers)
         .map(|w| {
             snapshot
                 .listeners
                 .iter()
                 .zip(sockets.iter_mut())
-                .filter_map(|(entry, socks)| Some((entry.name.clone(), socks[w].take()?)))
+                .zip(&listener_stats)
+                .filter_map(|((entry, socks), stats)| {
+                    Some((entry.name.clone(), socks[w].take()?, stats.clone()))
+                })
                 .collect()
         })
         .collect();
@@ -291,13 +305,15 @@ pub fn run(
         pool.post(w, move || {
             let Some(worker) = TokioDispatcher::current() else { return };
             let state = worker_state();
-            for (name, socket) in listeners.lock().take().unwrap_or_default() {
+            for (name, socket, stats) in listeners.lock().take().unwrap_or_default() {
                 let (slot, state, task_name) = (slot.clone(), state.clone(), name.clone());
                 let drain = drain.clone();
                 let spawned = worker.spawn_local(async move {
                     let name = task_name;
                     match tokio::net::TcpListener::from_std(socket) {
-                        Ok(listener) => accept_loop(listener, name, slot, state, drain).await,
+                        Ok(listener) => {
+                            accept_loop(listener, name, slot, state, drain, stats).await
+                        }
                         Err(e) => tracing::error!("listener {name}: {e}"),
                     }
                 });
@@ -326,7 +342,37 @@ pub fn run(
     let xds_node = xds_node(bootstrap, options);
     let (xds_stopper, xds_stop) = tokio::sync::watch::channel(false);
     let handle = main.handle();
-    let admin_state = Arc::new(crate::admin::AdminState::new(options.clone(), addresses.clone()));
+    let server_stats = Arc::new(ServerStats::new(&store));
+    server_stats.concurrency.set(workers as i64);
+    server_stats.version.set(
+        bootstrap
+            .stats_server_version_override
+            .and_then(|v| i64::try_from(v).ok())
+            .unwrap_or_else(ServerStats::version_number),
+    );
+    server_stats.set_state(ServerState::Live);
+    // /clusters runs on the main thread, where the cluster manager lives.
+    let cluster_views: crate::admin::clusters::ClusterProvider = Arc::new(|| {
+        let Some(manager) = main_cluster_manager() else { return Vec::new() };
+        let manager = manager.borrow();
+        manager
+            .active()
+            .map(|c| crate::admin::clusters::ClusterView {
+                info: c.entry.info.clone(),
+                priority_set: c.entry.priority_set.clone(),
+                added_via_api: c.origin != ClusterOrigin::Static,
+            })
+            .collect()
+    });
+    let admin_state = Arc::new(
+        crate::admin::AdminState::new(
+            options.clone(),
+            addresses.clone(),
+            store.clone(),
+            server_stats.clone(),
+        )
+        .with_clusters(cluster_views),
+    );
     let ready_addresses = addresses.clone();
     main.post(move || {
         let Some(main) = TokioDispatcher::current() else { return };
@@ -356,6 +402,15 @@ pub fn run(
                 }
             });
         }
+        // server.uptime, refreshed every second (and on every admin read).
+        let uptime_state = admin_state.clone();
+        let _ = main.spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                uptime_state.refresh_server_stats();
+            }
+        });
         let handle = handle.clone();
         let _ = main.spawn_local(graceful_shutdown(drain, handle));
         on_ready(&ready_addresses);
@@ -414,6 +469,7 @@ async fn accept_loop(
     slot: Slot<Arc<Snapshot>>,
     state: Rc<WorkerState>,
     drain: DrainManager,
+    stats: Arc<ListenerStats>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -437,10 +493,15 @@ async fn accept_loop(
             continue;
         };
         let local = io.local_addr().unwrap_or(entry.address);
+        stats.downstream_cx_total.inc();
         let Some(chain) = select_chain(&entry, local, remote) else {
             tracing::debug!("listener {name}: no filter chain matches {remote}");
+            stats.no_filter_chain_match.inc();
+            stats.downstream_cx_destroy.inc();
             continue;
         };
+        stats.downstream_cx_active.inc();
+        let stats = stats.clone();
         let connection = ConnectionInfo {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             remote_address: Some(remote),
@@ -451,15 +512,18 @@ async fn accept_loop(
         match chain.terminal {
             ChainTerminal::Http(http) => {
                 let guard = Some(drain.track());
-                tokio::task::spawn_local(crate::hcm::serve_connection(
-                    io, connection, http, upstreams, limit, guard,
-                ));
+                tokio::task::spawn_local(async move {
+                    crate::hcm::serve_connection(io, connection, http, upstreams, limit, guard)
+                        .await;
+                    stats.connection_closed();
+                });
             }
             ChainTerminal::Tcp(tcp) => {
                 let guard = drain.track();
                 tokio::task::spawn_local(async move {
                     crate::tcp_proxy::serve_connection(io, connection, tcp, upstreams).await;
                     drop(guard);
+                    stats.connection_closed();
                 });
             }
         }

@@ -39,6 +39,7 @@ use week3_filters::registry::{
 
 use crate::access_log::{AccessLogManager, AccessLogs};
 use crate::cluster_manager::ClusterSource;
+use crate::stats::{HttpConnectionManagerStats, Store};
 
 // ANCHOR: snapshot
 /// One listener configuration version, as workers see it.
@@ -98,6 +99,8 @@ pub struct HttpChain {
     pub router_config: Arc<RouterConfig>,
     /// Access logs.
     pub access_logs: AccessLogs,
+    /// `http.<stat_prefix>.*`.
+    pub stats: Arc<HttpConnectionManagerStats>,
     /// The clusters this HCM routes to (looked up per request).
     pub clusters: ClusterSource,
 }
@@ -148,6 +151,7 @@ impl Snapshot {
         bootstrap: &Bootstrap,
         logs: &AccessLogManager,
         clusters: &ClusterSource,
+        stats: &Store,
     ) -> Result<Self, ConfigError> {
         let static_resources = FieldPath::root().field("static_resources");
         let ctx = FactoryContext::default();
@@ -158,7 +162,7 @@ impl Snapshot {
             .enumerate()
             .map(|(i, l)| {
                 let at = static_resources.field("listeners").index(i);
-                build_listener(l, &at, clusters, &ctx, &shared, logs).map(Arc::new)
+                build_listener(l, &at, clusters, &ctx, &shared, logs, stats).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { listeners })
@@ -179,11 +183,12 @@ fn build_listener(
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
+    stats: &Store,
 ) -> Result<ListenerEntry, ConfigError> {
     let address = socket_address(l, at)?;
     let matcher = FilterChainMatcher::from_listener(l, at)?;
     let chain = |fc: &week1_core::config::listener::FilterChain, at: FieldPath| {
-        build_chain(&fc.filters, &at, clusters, ctx, shared, logs)
+        build_chain(&fc.filters, &at, clusters, ctx, shared, logs, stats)
     };
     let chains = l
         .filter_chains
@@ -221,6 +226,7 @@ fn build_chain(
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
+    stats: &Store,
 ) -> Result<FilterChain, ConfigError> {
     let network =
         NetworkFilterChainFactory::from_config(filters, ctx, shared, false).map_err(under(at))?;
@@ -229,7 +235,7 @@ fn build_chain(
     let terminal =
         match &network.terminal {
             Terminal::HttpConnectionManager(hcm, factory) => ChainTerminal::Http(Arc::new(
-                build_http(hcm, factory.clone(), &terminal_at, clusters, ctx, logs)?,
+                build_http(hcm, factory.clone(), &terminal_at, clusters, ctx, logs, stats)?,
             )),
             Terminal::TcpProxy(config) => {
                 let access_logs = logs.compile(
@@ -272,6 +278,7 @@ fn build_http(
     clusters: &ClusterSource,
     ctx: &FactoryContext,
     logs: &AccessLogManager,
+    stats: &Store,
 ) -> Result<HttpChain, ConfigError> {
     let config = ConnectionManagerConfig::from_config(hcm, at)?;
     let route_config = match &hcm.route_config {
@@ -299,6 +306,7 @@ fn build_http(
         resolver,
         router_config,
         access_logs,
+        stats: Arc::new(HttpConnectionManagerStats::new(stats, &hcm.stat_prefix)),
         clusters: clusters.clone(),
     })
 }

@@ -609,10 +609,13 @@ mod tests {
         let log = dir.path().join("access.log");
         let yaml = config(hosts, proxy, cluster, &log);
         let bootstrap = week1_core::config::load_bootstrap(&yaml).unwrap();
+        let store = crate::stats::Store::default();
         let clusters =
-            static_cluster_map(bootstrap.clusters(), &mut |h, p| system_resolver(h, p)).unwrap();
+            static_cluster_map(bootstrap.clusters(), &store, &mut |h, p| system_resolver(h, p))
+                .unwrap();
         let source = ClusterSource::Fixed(Arc::new(clusters));
-        let snapshot = Snapshot::build(&bootstrap, &AccessLogManager::new(), &source).unwrap();
+        let snapshot =
+            Snapshot::build(&bootstrap, &AccessLogManager::new(), &source, &store).unwrap();
         let ChainTerminal::Tcp(chain) = &snapshot.listeners[0].chains[0].terminal else {
             panic!("the listener's chain is not a tcp_proxy");
         };

@@ -136,6 +136,64 @@ impl ClusterStats {
     }
 }
 
+/// `upstream_rq_total` and `upstream_rq_active` for one upstream request
+/// (one attempt); `upstream_rq_active` drops when it is dropped.
+#[derive(Debug)]
+pub struct UpstreamRequestStats(Arc<ClusterStats>);
+
+impl UpstreamRequestStats {
+    /// Counts a request sent upstream.
+    pub fn new(stats: &Arc<ClusterStats>) -> Self {
+        stats.upstream_rq_total.inc();
+        stats.upstream_rq_active.inc();
+        Self(stats.clone())
+    }
+}
+
+impl Drop for UpstreamRequestStats {
+    fn drop(&mut self) {
+        self.0.upstream_rq_active.dec();
+    }
+}
+
+/// `upstream_rq_pending_active` while a request waits for a connection.
+#[derive(Debug)]
+pub struct PendingRequest(Arc<ClusterStats>);
+
+impl PendingRequest {
+    /// A request starts waiting.
+    pub fn new(stats: &Arc<ClusterStats>) -> Self {
+        stats.upstream_rq_pending_active.inc();
+        Self(stats.clone())
+    }
+}
+
+impl Drop for PendingRequest {
+    fn drop(&mut self) {
+        self.0.upstream_rq_pending_active.dec();
+    }
+}
+
+/// `upstream_cx_active` while an upstream connection is open;
+/// `upstream_cx_destroy` when it closes.
+#[derive(Debug)]
+pub struct UpstreamConnectionStats(Arc<ClusterStats>);
+
+impl UpstreamConnectionStats {
+    /// A connection was established.
+    pub fn new(stats: &Arc<ClusterStats>) -> Self {
+        stats.upstream_cx_active.inc();
+        Self(stats.clone())
+    }
+}
+
+impl Drop for UpstreamConnectionStats {
+    fn drop(&mut self) {
+        self.0.upstream_cx_active.dec();
+        self.0.upstream_cx_destroy.inc();
+    }
+}
+
 /// Registers Envoy's circuit-breaker gauges of a cluster.
 #[derive(Debug)]
 pub struct CircuitBreakerStats;
@@ -190,6 +248,8 @@ pub struct HttpConnectionManagerStats {
     pub downstream_cx_active: Gauge,
     /// Downstream connections closed.
     pub downstream_cx_destroy: Counter,
+    /// Connections closed on a malformed request (codec error).
+    pub downstream_cx_protocol_error: Counter,
     /// Requests received.
     pub downstream_rq_total: Counter,
     /// Requests in flight.
@@ -210,6 +270,7 @@ impl HttpConnectionManagerStats {
             downstream_cx_total: scope.counter("downstream_cx_total"),
             downstream_cx_active: scope.gauge("downstream_cx_active"),
             downstream_cx_destroy: scope.counter("downstream_cx_destroy"),
+            downstream_cx_protocol_error: scope.counter("downstream_cx_protocol_error"),
             downstream_rq_total: scope.counter("downstream_rq_total"),
             downstream_rq_active: scope.gauge("downstream_rq_active"),
             downstream_rq_class: class_counters(&scope, "downstream_rq"),
@@ -255,6 +316,12 @@ impl ListenerStats {
             downstream_cx_destroy: scope.counter("downstream_cx_destroy"),
             no_filter_chain_match: scope.counter("no_filter_chain_match"),
         }
+    }
+
+    /// A connection this listener accepted has closed.
+    pub fn connection_closed(&self) {
+        self.downstream_cx_active.dec();
+        self.downstream_cx_destroy.inc();
     }
 }
 

@@ -48,8 +48,8 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 pub use handles::{
-    CircuitBreakerStats, ClusterStats, HttpConnectionManagerStats, ListenerStats, ServerState,
-    ServerStats, listener_stat_address,
+    CircuitBreakerStats, ClusterStats, HttpConnectionManagerStats, ListenerStats, PendingRequest,
+    ServerState, ServerStats, UpstreamConnectionStats, UpstreamRequestStats, listener_stat_address,
 };
 pub use histogram::{BUCKETS, HistogramValue, SUPPORTED_QUANTILES};
 

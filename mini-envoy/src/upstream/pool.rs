@@ -37,6 +37,7 @@ use week1_core::cluster::{Host, ResourceGuard, ResourceManager, RoutingPriority}
 use week3_filters::buffer::Buffer;
 
 use super::ConnectionGuard;
+use crate::stats::{ClusterStats, PendingRequest, UpstreamConnectionStats};
 use week3_filters::http1::{Limits, ResponseDecoder};
 
 /// One upstream HTTP/1.1 connection, owned by one stream at a time.
@@ -57,6 +58,7 @@ pub struct UpstreamConnection {
     key: PoolKey,
     created: Instant,
     cx_guard: ConnectionGuard,
+    _cx_stats: UpstreamConnectionStats,
 }
 
 /// Why no connection could be had.
@@ -113,17 +115,20 @@ pub struct PoolSettings {
     pub max_requests_per_connection: Option<u32>,
     /// Response codec limits.
     pub limits: Limits,
+    /// `cluster.<name>.*`.
+    pub stats: Arc<ClusterStats>,
 }
 
 impl PoolSettings {
     /// From a cluster's settings.
-    pub fn from_cluster(info: &ClusterInfo) -> Self {
+    pub fn from_cluster(info: &ClusterInfo, stats: Arc<ClusterStats>) -> Self {
         Self {
             cluster: Arc::from(info.name.as_str()),
             connect_timeout: info.connect_timeout,
             idle_timeout: info.idle_timeout,
             max_requests_per_connection: info.max_requests_per_connection,
             limits: Limits::default(),
+            stats,
         }
     }
 }
@@ -162,8 +167,11 @@ impl WorkerPools {
             // At max_connections: wait for one of this worker's connections.
             if pending_guard.is_none() {
                 match breakers(&info).pending_requests().try_acquire() {
-                    Ok(g) => pending_guard = Some(g),
-                    Err(_) => return Err(PoolFailure::Overflow),
+                    Ok(g) => pending_guard = Some((g, PendingRequest::new(&settings.stats))),
+                    Err(_) => {
+                        settings.stats.upstream_rq_pending_overflow.inc();
+                        return Err(PoolFailure::Overflow);
+                    }
                 }
             }
             let (tx, rx) = oneshot::channel();
@@ -275,18 +283,26 @@ async fn connect(
 ) -> Result<UpstreamConnection, PoolFailure> {
     let stats = host.stats();
     stats.cx_total.fetch_add(1, Ordering::Relaxed);
+    let cluster = &settings.stats;
+    cluster.upstream_cx_total.inc();
+    let started = Instant::now();
     let attempt = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(key.address));
     let io = match attempt.await {
         Ok(Ok(io)) => io,
         Ok(Err(e)) => {
             stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            cluster.upstream_cx_connect_fail.inc();
             return Err(PoolFailure::ConnectFailure(e));
         }
         Err(_) => {
             stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+            cluster.upstream_cx_connect_fail.inc();
+            cluster.upstream_cx_connect_timeout.inc();
             return Err(PoolFailure::ConnectTimeout);
         }
     };
+    cluster.upstream_cx_connect_ms.record_duration(started.elapsed());
+    let cx_stats = UpstreamConnectionStats::new(cluster);
     // Requests are small writes that must leave at once.
     io.set_nodelay(true).map_err(PoolFailure::ConnectFailure)?;
     Ok(UpstreamConnection {
@@ -299,6 +315,7 @@ async fn connect(
         key,
         created: Instant::now(),
         cx_guard: ConnectionGuard::new(host, cx),
+        _cx_stats: cx_stats,
     })
 }
 
@@ -317,6 +334,7 @@ impl UpstreamConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::Store;
     use week1_core::cluster::CircuitBreakerThresholds;
 
     fn cluster(max_connections: u64, max_pending: u64) -> Arc<ClusterInfo> {
@@ -350,7 +368,10 @@ mod tests {
     async fn reuses_released_connections_and_drops_closed_ones() {
         let (l, host) = listener().await;
         let info = cluster(10, 10);
-        let settings = Arc::new(PoolSettings::from_cluster(&info));
+        let settings = Arc::new(PoolSettings::from_cluster(
+            &info,
+            Arc::new(ClusterStats::new(&Store::default(), "c")),
+        ));
         let pools = Rc::new(WorkerPools::default());
         let c1 = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await.unwrap();
         let (server_side, _) = l.accept().await.unwrap();
@@ -384,7 +405,10 @@ mod tests {
     async fn waits_and_overflows() {
         let (l, host) = listener().await;
         let info = cluster(1, 1);
-        let settings = Arc::new(PoolSettings::from_cluster(&info));
+        let settings = Arc::new(PoolSettings::from_cluster(
+            &info,
+            Arc::new(ClusterStats::new(&Store::default(), "c")),
+        ));
         let pools = Rc::new(WorkerPools::default());
         let c1 = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await.unwrap();
         let _server = l.accept().await.unwrap();
@@ -407,7 +431,10 @@ mod tests {
         let (l, host) = listener().await;
         drop(l);
         let info = cluster(10, 10);
-        let settings = Arc::new(PoolSettings::from_cluster(&info));
+        let settings = Arc::new(PoolSettings::from_cluster(
+            &info,
+            Arc::new(ClusterStats::new(&Store::default(), "c")),
+        ));
         let pools = Rc::new(WorkerPools::default());
         let r = pools.clone().acquire(settings, info, host.clone()).await;
         assert!(matches!(r, Err(PoolFailure::ConnectFailure(_))));

@@ -417,11 +417,6 @@ impl Validate for Bootstrap {
             ),
             ("header_prefix", !self.header_prefix.is_empty(), "headers use the x-envoy prefix"),
             (
-                "stats_server_version_override",
-                self.stats_server_version_override.is_some(),
-                "server_info reports mini-envoy's version",
-            ),
-            (
                 "use_tcp_for_dns_lookups",
                 self.use_tcp_for_dns_lookups,
                 "the system resolver is used",

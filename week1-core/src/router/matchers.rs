@@ -252,7 +252,7 @@ impl QueryMatch {
 }
 
 /// Decodes `%XX` escapes; malformed escapes stay as written.
-pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
     if !s.contains('%') {
         return Cow::Borrowed(s);
     }

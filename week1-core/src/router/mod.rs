@@ -44,6 +44,7 @@ use regex::Regex;
 
 pub use matchers::{
     DynamicMetadata, HeaderMatch, MetadataMatch, PathMatcher, QueryMatch, StringMatch,
+    percent_decode,
 };
 pub use mutation::{FormatContext, HeaderMutations, HeaderTemplate};
 pub use policy::{HashPolicy, ResetReason, RetryOn, RetryPolicy};
