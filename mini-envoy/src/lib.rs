@@ -18,13 +18,15 @@
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
 //!   the admin interface; [`stats`]: counters, gauges and histograms merged
 //!   on read; [`health`]: active health checks and outlier detection (main
-//!   thread); [`xds`]: CDS and EDS (files, ADS); [`io`]: socket reads;
+//!   thread); [`dns`]: DNS refresh of STRICT_DNS / LOGICAL_DNS clusters;
+//!   [`xds`]: CDS and EDS (files, ADS); [`io`]: socket reads;
 //!   [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
 pub mod admin;
 pub mod cluster_manager;
+pub mod dns;
 pub mod hcm;
 pub mod health;
 pub mod io;

@@ -384,6 +384,7 @@ pub fn run(
         let for_health = cluster_manager.clone();
         let _ = main.spawn_local(async move {
             crate::health::start(&for_health);
+            crate::dns::start(&for_health);
         });
         // CDS and EDS (file watches, the ADS stream) until the server exits.
         let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());

@@ -140,3 +140,37 @@ health_checks:
     // Once the first checks ran, round robin never picks the dead host: no 503.
     until_in_a_row(&client, front, 30, |s, body| s == 200 && body == "live").await;
 }
+
+#[tokio::test]
+async fn strict_dns_refresh_keeps_pooled_connections_to_hosts_that_stay() {
+    let b = backend("dns", switch(200), switch(200));
+    let port = b.addr().port();
+    // `localhost` re-resolved every 20 ms: the host stays, so its pooled
+    // connection must survive every refresh.
+    let dns_cluster = format!(
+        "- name: backends\n  connect_timeout: 1s\n  type: STRICT_DNS\n  dns_refresh_rate: 0.02s\n  dns_lookup_family: V4_ONLY\n  load_assignment:\n    cluster_name: backends\n    endpoints:\n    - lb_endpoints:\n      - endpoint: {{ address: {{ socket_address: {{ address: localhost, port_value: {port} }} }} }}\n"
+    );
+    let route = "- match: { prefix: \"/\" }\n  route: { cluster: backends }\n";
+    let yaml = bootstrap(&[http_listener("front", &catch_all(route), "")], &[dns_cluster]);
+    let args =
+        ["--config-yaml", &yaml, "--concurrency", "2", "--component-log-level", "main:debug"];
+    let envoy = MiniEnvoy::start_with_args(&args, 1, false);
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // Requests for 300 ms: spread over about fifteen refreshes.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let mut sent = 0;
+    while Instant::now() < deadline || sent < 5 {
+        let r = client.get(front, "/").await;
+        assert_eq!((r.status, r.text()), (200, "dns".to_string()));
+        sent += 1;
+    }
+    let refreshes = envoy
+        .stderr_lines()
+        .iter()
+        .filter(|l| l.contains("cluster backends: DNS refresh: 1 hosts"))
+        .count();
+    assert!(refreshes >= 3, "the name was re-resolved ({refreshes} refreshes)");
+    assert_eq!(b.request_count(), sent);
+    assert_eq!(b.connection_count(), 1, "one pooled connection across {sent} requests");
+}
