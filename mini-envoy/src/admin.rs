@@ -33,7 +33,7 @@ use week3_filters::http1::{Event, Limits, RequestDecoder, ResponseEncoder};
 
 use self::clusters::ClusterProvider;
 use self::logging::LogControl;
-use crate::server::{BoundAddresses, ServerOptions};
+use crate::server::{BoundAddresses, ListenerDrain, ServerOptions};
 use crate::stats::{ServerState, ServerStats, Store};
 
 /// What the admin endpoints report on.
@@ -47,6 +47,8 @@ pub struct AdminState {
     server_stats: Arc<ServerStats>,
     clusters: Option<ClusterProvider>,
     logging: Option<Arc<LogControl>>,
+    /// Every listener's drain (`/drain_listeners`).
+    listener_drains: Vec<ListenerDrain>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -74,7 +76,14 @@ impl AdminState {
             server_stats,
             clusters: None,
             logging,
+            listener_drains: Vec::new(),
         }
+    }
+
+    /// The listeners `/drain_listeners` drains.
+    pub fn with_listener_drains(mut self, drains: Vec<ListenerDrain>) -> Self {
+        self.listener_drains = drains;
+        self
     }
 
     /// Where `/clusters` reads the current clusters.
@@ -249,7 +258,10 @@ async fn write_response(
 fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
     let path = target.split('?').next().unwrap_or("/");
     let params = query_params(target);
-    let mutating = matches!(path, "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok");
+    let mutating = matches!(
+        path,
+        "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok" | "/drain_listeners"
+    );
     if mutating && method != "POST" {
         return (Reply::text(405, "This endpoint requires POST.\n".into()), false);
     }
@@ -286,6 +298,10 @@ fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
             Reply::text(200, "OK\n".into())
         }
         "/quitquitquit" => return (Reply::text(200, "OK\n".into()), true),
+        "/drain_listeners" => {
+            let (status, body) = drain_listeners(state, target);
+            Reply::text(status, body)
+        }
         _ => Reply::text(404, format!("invalid path: {path}\n{}", endpoint_list())),
     };
     (reply, false)
@@ -332,7 +348,44 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/healthcheck/fail", "cause the server to fail health checks (POST)"),
     ("/healthcheck/ok", "cause the server to pass health checks (POST)"),
     ("/quitquitquit", "exit the server (POST)"),
+    ("/drain_listeners", "drain listeners (POST; ?graceful, ?inboundonly)"),
 ];
+
+// ANCHOR: drain_listeners
+/// `POST /drain_listeners[?graceful][&inboundonly]`, as Envoy: the listeners
+/// (only those not `OUTBOUND` with `inboundonly`) drain their connections
+/// (`Connection: close`, idle ones close). They stop accepting at once, or,
+/// with `graceful`, after the drain time. The server keeps running.
+fn drain_listeners(state: &AdminState, target: &str) -> (u16, String) {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let (mut graceful, mut inbound_only) = (false, false);
+    for param in query.split('&').filter(|p| !p.is_empty()) {
+        match param.split_once('=').map_or(param, |(k, _)| k) {
+            "graceful" => graceful = true,
+            "inboundonly" => inbound_only = true,
+            other => {
+                return (400, format!("unknown parameter {other:?} (graceful, inboundonly)\n"));
+            }
+        }
+    }
+    let now = std::time::Instant::now();
+    for d in state.listener_drains.iter().filter(|d| d.inbound || !inbound_only) {
+        if !graceful {
+            d.drain.start_drain_sequence(now);
+            continue;
+        }
+        d.drain.start_draining_connections(now);
+        let drain = d.drain.clone();
+        let period = drain.config().drain_time;
+        // Admin requests are served on the main thread's LocalSet.
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(period).await;
+            drain.stop_accepting();
+        });
+    }
+    (200, "OK\n".to_string())
+}
+// ANCHOR_END: drain_listeners
 
 fn endpoint_list() -> String {
     ENDPOINTS.iter().map(|(p, d)| format!("  {p}: {d}\n")).collect()

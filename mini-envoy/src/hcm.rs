@@ -294,7 +294,7 @@ impl Connection {
         let drain_armed = drain.is_some();
         let drain_started = async move {
             match drain {
-                Some(d) => d.stopped_accepting().await,
+                Some(d) => d.wait_drain_started().await,
                 None => std::future::pending().await,
             }
         };
@@ -316,10 +316,16 @@ impl Connection {
 
     // ANCHOR: on_drain
     /// The drain started: the current response (if any) carries
-    /// `Connection: close` and ends the connection; an idle one closes now.
+    /// `Connection: close` and ends the connection; an idle keep-alive one
+    /// closes now. A connection that has not sent its first request yet (or
+    /// is sending one) is served once, with `Connection: close`.
     fn on_drain(&mut self) {
         self.draining = true;
-        if self.closing == Closing::No {
+        let idle_between_requests = self.stream.is_none()
+            && self.requests > 0
+            && self.read_buf.is_empty()
+            && self.head_started.is_none();
+        if self.closing == Closing::No && (self.stream.is_some() || idle_between_requests) {
             self.closing = Closing::AfterResponse;
         }
     }

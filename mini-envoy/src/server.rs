@@ -27,6 +27,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use week1_core::cluster::info::system_resolver;
 use week1_core::config::bootstrap::Bootstrap;
+use week1_core::config::listener::TrafficDirection;
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::listener::{BindOptions, ChainMatch, ConnectionInfo as ListenerConnection, bind};
 use week2_threads::dispatcher::{Dispatcher, DispatcherHandle, TokioDispatcher};
@@ -292,22 +293,35 @@ pub fn run(
                 .collect()
         })
         .collect();
-    // The server's drain (SIGTERM, SIGINT): every response says
-    // `Connection: close` at once, as Envoy's immediate drain strategy.
-    let drain = DrainManager::new(DrainConfig {
-        drain_time: options.drain_time,
-        strategy: DrainStrategy::Immediate,
-    });
+    // One drain per listener (SIGTERM drains them all, /drain_listeners some):
+    // once draining, every response says `Connection: close`, as Envoy's
+    // immediate drain strategy.
+    let config = DrainConfig { drain_time: options.drain_time, strategy: DrainStrategy::Immediate };
+    let drains: Arc<Vec<ListenerDrain>> = Arc::new(
+        snapshot
+            .listeners
+            .iter()
+            .zip(bootstrap.listeners())
+            .map(|(entry, l)| ListenerDrain {
+                name: entry.name.clone(),
+                inbound: l.traffic_direction != TrafficDirection::Outbound,
+                drain: DrainManager::new(config),
+            })
+            .collect(),
+    );
     for (w, listeners) in per_worker.into_iter().enumerate() {
         let (slot, cluster_slot) = (slot.clone(), cluster_slot.clone());
         let listeners = Mutex::new(Some(listeners));
-        let drain = drain.clone();
+        let drains = drains.clone();
         pool.post(w, move || {
             let Some(worker) = TokioDispatcher::current() else { return };
             let state = worker_state();
             for (name, socket, stats) in listeners.lock().take().unwrap_or_default() {
                 let (slot, state, task_name) = (slot.clone(), state.clone(), name.clone());
-                let drain = drain.clone();
+                let Some(drain) = drains.iter().find(|d| d.name == name).map(|d| d.drain.clone())
+                else {
+                    continue;
+                };
                 let spawned = worker.spawn_local(async move {
                     let name = task_name;
                     match tokio::net::TcpListener::from_std(socket) {
@@ -371,7 +385,8 @@ pub fn run(
             store.clone(),
             server_stats.clone(),
         )
-        .with_clusters(cluster_views),
+        .with_clusters(cluster_views)
+        .with_listener_drains(drains.to_vec()),
     );
     let ready_addresses = addresses.clone();
     main.post(move || {
@@ -413,7 +428,7 @@ pub fn run(
             }
         });
         let handle = handle.clone();
-        let _ = main.spawn_local(graceful_shutdown(drain, handle));
+        let _ = main.spawn_local(graceful_shutdown(drains, handle));
         on_ready(&ready_addresses);
     })
     .map_err(|e| ServerError::Threads(e.to_string()))?;
@@ -442,23 +457,36 @@ async fn wait_for_shutdown_signal() {
 }
 
 // ANCHOR: graceful_shutdown
-/// SIGTERM / SIGINT: drain (listeners stop accepting, responses say
+/// SIGTERM / SIGINT: drain every listener (stop accepting, responses say
 /// `Connection: close`, idle connections close), wait for open connections
 /// up to `--drain-time-s`, then stop the main loop (exit 0).
-async fn graceful_shutdown(drain: DrainManager, main: DispatcherHandle) {
+async fn graceful_shutdown(drains: Arc<Vec<ListenerDrain>>, main: DispatcherHandle) {
     wait_for_shutdown_signal().await;
-    tracing::info!(
-        "shutting down: draining {} connections for up to {:?}",
-        drain.active_connections(),
-        drain.config().drain_time
-    );
-    match drain.drain().await {
-        DrainOutcome::Completed => tracing::info!("drained"),
-        DrainOutcome::ForcedClose { remaining } => {
-            tracing::warn!("drain time over: closing {remaining} connections");
+    let open: usize = drains.iter().map(|d| d.drain.active_connections()).sum();
+    let drain_time = drains.first().map(|d| d.drain.config().drain_time).unwrap_or_default();
+    tracing::info!("shutting down: draining {open} connections for up to {drain_time:?}");
+    let now = std::time::Instant::now();
+    for d in drains.iter() {
+        d.drain.start_drain_sequence(now);
+    }
+    for d in drains.iter() {
+        if let DrainOutcome::ForcedClose { remaining } = d.drain.drain().await {
+            tracing::warn!("listener {}: drain time over, closing {remaining} connections", d.name);
         }
     }
+    tracing::info!("drained");
     main.exit();
+}
+
+/// A listener's drain, for SIGTERM and `/drain_listeners`.
+#[derive(Debug, Clone)]
+pub struct ListenerDrain {
+    /// The listener's name.
+    pub name: String,
+    /// Not `traffic_direction: OUTBOUND` (what `?inboundonly` drains).
+    pub inbound: bool,
+    /// Its drain manager; its connections are tracked here.
+    pub drain: DrainManager,
 }
 // ANCHOR_END: graceful_shutdown
 

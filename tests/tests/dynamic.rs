@@ -350,3 +350,64 @@ async fn clusters_and_endpoints_replaced_ten_times_over_ads_lose_no_request() {
     );
     assert!(ok > 50, "only {ok} requests made it");
 }
+
+// -------------------------------------------------------------------------
+// /drain_listeners.
+
+/// mini-envoy with one listener `front` to `backend`, drain time `drain_s`.
+fn start_front(backend: &Backend, drain_s: &str) -> (tempfile::TempDir, MiniEnvoy) {
+    use mini_envoy_tests::config::{bootstrap, cluster};
+    let routes = catch_all("- match: { prefix: / }\n  route: { cluster: svc }");
+    let yaml =
+        bootstrap(&[http_listener("front", &routes, "")], &[cluster("svc", &[backend.addr()], "")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, yaml).expect("write the bootstrap");
+    let config = path.display().to_string();
+    let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", drain_s];
+    let envoy = MiniEnvoy::start_with_args(&args, 1, true);
+    (dir, envoy)
+}
+
+async fn admin(envoy: &MiniEnvoy, method: hyper::Method, path: &str) -> u16 {
+    let req = mini_envoy_tests::client::request(method, envoy.admin(), path)
+        .body(Default::default())
+        .expect("valid request");
+    Client::new().send(req).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_listeners_stops_accepting_finishes_requests_and_keeps_running() {
+    let backend = Backend::start(Behaviour::Hold);
+    let (_dir, mut envoy) = start_front(&backend, "5");
+    let front = envoy.listener("front");
+    assert_eq!(admin(&envoy, hyper::Method::GET, "/drain_listeners").await, 405);
+    assert_eq!(admin(&envoy, hyper::Method::POST, "/drain_listeners?nope").await, 400);
+
+    let in_flight = tokio::spawn(async move { Client::new().get(front, "/").await });
+    assert!(backend.wait_for_requests_async(1, WAIT).await, "{}", envoy.output());
+    assert_eq!(admin(&envoy, hyper::Method::POST, "/drain_listeners").await, 200);
+    let closed = wait_until_async(WAIT, || std::net::TcpStream::connect(front).is_err()).await;
+    assert!(closed, "the listener still accepts after /drain_listeners\n{}", envoy.output());
+    backend.release();
+    let response = in_flight.await.expect("client task");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(admin(&envoy, hyper::Method::GET, "/ready").await, 200, "the server keeps running");
+    assert!(envoy.is_running());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_drain_accepts_during_the_drain_time_with_connection_close() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let (_dir, envoy) = start_front(&backend, "1");
+    let front = envoy.listener("front");
+    assert_eq!(admin(&envoy, hyper::Method::POST, "/drain_listeners?graceful").await, 200);
+    // Still accepting during the drain period; every response closes.
+    let response = Client::new().get(front, "/").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    // Then the listener stops (drain time 1 s; bounded wait).
+    let closed = wait_until_async(WAIT, || std::net::TcpStream::connect(front).is_err()).await;
+    assert!(closed, "the listener still accepts after the drain time\n{}", envoy.output());
+}

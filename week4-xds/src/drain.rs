@@ -84,6 +84,8 @@ struct Inner {
     config: DrainConfig,
     parent: Option<DrainManager>,
     started: Mutex<Option<Instant>>,
+    /// Turns true when the drain starts (connections wait on it).
+    draining: watch::Sender<bool>,
     connections: watch::Sender<usize>,
     accepting: watch::Sender<bool>,
     force_close: watch::Sender<bool>,
@@ -107,6 +109,7 @@ impl DrainManager {
                 config,
                 parent,
                 started: Mutex::new(None),
+                draining: watch::Sender::new(false),
                 connections: watch::Sender::new(0),
                 accepting: watch::Sender::new(true),
                 force_close: watch::Sender::new(false),
@@ -131,10 +134,41 @@ impl DrainManager {
 
     /// Starts draining at `now` (idempotent): stop accepting, start the ramp.
     pub fn start_drain_sequence(&self, now: Instant) {
+        self.start_draining_connections(now);
+        self.stop_accepting();
+    }
+
+    /// Starts the ramp at `now` (idempotent) while the listener still
+    /// accepts: Envoy's `/drain_listeners?graceful` drain period, after which
+    /// the caller calls [`stop_accepting`](Self::stop_accepting).
+    pub fn start_draining_connections(&self, now: Instant) {
         let mut started = self.started();
         if started.is_none() {
             *started = Some(now);
-            self.inner.accepting.send_replace(false);
+            self.inner.draining.send_replace(true);
+        }
+    }
+
+    /// Stops accepting new connections (idempotent).
+    pub fn stop_accepting(&self) {
+        self.inner.accepting.send_replace(false);
+    }
+
+    /// Resolves when this manager (or its parent) starts draining: a
+    /// connection then closes when idle and says `Connection: close`.
+    pub async fn wait_drain_started(&self) {
+        let mut own = self.inner.draining.subscribe();
+        match &self.inner.parent {
+            None => {
+                let _ = own.wait_for(|d| *d).await;
+            }
+            Some(parent) => {
+                let mut parent_rx = parent.inner.draining.subscribe();
+                tokio::select! {
+                    _ = own.wait_for(|d| *d) => {}
+                    _ = parent_rx.wait_for(|d| *d) => {}
+                }
+            }
         }
     }
 

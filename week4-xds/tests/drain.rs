@@ -85,3 +85,31 @@ async fn server_force_close_reaches_listener_connections() {
     server.force_close();
     tokio::time::timeout(Duration::from_secs(1), task).await.expect("woken").expect("task");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_graceful_drain_keeps_accepting_until_told_and_wakes_connections() {
+    let server = manager(600);
+    let listener = server.child();
+    let waiter = tokio::spawn({
+        let l = listener.clone();
+        async move { l.wait_drain_started().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiter.is_finished(), "no drain yet");
+    listener.start_draining_connections(Instant::now().into_std());
+    waiter.await.expect("woken by the drain");
+    assert!(listener.is_accepting(), "the graceful drain period still accepts");
+    assert!(listener.drain_close(Instant::now().into_std() + Duration::from_secs(600), 0));
+    listener.stop_accepting();
+    assert!(!listener.is_accepting());
+    listener.stopped_accepting().await;
+
+    // A listener also wakes when the server drains.
+    let other = server.child();
+    let woken = tokio::spawn({
+        let o = other.clone();
+        async move { o.wait_drain_started().await }
+    });
+    server.start_drain_sequence(Instant::now().into_std());
+    woken.await.expect("woken by the server's drain");
+}
