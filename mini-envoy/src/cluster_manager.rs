@@ -284,6 +284,11 @@ impl ClusterManager {
         self.publish()
     }
 
+    /// The stats store clusters record into.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// How workers find the clusters: this manager's slot.
     pub fn source(&self) -> ClusterSource {
         ClusterSource::Slot(self.slot.clone())

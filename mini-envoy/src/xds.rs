@@ -36,29 +36,54 @@ use week4_xds::grpc::client::{self, AdsHandler};
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
 
 use crate::cluster_manager::{ClusterManager, ClusterManagerError};
+use crate::stats::{Counter, Gauge, Scope};
 
-/// Envoy's per-subscription counters (`cluster_manager.cds.*`, `cluster.<name>.eds.*`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Envoy's per-subscription stats (`cluster_manager.cds.*`,
+/// `cluster.<name>.update_*` for EDS): counters in the stats store, and the
+/// `version_info` last applied.
+#[derive(Clone)]
 pub struct UpdateCounters {
     /// `update_attempt`.
-    pub update_attempt: u64,
+    pub update_attempt: Counter,
     /// `update_success`.
-    pub update_success: u64,
+    pub update_success: Counter,
     /// `update_rejected`.
-    pub update_rejected: u64,
+    pub update_rejected: Counter,
+    /// `version`: a hash of the `version_info` in force, as Envoy's gauge.
+    pub version: Gauge,
     /// The `version_info` last applied.
     pub version_info: String,
 }
 
+impl std::fmt::Debug for UpdateCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateCounters").field("version_info", &self.version_info).finish()
+    }
+}
+
 impl UpdateCounters {
+    /// The counters under `scope` (e.g. `cluster_manager.cds.`).
+    pub fn new(scope: &Scope) -> Self {
+        Self {
+            update_attempt: scope.counter("update_attempt"),
+            update_success: scope.counter("update_success"),
+            update_rejected: scope.counter("update_rejected"),
+            version: scope.gauge("version"),
+            version_info: String::new(),
+        }
+    }
+
     fn record(&mut self, result: &Result<(), String>, version_info: &str) {
-        self.update_attempt += 1;
+        self.update_attempt.inc();
         match result {
             Ok(()) => {
-                self.update_success += 1;
+                self.update_success.inc();
                 self.version_info = version_info.to_string();
+                // Envoy's `version` gauge: a hash of version_info.
+                let hash = week4_xds::config_manager::hash_bytes(version_info.as_bytes());
+                self.version.set((hash >> 1) as i64);
             }
-            Err(_) => self.update_rejected += 1,
+            Err(_) => self.update_rejected.inc(),
         }
     }
 }
@@ -109,11 +134,15 @@ fn eds_file_source(c: &Cluster) -> Option<&ConfigSource> {
 }
 
 impl DynamicClusters {
-    /// CDS/EDS over `clusters` (static clusters already added).
+    /// CDS/EDS over `clusters` (static clusters already added), counting
+    /// into the cluster manager's stats store.
     pub fn new(clusters: Rc<RefCell<ClusterManager>>) -> Rc<RefCell<Self>> {
+        let cds = UpdateCounters::new(
+            &clusters.borrow().store().root().scope("cluster_manager").scope("cds"),
+        );
         Rc::new(RefCell::new(Self {
             clusters,
-            cds: UpdateCounters::default(),
+            cds,
             eds: BTreeMap::new(),
             eds_files: BTreeMap::new(),
         }))
@@ -124,6 +153,18 @@ impl DynamicClusters {
         if let Some(health) = crate::health::main_health() {
             health.sync(&self.clusters.borrow());
         }
+    }
+
+    /// EDS counters of `cluster` (`cluster.<name>.update_*`).
+    fn eds_counters(&mut self, cluster: &str) -> &mut UpdateCounters {
+        let store = self.clusters.borrow().store().clone();
+        self.eds.entry(cluster.to_string()).or_insert_with(|| {
+            UpdateCounters::new(&store.root().tagged_scope(
+                "cluster",
+                "envoy_cluster_name",
+                cluster,
+            ))
+        })
     }
 
     fn static_names(&self) -> BTreeSet<String> {
@@ -204,7 +245,7 @@ impl DynamicClusters {
         drop(cm);
         self.sync_health();
         for name in touched {
-            self.eds.entry(name).or_default().record(&result, &update.version_info);
+            self.eds_counters(&name).record(&result, &update.version_info);
         }
         if let Err(e) = &result {
             tracing::warn!(version = %update.version_info, "EDS update rejected: {e}");
@@ -230,7 +271,7 @@ async fn watch_file(
                 let mut d = dynamic.borrow_mut();
                 let counters = match &cluster {
                     None => &mut d.cds,
-                    Some(name) => d.eds.entry(name.clone()).or_default(),
+                    Some(name) => d.eds_counters(name),
                 };
                 counters.record(&Err(error), "");
             }

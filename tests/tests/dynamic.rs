@@ -215,6 +215,16 @@ async fn a_rejected_cds_file_keeps_the_previous_clusters() {
     })
     .await;
     assert!(rejected, "the bad file was not rejected\n{}", s.envoy.output());
+    // Envoy's CDS counters: the initial file applied, this one rejected.
+    let stats = Client::new().get(s.envoy.admin(), "/stats?filter=cluster_manager.cds").await;
+    let text = stats.text();
+    for line in [
+        "cluster_manager.cds.update_attempt: 2",
+        "cluster_manager.cds.update_success: 1",
+        "cluster_manager.cds.update_rejected: 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
     // Still serving, and a good update after it applies.
     let before = s.backends[1].request_count();
     move_in(&s.eds, &eds(2, &[s.backends[1].addr()]));
