@@ -440,3 +440,108 @@ fn ads_endpoint(cluster: Option<&str>, cm: &ClusterManager) -> Result<String, St
     let host = host.ok_or_else(|| format!("cluster {name:?} has no host"))?;
     Ok(format!("http://{host}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_manager::OwnedResolver;
+    use crate::stats::Store;
+    use week1_core::config::bootstrap::DiscoveryResponse;
+    use week2_threads::dispatcher::{Dispatcher, TokioDispatcher};
+    use week2_threads::tls::Instance;
+
+    fn update(type_url: TypeUrl, version: &str, yaml: &str, removed: &[&str]) -> Update<Resource> {
+        let resp: DiscoveryResponse =
+            week1_core::config::load_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        Update {
+            type_url,
+            version_info: version.into(),
+            resources: resp.resources,
+            removed: removed.iter().map(|r| r.to_string()).collect(),
+            warming: Default::default(),
+        }
+    }
+
+    const CDS: &str = r#"
+resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: web
+  type: EDS
+  connect_timeout: 1s
+  eds_cluster_config: {service_name: web-eds, eds_config: {ads: {}}}
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: api
+  connect_timeout: 1s
+  load_assignment:
+    cluster_name: api
+    endpoints:
+    - lb_endpoints:
+      - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 8001}}}
+"#;
+
+    const EDS: &str = r#"
+resources:
+- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: web-eds
+  endpoints:
+  - lb_endpoints:
+    - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9001}}}
+"#;
+
+    fn dynamic() -> (TokioDispatcher, Store, Rc<RefCell<DynamicClusters>>) {
+        let main = TokioDispatcher::new("main_thread").unwrap();
+        let tls = Instance::new(main.handle());
+        let resolve: OwnedResolver = Box::new(|h, _| Err(format!("no DNS for {h}")));
+        let store = Store::default();
+        let cm = ClusterManager::new(tls.allocate_slot().unwrap(), resolve, store.clone()).unwrap();
+        (main, store, DynamicClusters::new(Rc::new(RefCell::new(cm))))
+    }
+
+    fn serving(d: &Rc<RefCell<DynamicClusters>>) -> Vec<String> {
+        let d = d.borrow();
+        let cm = d.clusters.borrow();
+        let mut names: Vec<String> = cm.map().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn cds_then_eds_warms_and_serves_and_removal_drops() {
+        let (_main, store, d) = dynamic();
+        let watch = d.borrow_mut().apply_cds(&update(TypeUrl::Cluster, "1", CDS, &[])).unwrap();
+        assert!(watch.is_empty(), "no file-based EDS here");
+        assert_eq!(serving(&d), ["api"], "web warms until its endpoints arrive");
+        d.borrow_mut().apply_eds(&update(TypeUrl::ClusterLoadAssignment, "e1", EDS, &[])).unwrap();
+        assert_eq!(serving(&d), ["api", "web"], "EDS by service name");
+        d.borrow_mut()
+            .apply_cds(&update(TypeUrl::Cluster, "2", "resources: []", &["api"]))
+            .unwrap();
+        assert_eq!(serving(&d), ["web"]);
+        assert_eq!(store.counter_value("cluster_manager.cds.update_success"), Some(2));
+        assert_eq!(store.counter_value("cluster.web.update_success"), Some(1));
+        assert_eq!(d.borrow().cds.version_info, "2");
+    }
+
+    #[test]
+    fn a_rejected_cds_update_changes_nothing() {
+        let (_main, store, d) = dynamic();
+        d.borrow_mut().apply_cds(&update(TypeUrl::Cluster, "1", CDS, &[])).unwrap();
+        // An endpoint resource in a CDS update, which also removes `api`.
+        let eds = update(TypeUrl::ClusterLoadAssignment, "2", EDS, &["api"]);
+        let bad = Update { type_url: TypeUrl::Cluster, ..eds };
+        let err = d.borrow_mut().apply_cds(&bad).unwrap_err();
+        assert!(err.contains("not a Cluster"), "{err}");
+        assert_eq!(serving(&d), ["api"], "the removal in the rejected update did not happen");
+        assert_eq!(store.counter_value("cluster_manager.cds.update_rejected"), Some(1));
+        assert_eq!(d.borrow().cds.version_info, "1");
+    }
+
+    #[test]
+    fn cds_cannot_reuse_a_static_cluster_name() {
+        let statics: BTreeSet<String> = ["api".to_string()].into();
+        let resources = update(TypeUrl::Cluster, "1", CDS, &[]).resources;
+        let err = validate_cds(&resources, &statics).unwrap_err();
+        assert!(err.contains("static cluster"), "{err}");
+        assert!(validate_cds(&resources, &BTreeSet::new()).is_ok());
+    }
+}
