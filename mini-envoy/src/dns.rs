@@ -21,7 +21,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use week1_core::cluster::info::{ClusterInfo, system_resolver};
@@ -29,16 +28,28 @@ use week1_core::config::FieldPath;
 use week1_core::config::cluster::{Cluster, DiscoveryType};
 
 use crate::cluster_manager::ClusterManager;
+use crate::stats::{Counter, Scope};
 
 /// `cluster.<name>.update_attempt/update_success/update_failure` of a DNS cluster.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DnsStats {
     /// Resolutions started.
-    pub update_attempt: AtomicU64,
+    pub update_attempt: Counter,
     /// Resolutions that produced hosts.
-    pub update_success: AtomicU64,
+    pub update_success: Counter,
     /// Resolutions that failed (the hosts stay as they were).
-    pub update_failure: AtomicU64,
+    pub update_failure: Counter,
+}
+
+impl DnsStats {
+    /// The counters in a cluster's scope.
+    pub fn new(scope: &Scope) -> Self {
+        Self {
+            update_attempt: scope.counter("update_attempt"),
+            update_success: scope.counter("update_success"),
+            update_failure: scope.counter("update_failure"),
+        }
+    }
 }
 
 /// The delay before the next resolution: `dns_refresh_rate` after a success;
@@ -59,17 +70,17 @@ pub fn next_refresh(info: &ClusterInfo, failures: u32) -> Duration {
 /// `clusters` (main thread, inside its tokio `LocalSet`). Returns each
 /// cluster's stats.
 pub fn start(clusters: &Rc<RefCell<ClusterManager>>) -> Vec<(String, Arc<DnsStats>)> {
-    let dns: Vec<(Cluster, Arc<ClusterInfo>)> = clusters
+    let dns: Vec<(Cluster, Arc<ClusterInfo>, Scope)> = clusters
         .borrow()
         .active()
         .filter(|c| {
             matches!(c.config.cluster_type, DiscoveryType::StrictDns | DiscoveryType::LogicalDns)
         })
-        .map(|c| (c.config.clone(), c.entry.info.clone()))
+        .map(|c| (c.config.clone(), c.entry.info.clone(), c.entry.pool.stats.scope().clone()))
         .collect();
     let mut all = Vec::new();
-    for (config, info) in dns {
-        let stats = Arc::new(DnsStats::default());
+    for (config, info, scope) in dns {
+        let stats = Arc::new(DnsStats::new(&scope));
         all.push((config.name.clone(), stats.clone()));
         tokio::task::spawn_local(refresh_loop(Rc::downgrade(clusters), config, info, stats));
     }
@@ -85,7 +96,7 @@ async fn refresh_loop(
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(next_refresh(&info, failures)).await;
-        stats.update_attempt.fetch_add(1, Ordering::Relaxed);
+        stats.update_attempt.inc();
         let (c, i) = (config.clone(), info.clone());
         let resolved = tokio::task::spawn_blocking(move || {
             let at = FieldPath::root().field("clusters").field(&c.name);
@@ -110,7 +121,7 @@ async fn refresh_loop(
         };
         let Some(hosts) = hosts else {
             // Envoy keeps the hosts it has when a resolution fails.
-            stats.update_failure.fetch_add(1, Ordering::Relaxed);
+            stats.update_failure.inc();
             failures = failures.saturating_add(1);
             continue;
         };
@@ -119,7 +130,7 @@ async fn refresh_loop(
         let updated = cm.borrow_mut().update_hosts(&config.name, hosts);
         match updated {
             Ok(()) => {
-                stats.update_success.fetch_add(1, Ordering::Relaxed);
+                stats.update_success.inc();
                 if let Some(health) = crate::health::main_health() {
                     health.sync(&cm.borrow());
                 }

@@ -29,6 +29,15 @@ fn backend(name: &'static str, health: Arc<AtomicU16>, status: Arc<AtomicU16>) -
     )
 }
 
+/// One stat of `/stats` (text format) as a number.
+async fn stat(envoy: &MiniEnvoy, name: &str) -> u64 {
+    let r = Client::without_pool().get(envoy.admin(), "/stats").await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let line = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "));
+    line.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
 fn switch(v: u16) -> Arc<AtomicU16> {
     Arc::new(AtomicU16::new(v))
 }
@@ -87,6 +96,9 @@ async fn http_health_check_moves_traffic_away_and_back() {
     let checked = &checks[0];
     assert_eq!(checked.header("host"), Some("backends"), "Envoy's default host: the cluster");
     assert_eq!(checked.header("user-agent"), Some("Envoy/HC"));
+    assert!(stat(&envoy, "cluster.backends.health_check.failure").await >= 1);
+    assert!(stat(&envoy, "cluster.backends.health_check.success").await >= 2);
+    assert_eq!(stat(&envoy, "cluster.backends.health_check.healthy").await, 1, "b only");
 
     // a recovers: it takes traffic again.
     a_health.store(200, Ordering::Relaxed);
@@ -113,6 +125,9 @@ outlier_detection:
     let a_errors = a.request_count();
     assert!(a_errors >= 3, "a was ejected after 3 consecutive 5xx ({a_errors} requests)");
     assert!(a_errors <= 6, "and then got no more traffic ({a_errors} requests)");
+    let od = "cluster.backends.outlier_detection";
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_active")).await, 1);
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_consecutive_5xx")).await, 1);
 
     // a is healthy again; after base_ejection_time it is back in rotation.
     a_status.store(200, Ordering::Relaxed);
@@ -154,7 +169,7 @@ async fn strict_dns_refresh_keeps_pooled_connections_to_hosts_that_stay() {
     let yaml = bootstrap(&[http_listener("front", &catch_all(route), "")], &[dns_cluster]);
     let args =
         ["--config-yaml", &yaml, "--concurrency", "2", "--component-log-level", "main:debug"];
-    let envoy = MiniEnvoy::start_with_args(&args, 1, false);
+    let envoy = MiniEnvoy::start_with_args(&args, 1, true);
     let front = envoy.listener("front");
     let client = Client::new();
     // Requests for 300 ms: spread over about fifteen refreshes.
@@ -171,6 +186,7 @@ async fn strict_dns_refresh_keeps_pooled_connections_to_hosts_that_stay() {
         .filter(|l| l.contains("cluster backends: DNS refresh: 1 hosts"))
         .count();
     assert!(refreshes >= 3, "the name was re-resolved ({refreshes} refreshes)");
+    assert!(stat(&envoy, "cluster.backends.update_success").await >= 3);
     assert_eq!(b.request_count(), sent);
     assert_eq!(b.connection_count(), 1, "one pooled connection across {sent} requests");
 }

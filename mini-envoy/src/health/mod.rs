@@ -120,6 +120,38 @@ pub struct ClusterHealthStats {
     pub outlier_detection: Option<Arc<OutlierStats>>,
 }
 
+/// Copies a week 1 stats struct (atomics the sans-IO policies count into)
+/// into the stats store under `scope`: counters get the increase since the
+/// last copy, gauges the value. Runs on the main thread after each change.
+struct StatsMirror {
+    scope: crate::stats::Scope,
+    counters: FxHashMap<String, (crate::stats::Counter, u64)>,
+}
+
+impl StatsMirror {
+    fn new(scope: crate::stats::Scope) -> Self {
+        Self { scope, counters: FxHashMap::default() }
+    }
+
+    fn copy(&mut self, values: &[(String, u64)], gauges: &[&str]) {
+        for (name, value) in values {
+            if gauges.contains(&name.as_str()) {
+                self.scope.gauge(name).set(i64::try_from(*value).unwrap_or(i64::MAX));
+                continue;
+            }
+            let scope = &self.scope;
+            let (counter, last) =
+                self.counters.entry(name.clone()).or_insert_with(|| (scope.counter(name), 0));
+            counter.add(value.saturating_sub(*last));
+            *last = *value;
+        }
+    }
+}
+
+fn hc_values(stats: &HealthCheckStats) -> Vec<(String, u64)> {
+    stats.values().iter().map(|(n, v)| (n.to_string(), *v)).collect()
+}
+
 /// One health check of a cluster.
 struct CheckConfig {
     checker: Checker,
@@ -134,11 +166,23 @@ struct ClusterHealth {
     outlier: Option<RefCell<OutlierDetector>>,
     next_sweep: RefCell<tokio::time::Instant>,
     hosts: RefCell<Vec<Arc<Host>>>,
+    /// `cluster.<name>.health_check.*` in the stats store.
+    hc_mirror: RefCell<StatsMirror>,
+    /// `cluster.<name>.outlier_detection.*` in the stats store.
+    outlier_mirror: RefCell<StatsMirror>,
     /// The running check tasks, per host.
     tasks: RefCell<Vec<(Arc<Host>, Vec<AbortHandle>)>>,
 }
 
 impl ClusterHealth {
+    fn copy_stats(&self) {
+        self.hc_mirror.borrow_mut().copy(&hc_values(&self.hc_stats), &["healthy", "degraded"]);
+        if let Some(d) = &self.outlier {
+            let values = d.borrow().stats().values();
+            self.outlier_mirror.borrow_mut().copy(&values, &["ejections_active"]);
+        }
+    }
+
     fn had_traffic(&self) -> bool {
         self.hosts
             .borrow()
@@ -195,7 +239,8 @@ impl HealthManager {
     /// sessions and ejection state; new hosts are checked at once). A changed
     /// cluster config restarts its checkers. Must run on the main thread's
     /// tokio `LocalSet`.
-    pub fn set_cluster(self: &Rc<Self>, info: &ClusterInfo, hosts: Vec<Arc<Host>>) {
+    pub fn set_cluster(self: &Rc<Self>, entry: &ClusterEntry, hosts: Vec<Arc<Host>>) {
+        let info = &entry.info;
         if info.health_checks.is_empty() && info.outlier_policy.is_none() {
             self.remove_cluster(&info.name);
             return;
@@ -204,7 +249,8 @@ impl HealthManager {
         let cluster = match existing.filter(|c| same_config(c, info)) {
             Some(c) => c,
             None => {
-                let c = Rc::new(new_cluster(info));
+                let c = Rc::new(new_cluster(info, entry.pool.stats.scope()));
+                c.copy_stats();
                 self.clusters.borrow_mut().insert(info.name.clone(), c.clone());
                 c
             }
@@ -253,7 +299,7 @@ impl HealthManager {
         let serving: Vec<_> = clusters.active().map(|c| c.entry.clone()).collect();
         self.clusters.borrow_mut().retain(|name, _| serving.iter().any(|e| e.info.name == *name));
         for entry in serving {
-            self.set_cluster(&entry.info, all_hosts(&entry));
+            self.set_cluster(&entry, all_hosts(&entry));
         }
     }
 
@@ -322,6 +368,7 @@ impl HealthManager {
                 }
                 changed
             };
+            c.copy_stats();
             if changed {
                 tracing::info!("cluster {}: outlier detection changed host health", c.name);
                 (self.publish)(&c.name);
@@ -337,7 +384,7 @@ fn same_config(c: &ClusterHealth, info: &ClusterInfo) -> bool {
         && c.outlier.as_ref().map(|d| d.borrow().policy().clone()) == info.outlier_policy
 }
 
-fn new_cluster(info: &ClusterInfo) -> ClusterHealth {
+fn new_cluster(info: &ClusterInfo, scope: &crate::stats::Scope) -> ClusterHealth {
     let checks = info
         .health_checks
         .iter()
@@ -363,6 +410,8 @@ fn new_cluster(info: &ClusterInfo) -> ClusterHealth {
         next_sweep: RefCell::new(now + outlier.as_ref().map_or(Duration::ZERO, |(_, i)| *i)),
         outlier: outlier.map(|(d, _)| d),
         hosts: RefCell::new(Vec::new()),
+        hc_mirror: RefCell::new(StatsMirror::new(scope.scope("health_check"))),
+        outlier_mirror: RefCell::new(StatsMirror::new(scope.scope("outlier_detection"))),
         tasks: RefCell::new(Vec::new()),
     }
 }
@@ -396,6 +445,7 @@ async fn check_loop(
                 host.address()
             );
         }
+        c.copy_stats();
         let mut changed = decision.transition == Transition::Changed;
         if matches!(outcome, CheckOutcome::Success { .. })
             && let Some(detector) = &c.outlier
