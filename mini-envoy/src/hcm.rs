@@ -22,6 +22,7 @@
 //! is how bodies stream with bounded memory (Envoy's watermarks). HTTP/1.1
 //! serves one request at a time: pipelined requests wait in the read buffer.
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -584,7 +585,7 @@ impl Connection {
             }
         }
 
-        let fm = FilterManager::new(self.chain.filters.chain_filters(), &self.fm_config);
+        let fm = pooled_filter_manager(&self.chain, &self.fm_config);
         let encoder = ResponseEncoder::new(request);
         // ANCHOR: sanitize
         // Header sanitizing before any filter sees the request.
@@ -827,6 +828,7 @@ impl Connection {
                 protocol: Some(s.request.version.as_str()),
             });
         }
+        recycle_filter_manager(s.fm);
     }
     // ANCHOR_END: finish_stream
 
@@ -927,6 +929,38 @@ impl ActiveStream {
     fn fm_has_events(&self) -> bool {
         self.fm.has_pending_events()
     }
+}
+
+/// Finished streams' FilterManagers a worker keeps for reuse (at most this many).
+const FILTER_MANAGER_POOL_LIMIT: usize = 64;
+
+thread_local! {
+    /// FilterManagers of finished streams, cleared: a new stream reuses one
+    /// (its chain slots and event queues) instead of allocating its own.
+    static FILTER_MANAGERS: RefCell<Vec<FilterManager>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A FilterManager for a new stream of `chain`: one from this worker's pool, or a new one.
+fn pooled_filter_manager(chain: &HttpChain, config: &FilterManagerConfig) -> FilterManager {
+    match FILTER_MANAGERS.with(|pool| pool.borrow_mut().pop()) {
+        Some(mut fm) => {
+            fm.reset(chain.filters.chain_filters(), config);
+            fm
+        }
+        None => FilterManager::new(chain.filters.chain_filters(), config),
+    }
+}
+
+/// Gives a finished stream's FilterManager back to this worker's pool
+/// (cleared, so it holds no filter, route or configuration while pooled).
+fn recycle_filter_manager(mut fm: FilterManager) {
+    fm.clear();
+    FILTER_MANAGERS.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < FILTER_MANAGER_POOL_LIMIT {
+            pool.push(fm);
+        }
+    });
 }
 
 /// A local reply when the response has not started, else a reset.

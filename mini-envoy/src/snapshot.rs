@@ -30,7 +30,7 @@ use week1_core::router::{RouteContext, Router};
 use week3_filters::context::FactoryContext;
 use week3_filters::hcm::ConnectionManagerConfig;
 use week3_filters::http::filters::router::RouterConfig;
-use week3_filters::http::{ResolvedRoute, RouteInfo, RouteResolver};
+use week3_filters::http::{RouteInfo, RouteResolver, RouteSnapshots};
 use week3_filters::network::filters::SharedBuckets;
 use week3_filters::network::tcp_proxy::TcpProxyConfig;
 use week3_filters::registry::{
@@ -128,6 +128,8 @@ pub struct RouteTable {
     router: Arc<Router>,
     filter_names: Vec<String>,
     clusters: ClusterSource,
+    /// Shared results of the routes that do not depend on the request.
+    snapshots: RouteSnapshots,
 }
 
 impl RouteResolver for RouteTable {
@@ -139,8 +141,7 @@ impl RouteResolver for RouteTable {
             ..RouteContext::default()
         };
         let decision = self.router.route(headers, &ctx);
-        ResolvedRoute::from_decision(&decision, headers, &ctx, &self.filter_names)
-            .map(|r| Arc::new(r) as Arc<dyn RouteInfo>)
+        self.snapshots.resolve(&decision, headers, &ctx, &self.filter_names)
     }
 }
 
@@ -296,7 +297,12 @@ fn build_http(
     let router = Arc::new(router);
     let filter_names = filters.filter_names().into_iter().map(str::to_string).collect();
     let resolver =
-        Arc::new(RouteTable { router: router.clone(), filter_names, clusters: clusters.clone() });
+        Arc::new(RouteTable {
+            snapshots: RouteSnapshots::new(&router),
+            router: router.clone(),
+            filter_names,
+            clusters: clusters.clone(),
+        });
     let router_config = filters.router_config().cloned().unwrap_or_default();
     let access_logs = logs.compile(&hcm.access_log, &at.field("access_log"))?;
     Ok(HttpChain {

@@ -115,7 +115,10 @@ impl HeaderName {
 
     /// Case-insensitive comparison with a name given as text.
     pub fn matches(&self, name: &str) -> bool {
-        self.0.eq_ignore_ascii_case(name)
+        // Names are stored lowercase and usually asked for in lowercase: an
+        // exact comparison first (a length check, then memcmp).
+        self.0.len() == name.len()
+            && (self.0.as_bytes() == name.as_bytes() || self.0.eq_ignore_ascii_case(name))
     }
 }
 

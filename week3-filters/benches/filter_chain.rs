@@ -82,6 +82,19 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // As the HCM runs streams: each worker reuses finished streams'
+    // FilterManagers (`reset`), so a stream allocates nothing of its own.
+    g.bench_function("5_pass_through_filters_request_and_response_pooled", |b| {
+        let mut fm = FilterManager::new(chain.chain_filters(), &config);
+        b.iter_batched(
+            inputs,
+            |(req, req_body, resp, resp_body)| {
+                fm.reset(chain.chain_filters(), &config);
+                run_stream(&mut fm, req, req_body, Some((resp, resp_body)))
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("5_pass_through_filters_request_only", |b| {
         b.iter_batched(
             inputs,
@@ -101,6 +114,16 @@ fn one_stream(
     response: Option<(HeaderMap, Buffer)>,
 ) -> usize {
     let mut fm = FilterManager::new(chain.chain_filters(), config);
+    run_stream(&mut fm, request, request_body, response)
+}
+
+/// Runs one exchange through a fresh or reset FilterManager.
+fn run_stream(
+    fm: &mut FilterManager,
+    request: HeaderMap,
+    request_body: Buffer,
+    response: Option<(HeaderMap, Buffer)>,
+) -> usize {
     fm.decode_headers(request, false);
     fm.decode_data(request_body, true);
     if let Some((headers, body)) = response {
@@ -118,7 +141,8 @@ fn one_stream(
 /// `FILTER_CHAIN_PROFILE_ITERS=N` runs N request/response streams without
 /// criterion (inputs prepared first), for instruction counts under
 /// `valgrind --tool=callgrind`: run with two values of N and divide the
-/// difference by the difference in N.
+/// difference by the difference in N. With `FILTER_CHAIN_PROFILE_POOLED` set,
+/// one FilterManager is reset for each stream, as the HCM does.
 fn profile(iters: usize) {
     let factory: Arc<dyn HttpFilterFactory> = Arc::new(|| HttpFilterInstance::dual(PassThrough));
     let chain = FilterChainFactory::from_factories(
@@ -136,9 +160,16 @@ fn profile(iters: usize) {
             )
         })
         .collect();
+    let pooled = std::env::var_os("FILTER_CHAIN_PROFILE_POOLED").is_some();
+    let mut fm = FilterManager::new(chain.chain_filters(), &config);
     let mut total = 0;
     for (req, req_body, resp, resp_body) in prepared {
-        total += one_stream(&chain, &config, req, req_body, Some((resp, resp_body)));
+        total += if pooled {
+            fm.reset(chain.chain_filters(), &config);
+            run_stream(&mut fm, req, req_body, Some((resp, resp_body)))
+        } else {
+            one_stream(&chain, &config, req, req_body, Some((resp, resp_body)))
+        };
     }
     println!("{iters} streams, {total} events");
 }

@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use week1_core::headers::HeaderMap;
 use week3_filters::buffer::Buffer;
 use week3_filters::http1::{Event, RequestDecoder, RequestEncoder, RequestInfo, ResponseEncoder};
@@ -177,5 +177,38 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// `HTTP1_PROFILE_ITERS=N` decodes the typical request head N times without
+/// criterion (inputs prepared first), for instruction counts under
+/// `valgrind --tool=callgrind`: run with two values of N and divide the
+/// difference by the difference in N.
+fn profile(iters: usize) {
+    let inputs: Vec<Buffer> = (0..iters).map(|_| read_buffer()).collect();
+    let mut decoder = RequestDecoder::default();
+    let mut fields = 0;
+    // The heads are dropped after the loop, as criterion drops them outside
+    // the measurement.
+    let mut heads = Vec::with_capacity(iters);
+    for mut input in inputs {
+        let Ok(Some(Event::Headers(head))) = decoder.decode(&mut input) else {
+            panic!("request did not decode")
+        };
+        fields += head.headers.len();
+        let Ok(Some(Event::MessageComplete)) = decoder.decode(&mut input) else {
+            panic!("request did not complete")
+        };
+        heads.push(head);
+    }
+    black_box(&heads);
+    println!("{iters} heads, {fields} fields");
+}
+
 criterion_group!(benches, decode_head, decode_chunked, encode);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(iters) = std::env::var("HTTP1_PROFILE_ITERS").ok().and_then(|v| v.parse().ok()) {
+        profile(iters);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

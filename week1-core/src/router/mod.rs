@@ -1306,12 +1306,18 @@ impl Router {
                 .chain(["other"])
                 .find(|n| *n == name)
         });
+        // Borrowed from the config when it names the cluster (no copy per call).
+        let cluster = match (&action.cluster, weighted) {
+            (ClusterSpecifier::Named(n), _) if *n == r.cluster => Cow::Borrowed(n.as_str()),
+            (_, Some(w)) if w.name == r.cluster => Cow::Borrowed(w.name.as_str()),
+            _ => Cow::Owned(r.cluster.clone()),
+        };
         Some(Forward {
             router: self,
             vhost,
             route,
             action,
-            cluster: Cow::Owned(r.cluster.clone()),
+            cluster,
             weighted,
             virtual_cluster,
         })
@@ -1319,10 +1325,18 @@ impl Router {
 }
 
 impl<'r> Forward<'r> {
+    /// Where the matched route is in the router: the indices of its virtual
+    /// host in [`Router::virtual_hosts`] and of the route in that host's `routes`.
+    pub fn route_position(&self) -> (usize, usize) {
+        (
+            index_in(self.router.virtual_hosts(), self.vhost).unwrap_or(usize::MAX),
+            index_in(&self.vhost.routes, self.route).unwrap_or(usize::MAX),
+        )
+    }
+
     /// An owned handle on this decision (see [`ForwardRef`]).
     pub fn to_ref(&self) -> ForwardRef {
-        let vhost = index_in(self.router.virtual_hosts(), self.vhost).unwrap_or(usize::MAX);
-        let route = index_in(&self.vhost.routes, self.route).unwrap_or(usize::MAX);
+        let (vhost, route) = self.route_position();
         let weighted = match (&self.action.cluster, self.weighted) {
             (ClusterSpecifier::Weighted(w), Some(e)) => index_in(&w.clusters, e),
             _ => None,

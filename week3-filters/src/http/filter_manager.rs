@@ -223,6 +223,61 @@ struct Slot {
     enc: IterState,
 }
 
+impl Slot {
+    /// This filter's iteration state on path `D`.
+    fn state<const D: bool>(&mut self) -> &mut IterState {
+        if D { &mut self.dec } else { &mut self.enc }
+    }
+}
+
+/// Path `D`'s headers callback of a filter (which takes part in that path).
+fn call_headers<const D: bool>(
+    filter: &mut HttpFilterInstance,
+    headers: &mut HeaderMap,
+    end_stream: bool,
+    cb: &mut FilterCallbacks<'_>,
+) -> FilterHeadersStatus {
+    if D {
+        filter.as_decoder().map_or(FilterHeadersStatus::Continue, |f| {
+            f.decode_headers(headers, end_stream, cb)
+        })
+    } else {
+        filter.as_encoder().map_or(FilterHeadersStatus::Continue, |f| {
+            f.encode_headers(headers, end_stream, cb)
+        })
+    }
+}
+
+fn call_data<const D: bool>(
+    filter: &mut HttpFilterInstance,
+    data: &mut Buffer,
+    end_stream: bool,
+    cb: &mut FilterCallbacks<'_>,
+) -> FilterDataStatus {
+    if D {
+        filter.as_decoder().map_or(FilterDataStatus::Continue, |f| f.decode_data(data, end_stream, cb))
+    } else {
+        filter.as_encoder().map_or(FilterDataStatus::Continue, |f| f.encode_data(data, end_stream, cb))
+    }
+}
+
+fn call_trailers<const D: bool>(
+    filter: &mut HttpFilterInstance,
+    trailers: &mut HeaderMap,
+    cb: &mut FilterCallbacks<'_>,
+) -> FilterTrailersStatus {
+    if D {
+        filter.as_decoder().map_or(FilterTrailersStatus::Continue, |f| f.decode_trailers(trailers, cb))
+    } else {
+        filter.as_encoder().map_or(FilterTrailersStatus::Continue, |f| f.encode_trailers(trailers, cb))
+    }
+}
+
+/// The request path through the decoder filters (the `D` of the iteration).
+const DECODE: bool = true;
+/// The response path through the encoder filters, in reverse order.
+const ENCODE: bool = false;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Call {
     #[default]
@@ -340,89 +395,87 @@ impl Core {
         self.route_stale = false;
     }
 
-    // ANCHOR: buffer_while_stopped
-    /// Holds `data` at filter `i` while the request path is stopped there
-    /// (Envoy's `commonHandleBufferData` plus the buffer's high watermark):
-    /// over the limit, 413 — or, when the stop asked for watermarks, a request
-    /// to stop reading downstream.
-    fn buffer_decoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
-        let held = Self::held_slot(&mut self.dec_held, i).get_or_insert_with(Held::default);
-        self.dec.held_bytes += data.len();
-        held.data.move_from(data);
-        held.end |= end;
-        if self.dec.held_bytes <= self.buffer_limit {
-            return;
-        }
-        if self.dec.streaming {
-            if !self.dec.above_limit {
-                self.dec.above_limit = true;
-                self.events.push_back(StreamEvent::DownstreamReadDisable(true));
-            }
-        } else if !self.dec.overflowed {
-            self.dec.overflowed = true;
-            let body = Bytes::from_static(b"Payload Too Large");
-            self.local_reply(413, body, |_| {}, details::REQUEST_PAYLOAD_TOO_LARGE.into());
-        }
+    fn dir<const D: bool>(&mut self) -> &mut Dir {
+        if D { &mut self.dec } else { &mut self.enc }
     }
 
-    /// The same for the response: over the limit, 500 (sent straight to the
-    /// codec, since the response has started) or stop reading upstream.
-    fn buffer_encoded(&mut self, i: usize, data: &mut Buffer, end: bool) {
-        let held = Self::held_slot(&mut self.enc_held, i).get_or_insert_with(Held::default);
-        self.enc.held_bytes += data.len();
+    /// Per filter slot: the data of path `D` held there.
+    fn held<const D: bool>(&mut self) -> &mut Vec<Option<Held>> {
+        if D { &mut self.dec_held } else { &mut self.enc_held }
+    }
+
+    /// The request (`DECODE`) or response (`ENCODE`) headers.
+    fn headers<const D: bool>(&mut self) -> &mut Option<HeaderMap> {
+        if D { &mut self.request_headers } else { &mut self.response_headers }
+    }
+
+    fn trailers<const D: bool>(&mut self) -> &mut Option<HeaderMap> {
+        if D { &mut self.request_trailers } else { &mut self.response_trailers }
+    }
+
+    // ANCHOR: buffer_while_stopped
+    /// Holds `data` at filter `i` while path `D` is stopped there (Envoy's
+    /// `commonHandleBufferData` plus the buffer's high watermark). Over the
+    /// limit: a request gets 413, a response 500 (sent straight to the codec,
+    /// since the response has started) — or, when the stop asked for
+    /// watermarks, the owner is asked to stop reading that peer.
+    fn buffer<const D: bool>(&mut self, i: usize, data: &mut Buffer, end: bool) {
+        let added = data.len();
+        let held = Self::held_slot(self.held::<D>(), i).get_or_insert_with(Held::default);
         held.data.move_from(data);
         held.end |= end;
-        if self.enc.held_bytes <= self.buffer_limit {
+        let limit = self.buffer_limit;
+        let dir = self.dir::<D>();
+        dir.held_bytes += added;
+        if dir.held_bytes <= limit {
             return;
         }
-        if self.enc.streaming {
-            if !self.enc.above_limit {
-                self.enc.above_limit = true;
-                self.events.push_back(StreamEvent::UpstreamReadDisable(true));
+        if dir.streaming {
+            if !dir.above_limit {
+                dir.above_limit = true;
+                self.events.push_back(if D {
+                    StreamEvent::DownstreamReadDisable(true)
+                } else {
+                    StreamEvent::UpstreamReadDisable(true)
+                });
             }
-        } else if !self.enc.overflowed {
-            self.enc.overflowed = true;
-            let body = Bytes::from_static(b"Internal Server Error");
-            self.local_reply(500, body, |_| {}, details::RESPONSE_PAYLOAD_TOO_LARGE.into());
+        } else if !dir.overflowed {
+            dir.overflowed = true;
+            let (status, body, why) = if D {
+                (413, "Payload Too Large", details::REQUEST_PAYLOAD_TOO_LARGE)
+            } else {
+                (500, "Internal Server Error", details::RESPONSE_PAYLOAD_TOO_LARGE)
+            };
+            self.local_reply(status, Bytes::from_static(body.as_bytes()), |_| {}, why.into());
         }
     }
     // ANCHOR_END: buffer_while_stopped
 
-    /// Takes the data held at filter `i`; below the low watermark (half the
-    /// limit) reading resumes.
-    fn take_decoded(&mut self, i: usize) -> Option<Held> {
-        let held = self.dec_held.get_mut(i)?.take()?;
-        self.dec.held_bytes -= held.data.len();
-        if self.dec.above_limit && self.dec.held_bytes <= self.buffer_limit / 2 {
-            self.dec.above_limit = false;
-            self.events.push_back(StreamEvent::DownstreamReadDisable(false));
+    /// Takes the data held at filter `i` on path `D`; below the low
+    /// watermark (half the limit) reading resumes.
+    fn take_held<const D: bool>(&mut self, i: usize) -> Option<Held> {
+        let held = self.held::<D>().get_mut(i)?.take()?;
+        let limit = self.buffer_limit;
+        let dir = self.dir::<D>();
+        dir.held_bytes -= held.data.len();
+        if dir.above_limit && dir.held_bytes <= limit / 2 {
+            dir.above_limit = false;
+            self.events.push_back(if D {
+                StreamEvent::DownstreamReadDisable(false)
+            } else {
+                StreamEvent::UpstreamReadDisable(false)
+            });
         }
         Some(held)
     }
 
-    fn take_encoded(&mut self, i: usize) -> Option<Held> {
-        let held = self.enc_held.get_mut(i)?.take()?;
-        self.enc.held_bytes -= held.data.len();
-        if self.enc.above_limit && self.enc.held_bytes <= self.buffer_limit / 2 {
-            self.enc.above_limit = false;
-            self.events.push_back(StreamEvent::UpstreamReadDisable(false));
+    /// Drops everything held on path `D` (the request is answered, or a
+    /// local reply replaces the response).
+    fn drop_held<const D: bool>(&mut self) {
+        for i in 0..self.held::<D>().len() {
+            self.take_held::<D>(i);
         }
-        Some(held)
-    }
-
-    /// Drops everything held on the request path (the request is answered).
-    fn drop_decoded(&mut self) {
-        for i in 0..self.dec_held.len() {
-            self.take_decoded(i);
-        }
-        self.dec.trailers_at = None;
-    }
-
-    fn drop_encoded(&mut self) {
-        for i in 0..self.enc_held.len() {
-            self.take_encoded(i);
-        }
-        self.enc.trailers_at = None;
+        self.dir::<D>().trailers_at = None;
     }
 
     /// Prepares a local reply (runs when the current filter call returns).
@@ -560,7 +613,7 @@ impl<'a> FilterCallbacks<'a> {
             }
             Call::Headers | Call::None => {
                 self.core.dec.streaming = streaming;
-                self.core.buffer_decoded(self.slot, data, false);
+                self.core.buffer::<DECODE>(self.slot, data, false);
             }
         }
     }
@@ -573,7 +626,7 @@ impl<'a> FilterCallbacks<'a> {
             }
             Call::Headers | Call::None => {
                 self.core.enc.streaming = streaming;
-                self.core.buffer_encoded(self.slot, data, false);
+                self.core.buffer::<ENCODE>(self.slot, data, false);
             }
         }
     }
@@ -740,22 +793,8 @@ impl FilterManager {
     /// `FilterChainFactory::create_chain`, or straight from
     /// `FilterChainFactory::chain_filters` without an intermediate `Vec`.
     pub fn new(chain: impl IntoIterator<Item = ChainFilter>, config: &FilterManagerConfig) -> Self {
-        let slots: Vec<Slot> = chain
-            .into_iter()
-            .map(|c| Slot {
-                name: c.name,
-                filter: c.filter,
-                disabled_by_default: c.disabled,
-                skip: c.disabled,
-                dec: IterState::default(),
-                enc: IterState::default(),
-            })
-            .collect();
-        let info_start = config.time.now();
-        let mut info = StreamInfo::new(info_start, config.time.system_time());
-        info.connection = config.connection.clone();
-        Self {
-            slots,
+        let mut fm = Self {
+            slots: Vec::new(),
             core: Core {
                 dec: Dir::default(),
                 enc: Dir::default(),
@@ -765,10 +804,10 @@ impl FilterManager {
                 request_trailers: None,
                 response_headers: None,
                 response_trailers: None,
-                info,
+                info: StreamInfo::new(config.time.now(), config.time.system_time()),
                 elapsed: None,
                 time: config.time.clone(),
-                resolver: config.route_resolver.clone(),
+                resolver: None,
                 route: None,
                 route_stale: false,
                 buffer_limit: config.buffer_limit,
@@ -784,8 +823,86 @@ impl FilterManager {
                 completed: false,
                 destroyed: false,
             },
-        }
+        };
+        fm.core.info.connection = config.connection.clone();
+        fm.start(chain, config);
+        fm
     }
+
+    // ANCHOR: reuse
+    /// Serves a new stream with this FilterManager, keeping the memory it
+    /// allocated for earlier ones (the chain's slots, event queues, held
+    /// buffers): the stream object is pooled instead of allocated per
+    /// request. The previous stream ends first, as [`clear`](Self::clear).
+    pub fn reset(
+        &mut self,
+        chain: impl IntoIterator<Item = ChainFilter>,
+        config: &FilterManagerConfig,
+    ) {
+        self.clear();
+        let c = &mut self.core;
+        let mut info = StreamInfo::new(config.time.now(), config.time.system_time());
+        info.connection = config.connection.clone();
+        // The emptied filter state keeps its capacity.
+        info.filter_state = std::mem::take(&mut c.info.filter_state);
+        c.info = info;
+        self.start(chain, config);
+    }
+
+    /// Ends the stream ([`destroy`](Self::destroy)) and drops what belongs
+    /// to it — filters, headers, route, pending events (so a `CancelTimer`
+    /// not yet taken is lost: take the events first if timers matter) —
+    /// keeping the allocations for [`reset`](Self::reset). A pooled
+    /// FilterManager holds no filter, route or configuration.
+    pub fn clear(&mut self) {
+        self.destroy();
+        self.slots.clear();
+        let c = &mut self.core;
+        c.dec = Dir::default();
+        c.enc = Dir::default();
+        c.dec_held.clear();
+        c.enc_held.clear();
+        c.request_headers = None;
+        c.request_trailers = None;
+        c.response_headers = None;
+        c.response_trailers = None;
+        c.info.route_name = None;
+        c.info.upstream_cluster = None;
+        c.info.filter_state.clear();
+        c.resolver = None;
+        c.route = None;
+        c.events.clear();
+        c.deferred.clear();
+        c.timers.clear();
+    }
+
+    fn start(&mut self, chain: impl IntoIterator<Item = ChainFilter>, config: &FilterManagerConfig) {
+        self.slots.extend(chain.into_iter().map(|c| Slot {
+            name: c.name,
+            filter: c.filter,
+            disabled_by_default: c.disabled,
+            skip: c.disabled,
+            dec: IterState::default(),
+            enc: IterState::default(),
+        }));
+        // Everything but the stream info, which the caller made.
+        let c = &mut self.core;
+        c.elapsed = None;
+        if !Arc::ptr_eq(&c.time, &config.time) {
+            c.time = config.time.clone();
+        }
+        c.resolver.clone_from(&config.route_resolver);
+        c.route_stale = false;
+        c.buffer_limit = config.buffer_limit;
+        c.is_head_request = false;
+        c.response_started = false;
+        c.response_headers_sent = false;
+        c.local_reply_queued = false;
+        c.next_timer = 0;
+        c.completed = false;
+        c.destroyed = false;
+    }
+    // ANCHOR_END: reuse
 
     // ---------------------------------------------------------------- owner API
 
@@ -806,7 +923,8 @@ impl FilterManager {
         if self.core.request_headers.is_some() || self.core.destroyed {
             return;
         }
-        self.core.is_head_request = headers.method() == Some("HEAD");
+        self.core.is_head_request =
+            headers.get(":method").is_some_and(|m| m.as_bytes() == b"HEAD");
         self.core.resolve_route(&headers);
         if let Some(route) = self.core.route.clone() {
             for s in &mut self.slots {
@@ -818,7 +936,7 @@ impl FilterManager {
         }
         self.core.request_headers = Some(headers);
         self.end_decode_if(end_stream);
-        self.decode_headers_from(0, end_stream);
+        self.headers_from::<DECODE>(0, end_stream);
         self.run_deferred();
     }
 
@@ -833,7 +951,7 @@ impl FilterManager {
         if self.core.dec.aborted {
             return;
         }
-        self.decode_data_from(0, &mut data, end_stream);
+        self.data_from::<DECODE>(0, &mut data, end_stream);
         self.run_deferred();
     }
 
@@ -848,7 +966,7 @@ impl FilterManager {
             return;
         }
         self.core.request_trailers = Some(trailers);
-        self.decode_trailers_from(0);
+        self.trailers_from::<DECODE>(0);
         self.run_deferred();
     }
 
@@ -1029,287 +1147,6 @@ impl FilterManager {
         }
     }
 
-    fn decoder_runs(&self, i: usize) -> bool {
-        let s = &self.slots[i];
-        !s.skip && s.filter.is_decoder()
-    }
-
-    // ANCHOR: decode_headers_iteration
-    /// Runs request headers through the decoder filters from filter `start` on
-    /// (Envoy's `decodeHeaders`)filterNOTE.
-    fn decode_headers_from(&mut self, start: usize, end_stream: bool) {
-        let Some(mut headers) = self.core.request_headers.take() else { return };
-        let n = self.slots.len();
-        // A filter that adds a body to a header-only message: later filters
-        // see headers without end of stream, then that body.
-        let mut continue_data_at = None;
-        let mut stopped = false;
-        for k in start..n {
-            if self.core.dec.aborted {
-                break;
-            }
-            if !self.decoder_runs(k) {
-                continue;
-            }
-            let i = k;
-            let eos = end_stream && continue_data_at.is_none();
-            self.core.dec.call = Call::Headers;
-            let status = {
-                callbacks!(self, i, s, cb);
-                s.dec.end_stream = eos;
-                s.dec.headers_end = eos;
-                match s.filter.as_decoder() {
-                    Some(f) => f.decode_headers(&mut headers, eos, &mut cb),
-                    None => FilterHeadersStatus::Continue,
-                }
-            };
-            self.core.dec.call = Call::None;
-            if self.core.route_stale {
-                self.core.resolve_route(&headers);
-            }
-            if self.core.dec.aborted {
-                break;
-            }
-            let st = &mut self.slots[i].dec;
-            match status {
-                FilterHeadersStatus::Continue => st.headers_continued = true,
-                FilterHeadersStatus::StopIteration => st.stop = Stop::Single,
-                FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
-                FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
-            }
-            let held = self.core.dec_held.get_mut(i).and_then(Option::as_mut);
-            let added_body = eos && held.is_some();
-            if added_body && let Some(h) = held {
-                h.end = true;
-            }
-            if self.slots[i].dec.stop != Stop::None {
-                stopped = true;
-                break;
-            }
-            if added_body {
-                continue_data_at = Some(k);
-            }
-        }
-        if self.core.dec.aborted {
-            if self.core.request_headers.is_none() {
-                self.core.request_headers = Some(headers);
-            }
-            return;
-        }
-        self.core.request_headers = Some(headers);
-        if !stopped {
-            let eos = end_stream && continue_data_at.is_none();
-            self.emit_upstream_headers(eos);
-        }
-        if let Some(k) = continue_data_at {
-            let i = k;
-            self.slots[i].dec.stop = Stop::Single;
-            self.continue_decoding_now(k);
-        }
-    }
-    // ANCHOR_END: decode_headers_iteration
-
-    /// Runs request body from filter `start` on (Envoy's `decodeData`).
-    fn decode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
-        let n = self.slots.len();
-        let trailers_before = self.core.request_trailers.is_some();
-        let mut trailers_added_at = None;
-        let mut reached_end = true;
-        for k in start..n {
-            if self.core.dec.aborted {
-                return;
-            }
-            if !self.decoder_runs(k) {
-                continue;
-            }
-            let i = k;
-            let st = self.slots[i].dec;
-            let eos = end_stream && trailers_added_at.is_none();
-            if st.stop.is_all() {
-                // Stopped for everything: this filter has not seen the data yet.
-                self.core.dec.streaming = st.stop == Stop::AllWatermark;
-                self.core.buffer_decoded(i, data, eos);
-                reached_end = false;
-                break;
-            }
-            if st.end_stream {
-                return;
-            }
-            self.core.dec.call = Call::Data;
-            let status = {
-                callbacks!(self, i, s, cb);
-                s.dec.end_stream = eos;
-                match s.filter.as_decoder() {
-                    Some(f) => f.decode_data(data, eos, &mut cb),
-                    None => FilterDataStatus::Continue,
-                }
-            };
-            self.core.dec.call = Call::None;
-            if self.core.dec.stash.is_some()
-                && let Some(mut extra) = self.core.dec.stash.take()
-            {
-                data.move_from(&mut extra);
-            }
-            if self.core.dec.aborted {
-                return;
-            }
-            if !trailers_before
-                && trailers_added_at.is_none()
-                && self.core.request_trailers.is_some()
-            {
-                trailers_added_at = Some(k);
-            }
-            let eos = end_stream && trailers_added_at.is_none();
-            if !self.after_decode_data(k, status, data, eos) {
-                reached_end = false;
-                break;
-            }
-        }
-        if reached_end && !self.core.dec.aborted {
-            let eos = end_stream && trailers_added_at.is_none();
-            let data = std::mem::take(data);
-            self.emit_upstream_data(data, eos);
-        }
-        if let Some(k) = trailers_added_at {
-            self.decode_trailers_from(k + 1);
-        }
-    }
-
-    /// After a data callback: whether to go on (Envoy's `commonHandleAfterDataCallback`).
-    fn after_decode_data(
-        &mut self,
-        k: usize,
-        status: FilterDataStatus,
-        data: &mut Buffer,
-        eos: bool,
-    ) -> bool {
-        let i = k;
-        match status {
-            FilterDataStatus::Continue => {
-                if self.slots[i].dec.stop == Stop::Single {
-                    // Stopped on headers, now continuing: everything restarts
-                    // from here, headers first.
-                    self.core.buffer_decoded(i, data, eos);
-                    self.continue_decoding_now(k);
-                    return false;
-                }
-                true
-            }
-            FilterDataStatus::StopIterationAndBuffer
-            | FilterDataStatus::StopIterationAndWatermark => {
-                self.slots[i].dec.stop = Stop::Single;
-                self.core.dec.streaming = status == FilterDataStatus::StopIterationAndWatermark;
-                self.core.buffer_decoded(i, data, eos);
-                false
-            }
-            FilterDataStatus::StopIterationNoBuffer => {
-                self.slots[i].dec.stop = Stop::Single;
-                if eos {
-                    // So that continuing sends an (empty) end-of-stream frame.
-                    self.core.buffer_decoded(i, &mut Buffer::new(), true);
-                }
-                false
-            }
-        }
-    }
-
-    /// Runs request trailers from filter `start` on (Envoy's `decodeTrailers`).
-    fn decode_trailers_from(&mut self, start: usize) {
-        let n = self.slots.len();
-        for k in start..n {
-            if self.core.dec.aborted {
-                return;
-            }
-            if !self.decoder_runs(k) {
-                continue;
-            }
-            let i = k;
-            if self.slots[i].dec.stop.is_all() {
-                self.core.dec.trailers_at = Some(k);
-                return;
-            }
-            let Some(mut trailers) = self.core.request_trailers.take() else { return };
-            self.core.dec.call = Call::Trailers;
-            let status = {
-                callbacks!(self, i, s, cb);
-                s.dec.end_stream = true;
-                match s.filter.as_decoder() {
-                    Some(f) => f.decode_trailers(&mut trailers, &mut cb),
-                    None => FilterTrailersStatus::Continue,
-                }
-            };
-            self.core.dec.call = Call::None;
-            self.core.request_trailers = Some(trailers);
-            let extra = self.core.dec.stash.take();
-            if self.core.dec.aborted {
-                return;
-            }
-            match status {
-                FilterTrailersStatus::StopIteration => {
-                    self.slots[i].dec.stop = Stop::Single;
-                    self.core.dec.trailers_at = Some(k);
-                    if let Some(mut extra) = extra {
-                        self.core.buffer_decoded(i, &mut extra, false);
-                    }
-                    return;
-                }
-                FilterTrailersStatus::Continue if self.slots[i].dec.stop == Stop::Single => {
-                    self.core.dec.trailers_at = Some(k);
-                    if let Some(mut extra) = extra {
-                        self.core.buffer_decoded(i, &mut extra, false);
-                    }
-                    self.continue_decoding_now(k);
-                    return;
-                }
-                FilterTrailersStatus::Continue => {
-                    if let Some(mut extra) = extra {
-                        // Body added while handling trailers goes on first.
-                        let trailers = self.core.request_trailers.take();
-                        self.decode_data_from(k + 1, &mut extra, false);
-                        self.core.request_trailers = trailers;
-                    }
-                }
-            }
-        }
-        if !self.core.dec.aborted {
-            self.emit_upstream_trailers();
-        }
-    }
-
-    // ANCHOR: continue_decoding
-    /// Resumes the request path at filter `k` (Envoy's `commonContinue`):
-    /// headers if they had not passed it, then the body held there (starting
-    /// at the filter itself if it stopped for everything and has not seen it),
-    /// then the trailers if they wait there.
-    fn continue_decoding_now(&mut self, k: usize) {
-        let i = k;
-        if self.core.dec.aborted || self.slots[i].dec.stop == Stop::None {
-            return;
-        }
-        let st = &mut self.slots[i].dec;
-        if st.stop.is_all() {
-            st.iterate_from_current = true;
-        }
-        st.stop = Stop::None;
-        if !st.headers_continued {
-            st.headers_continued = true;
-            let eos = st.headers_end && self.core.dec_held.get(i).is_none_or(Option::is_none);
-            self.decode_headers_from(k + 1, eos);
-        }
-        let trailers_here = self.core.dec.trailers_at == Some(k);
-        let from = if self.slots[i].dec.iterate_from_current { k } else { k + 1 };
-        self.slots[i].dec.iterate_from_current = false;
-        if let Some(mut held) = self.core.take_decoded(i) {
-            let eos = held.end && !trailers_here;
-            self.decode_data_from(from, &mut held.data, eos);
-        }
-        if trailers_here && self.core.dec.trailers_at == Some(k) {
-            self.core.dec.trailers_at = None;
-            self.decode_trailers_from(from);
-        }
-    }
-    // ANCHOR_END: continue_decoding
-
     fn emit_upstream_headers(&mut self, end_stream: bool) {
         self.core.info.first_upstream_tx_byte_sent = Some(self.core.elapsed());
         if end_stream {
@@ -1337,11 +1174,6 @@ impl FilterManager {
 
     // ------------------------------------------------------------- encoding
 
-    fn encoder_runs(&self, k: usize) -> bool {
-        let s = &self.slots[self.slots.len() - 1 - k];
-        !s.skip && s.filter.is_encoder()
-    }
-
     fn start_encode_headers(&mut self, headers: HeaderMap, end_stream: bool) {
         if self.core.response_started || self.core.destroyed {
             return;
@@ -1349,7 +1181,7 @@ impl FilterManager {
         self.core.response_started = true;
         self.core.enc.complete = end_stream;
         self.core.response_headers = Some(headers);
-        self.encode_headers_from(0, end_stream);
+        self.headers_from::<ENCODE>(0, end_stream);
     }
 
     fn start_encode_data(&mut self, mut data: Buffer, end_stream: bool) {
@@ -1357,7 +1189,7 @@ impl FilterManager {
             return;
         }
         self.core.enc.complete = end_stream;
-        self.encode_data_from(0, &mut data, end_stream);
+        self.data_from::<ENCODE>(0, &mut data, end_stream);
     }
 
     fn start_encode_trailers(&mut self, trailers: HeaderMap) {
@@ -1366,55 +1198,75 @@ impl FilterManager {
         }
         self.core.enc.complete = true;
         self.core.response_trailers = Some(trailers);
-        self.encode_trailers_from(0);
+        self.trailers_from::<ENCODE>(0);
     }
 
-    // ANCHOR: encode_headers_iteration
-    /// Runs response headers through the encoder filters from encoder position `start` on
-    /// (Envoy's `encodeHeaders`)encoder positionNOTE.
-    fn encode_headers_from(&mut self, start: usize, end_stream: bool) {
-        let Some(mut headers) = self.core.response_headers.take() else { return };
+    // ----------------------------------------------- iteration (both paths)
+    //
+    // One implementation of each step for both paths: `D` is `DECODE` (the
+    // request through the decoder filters in configured order) or `ENCODE`
+    // (the response through the encoder filters in reverse order). `k` is a
+    // position along the path, `i` the filter's slot.
+
+    /// The slot of the filter at position `k` of path `D`.
+    fn slot_at<const D: bool>(&self, k: usize) -> usize {
+        if D { k } else { self.slots.len() - 1 - k }
+    }
+
+    /// Whether the filter at position `k` takes part in path `D`.
+    fn runs<const D: bool>(&self, k: usize) -> bool {
+        let s = &self.slots[self.slot_at::<D>(k)];
+        !s.skip && if D { s.filter.is_decoder() } else { s.filter.is_encoder() }
+    }
+
+    // ANCHOR: headers_iteration
+    /// Runs the headers of path `D` through its filters from position `start`
+    /// on (Envoy's `decodeHeaders` / `encodeHeaders`).
+    fn headers_from<const D: bool>(&mut self, start: usize, end_stream: bool) {
+        let Some(mut headers) = self.core.headers::<D>().take() else { return };
         let n = self.slots.len();
         // A filter that adds a body to a header-only message: later filters
         // see headers without end of stream, then that body.
         let mut continue_data_at = None;
         let mut stopped = false;
         for k in start..n {
-            if self.core.enc.aborted {
+            if self.core.dir::<D>().aborted {
                 break;
             }
-            if !self.encoder_runs(k) {
+            if !self.runs::<D>(k) {
                 continue;
             }
-            let i = n - 1 - k;
+            let i = self.slot_at::<D>(k);
             let eos = end_stream && continue_data_at.is_none();
-            self.core.enc.call = Call::Headers;
+            self.core.dir::<D>().call = Call::Headers;
+            let st = self.slots[i].state::<D>();
+            st.end_stream = eos;
+            st.headers_end = eos;
             let status = {
                 callbacks!(self, i, s, cb);
-                s.enc.end_stream = eos;
-                s.enc.headers_end = eos;
-                match s.filter.as_encoder() {
-                    Some(f) => f.encode_headers(&mut headers, eos, &mut cb),
-                    None => FilterHeadersStatus::Continue,
-                }
+                call_headers::<D>(&mut s.filter, &mut headers, eos, &mut cb)
             };
-            self.core.enc.call = Call::None;
-            if self.core.enc.aborted {
+            self.core.dir::<D>().call = Call::None;
+            if D && self.core.route_stale {
+                self.core.resolve_route(&headers);
+            }
+            if self.core.dir::<D>().aborted {
                 break;
             }
-            let st = &mut self.slots[i].enc;
+            let st = self.slots[i].state::<D>();
             match status {
                 FilterHeadersStatus::Continue => st.headers_continued = true,
                 FilterHeadersStatus::StopIteration => st.stop = Stop::Single,
                 FilterHeadersStatus::StopAllIterationAndBuffer => st.stop = Stop::AllBuffer,
                 FilterHeadersStatus::StopAllIterationAndWatermark => st.stop = Stop::AllWatermark,
             }
-            let held = self.core.enc_held.get_mut(i).and_then(Option::as_mut);
+            let stop = st.stop;
+            let held = self.core.held::<D>().get_mut(i).and_then(Option::as_mut);
             let added_body = eos && held.is_some();
             if added_body && let Some(h) = held {
                 h.end = true;
             }
-            if self.slots[i].enc.stop != Stop::None {
+            if stop != Stop::None {
                 stopped = true;
                 break;
             }
@@ -1422,227 +1274,237 @@ impl FilterManager {
                 continue_data_at = Some(k);
             }
         }
-        if self.core.enc.aborted {
-            if self.core.response_headers.is_none() {
-                self.core.response_headers = Some(headers);
-            }
+        let aborted = self.core.dir::<D>().aborted;
+        let slot = self.core.headers::<D>();
+        if !aborted || slot.is_none() {
+            *slot = Some(headers);
+        }
+        if aborted {
             return;
         }
-        self.core.response_headers = Some(headers);
         if !stopped {
             let eos = end_stream && continue_data_at.is_none();
-            self.emit_downstream_headers(eos);
+            if D {
+                self.emit_upstream_headers(eos);
+            } else {
+                self.emit_downstream_headers(eos);
+            }
         }
         if let Some(k) = continue_data_at {
-            let i = n - 1 - k;
-            self.slots[i].enc.stop = Stop::Single;
-            self.continue_encoding_now(k);
+            let i = self.slot_at::<D>(k);
+            self.slots[i].state::<D>().stop = Stop::Single;
+            self.continue_now::<D>(k);
         }
     }
-    // ANCHOR_END: encode_headers_iteration
+    // ANCHOR_END: headers_iteration
 
-    /// Runs response body from encoder position `start` on (Envoy's `encodeData`).
-    fn encode_data_from(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
+    /// Runs body of path `D` from position `start` on (Envoy's
+    /// `decodeData` / `encodeData`).
+    fn data_from<const D: bool>(&mut self, start: usize, data: &mut Buffer, end_stream: bool) {
         let n = self.slots.len();
-        let trailers_before = self.core.response_trailers.is_some();
+        let trailers_before = self.core.trailers::<D>().is_some();
         let mut trailers_added_at = None;
         let mut reached_end = true;
         for k in start..n {
-            if self.core.enc.aborted {
+            if self.core.dir::<D>().aborted {
                 return;
             }
-            if !self.encoder_runs(k) {
+            if !self.runs::<D>(k) {
                 continue;
             }
-            let i = n - 1 - k;
-            let st = self.slots[i].enc;
+            let i = self.slot_at::<D>(k);
+            let st = *self.slots[i].state::<D>();
             let eos = end_stream && trailers_added_at.is_none();
             if st.stop.is_all() {
                 // Stopped for everything: this filter has not seen the data yet.
-                self.core.enc.streaming = st.stop == Stop::AllWatermark;
-                self.core.buffer_encoded(i, data, eos);
+                self.core.dir::<D>().streaming = st.stop == Stop::AllWatermark;
+                self.core.buffer::<D>(i, data, eos);
                 reached_end = false;
                 break;
             }
             if st.end_stream {
                 return;
             }
-            self.core.enc.call = Call::Data;
+            self.core.dir::<D>().call = Call::Data;
+            self.slots[i].state::<D>().end_stream = eos;
             let status = {
                 callbacks!(self, i, s, cb);
-                s.enc.end_stream = eos;
-                match s.filter.as_encoder() {
-                    Some(f) => f.encode_data(data, eos, &mut cb),
-                    None => FilterDataStatus::Continue,
-                }
+                call_data::<D>(&mut s.filter, data, eos, &mut cb)
             };
-            self.core.enc.call = Call::None;
-            if self.core.enc.stash.is_some()
-                && let Some(mut extra) = self.core.enc.stash.take()
-            {
+            let dir = self.core.dir::<D>();
+            dir.call = Call::None;
+            if let Some(mut extra) = dir.stash.take() {
                 data.move_from(&mut extra);
             }
-            if self.core.enc.aborted {
+            if dir.aborted {
                 return;
             }
             if !trailers_before
                 && trailers_added_at.is_none()
-                && self.core.response_trailers.is_some()
+                && self.core.trailers::<D>().is_some()
             {
                 trailers_added_at = Some(k);
             }
             let eos = end_stream && trailers_added_at.is_none();
-            if !self.after_encode_data(k, status, data, eos) {
+            if !self.after_data::<D>(k, status, data, eos) {
                 reached_end = false;
                 break;
             }
         }
-        if reached_end && !self.core.enc.aborted {
+        if reached_end && !self.core.dir::<D>().aborted {
             let eos = end_stream && trailers_added_at.is_none();
             let data = std::mem::take(data);
-            self.emit_downstream_data(data, eos);
+            if D {
+                self.emit_upstream_data(data, eos);
+            } else {
+                self.emit_downstream_data(data, eos);
+            }
         }
         if let Some(k) = trailers_added_at {
-            self.encode_trailers_from(k + 1);
+            self.trailers_from::<D>(k + 1);
         }
     }
 
     /// After a data callback: whether to go on (Envoy's `commonHandleAfterDataCallback`).
-    fn after_encode_data(
+    fn after_data<const D: bool>(
         &mut self,
         k: usize,
         status: FilterDataStatus,
         data: &mut Buffer,
         eos: bool,
     ) -> bool {
-        let n = self.slots.len();
-        let i = n - 1 - k;
+        let i = self.slot_at::<D>(k);
         match status {
             FilterDataStatus::Continue => {
-                if self.slots[i].enc.stop == Stop::Single {
+                if self.slots[i].state::<D>().stop == Stop::Single {
                     // Stopped on headers, now continuing: everything restarts
                     // from here, headers first.
-                    self.core.buffer_encoded(i, data, eos);
-                    self.continue_encoding_now(k);
+                    self.core.buffer::<D>(i, data, eos);
+                    self.continue_now::<D>(k);
                     return false;
                 }
                 true
             }
             FilterDataStatus::StopIterationAndBuffer
             | FilterDataStatus::StopIterationAndWatermark => {
-                self.slots[i].enc.stop = Stop::Single;
-                self.core.enc.streaming = status == FilterDataStatus::StopIterationAndWatermark;
-                self.core.buffer_encoded(i, data, eos);
+                self.slots[i].state::<D>().stop = Stop::Single;
+                self.core.dir::<D>().streaming =
+                    status == FilterDataStatus::StopIterationAndWatermark;
+                self.core.buffer::<D>(i, data, eos);
                 false
             }
             FilterDataStatus::StopIterationNoBuffer => {
-                self.slots[i].enc.stop = Stop::Single;
+                self.slots[i].state::<D>().stop = Stop::Single;
                 if eos {
                     // So that continuing sends an (empty) end-of-stream frame.
-                    self.core.buffer_encoded(i, &mut Buffer::new(), true);
+                    self.core.buffer::<D>(i, &mut Buffer::new(), true);
                 }
                 false
             }
         }
     }
 
-    /// Runs response trailers from encoder position `start` on (Envoy's `encodeTrailers`).
-    fn encode_trailers_from(&mut self, start: usize) {
+    /// Runs the trailers of path `D` from position `start` on (Envoy's
+    /// `decodeTrailers` / `encodeTrailers`).
+    fn trailers_from<const D: bool>(&mut self, start: usize) {
         let n = self.slots.len();
         for k in start..n {
-            if self.core.enc.aborted {
+            if self.core.dir::<D>().aborted {
                 return;
             }
-            if !self.encoder_runs(k) {
+            if !self.runs::<D>(k) {
                 continue;
             }
-            let i = n - 1 - k;
-            if self.slots[i].enc.stop.is_all() {
-                self.core.enc.trailers_at = Some(k);
+            let i = self.slot_at::<D>(k);
+            if self.slots[i].state::<D>().stop.is_all() {
+                self.core.dir::<D>().trailers_at = Some(k);
                 return;
             }
-            let Some(mut trailers) = self.core.response_trailers.take() else { return };
-            self.core.enc.call = Call::Trailers;
+            let Some(mut trailers) = self.core.trailers::<D>().take() else { return };
+            self.core.dir::<D>().call = Call::Trailers;
+            self.slots[i].state::<D>().end_stream = true;
             let status = {
                 callbacks!(self, i, s, cb);
-                s.enc.end_stream = true;
-                match s.filter.as_encoder() {
-                    Some(f) => f.encode_trailers(&mut trailers, &mut cb),
-                    None => FilterTrailersStatus::Continue,
-                }
+                call_trailers::<D>(&mut s.filter, &mut trailers, &mut cb)
             };
-            self.core.enc.call = Call::None;
-            self.core.response_trailers = Some(trailers);
-            let extra = self.core.enc.stash.take();
-            if self.core.enc.aborted {
+            *self.core.trailers::<D>() = Some(trailers);
+            let dir = self.core.dir::<D>();
+            dir.call = Call::None;
+            let extra = dir.stash.take();
+            if dir.aborted {
                 return;
             }
             match status {
                 FilterTrailersStatus::StopIteration => {
-                    self.slots[i].enc.stop = Stop::Single;
-                    self.core.enc.trailers_at = Some(k);
+                    self.slots[i].state::<D>().stop = Stop::Single;
+                    self.core.dir::<D>().trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_encoded(i, &mut extra, false);
+                        self.core.buffer::<D>(i, &mut extra, false);
                     }
                     return;
                 }
-                FilterTrailersStatus::Continue if self.slots[i].enc.stop == Stop::Single => {
-                    self.core.enc.trailers_at = Some(k);
+                FilterTrailersStatus::Continue if self.slots[i].state::<D>().stop == Stop::Single => {
+                    self.core.dir::<D>().trailers_at = Some(k);
                     if let Some(mut extra) = extra {
-                        self.core.buffer_encoded(i, &mut extra, false);
+                        self.core.buffer::<D>(i, &mut extra, false);
                     }
-                    self.continue_encoding_now(k);
+                    self.continue_now::<D>(k);
                     return;
                 }
                 FilterTrailersStatus::Continue => {
                     if let Some(mut extra) = extra {
                         // Body added while handling trailers goes on first.
-                        let trailers = self.core.response_trailers.take();
-                        self.encode_data_from(k + 1, &mut extra, false);
-                        self.core.response_trailers = trailers;
+                        let trailers = self.core.trailers::<D>().take();
+                        self.data_from::<D>(k + 1, &mut extra, false);
+                        *self.core.trailers::<D>() = trailers;
                     }
                 }
             }
         }
-        if !self.core.enc.aborted {
-            self.emit_downstream_trailers();
+        if !self.core.dir::<D>().aborted {
+            if D {
+                self.emit_upstream_trailers();
+            } else {
+                self.emit_downstream_trailers();
+            }
         }
     }
 
-    // ANCHOR: continue_encoding
-    /// Resumes the response path at encoder position `k` (Envoy's `commonContinue`):
-    /// headers if they had not passed it, then the body held there (starting
-    /// at the filter itself if it stopped for everything and has not seen it),
-    /// then the trailers if they wait there.
-    fn continue_encoding_now(&mut self, k: usize) {
-        let n = self.slots.len();
-        let i = n - 1 - k;
-        if self.core.enc.aborted || self.slots[i].enc.stop == Stop::None {
+    // ANCHOR: continue_iteration
+    /// Resumes path `D` at position `k` (Envoy's `commonContinue`): headers
+    /// if they had not passed it, then the body held there (starting at the
+    /// filter itself if it stopped for everything and has not seen it), then
+    /// the trailers if they wait there.
+    fn continue_now<const D: bool>(&mut self, k: usize) {
+        let i = self.slot_at::<D>(k);
+        if self.core.dir::<D>().aborted || self.slots[i].state::<D>().stop == Stop::None {
             return;
         }
-        let st = &mut self.slots[i].enc;
+        let st = self.slots[i].state::<D>();
         if st.stop.is_all() {
             st.iterate_from_current = true;
         }
         st.stop = Stop::None;
         if !st.headers_continued {
             st.headers_continued = true;
-            let eos = st.headers_end && self.core.enc_held.get(i).is_none_or(Option::is_none);
-            self.encode_headers_from(k + 1, eos);
+            let headers_end = st.headers_end;
+            let eos = headers_end && self.core.held::<D>().get(i).is_none_or(Option::is_none);
+            self.headers_from::<D>(k + 1, eos);
         }
-        let trailers_here = self.core.enc.trailers_at == Some(k);
-        let from = if self.slots[i].enc.iterate_from_current { k } else { k + 1 };
-        self.slots[i].enc.iterate_from_current = false;
-        if let Some(mut held) = self.core.take_encoded(i) {
+        let trailers_here = self.core.dir::<D>().trailers_at == Some(k);
+        let st = self.slots[i].state::<D>();
+        let from = if st.iterate_from_current { k } else { k + 1 };
+        st.iterate_from_current = false;
+        if let Some(mut held) = self.core.take_held::<D>(i) {
             let eos = held.end && !trailers_here;
-            self.encode_data_from(from, &mut held.data, eos);
+            self.data_from::<D>(from, &mut held.data, eos);
         }
-        if trailers_here && self.core.enc.trailers_at == Some(k) {
-            self.core.enc.trailers_at = None;
-            self.encode_trailers_from(from);
+        if trailers_here && self.core.dir::<D>().trailers_at == Some(k) {
+            self.core.dir::<D>().trailers_at = None;
+            self.trailers_from::<D>(from);
         }
     }
-    // ANCHOR_END: continue_encoding
+    // ANCHOR_END: continue_iteration
 
     fn emit_downstream_headers(&mut self, end_stream: bool) {
         self.core.response_headers_sent = true;
@@ -1674,7 +1536,7 @@ impl FilterManager {
         self.core.info.last_downstream_tx_byte_sent = Some(self.core.elapsed());
         if !self.core.dec.ended {
             self.core.dec.aborted = true;
-            self.core.drop_decoded();
+            self.core.drop_held::<DECODE>();
         }
     }
 
@@ -1688,8 +1550,8 @@ impl FilterManager {
                 return;
             }
             match d {
-                Deferred::ContinueDecoding(i) => self.continue_decoding_now(i),
-                Deferred::ContinueEncoding(k) => self.continue_encoding_now(k),
+                Deferred::ContinueDecoding(k) => self.continue_now::<DECODE>(k),
+                Deferred::ContinueEncoding(k) => self.continue_now::<ENCODE>(k),
                 Deferred::LocalReply { headers, body, details } => {
                     self.execute_local_reply(headers, body, details)
                 }
@@ -1706,7 +1568,7 @@ impl FilterManager {
     fn execute_local_reply(&mut self, headers: HeaderMap, body: Bytes, details: Cow<'static, str>) {
         let status = headers.status().unwrap_or(500);
         self.core.dec.aborted = true;
-        self.core.drop_decoded();
+        self.core.drop_held::<DECODE>();
         if self.core.response_headers_sent {
             // Too late for a reply: all that is left is a reset.
             self.core.enc.aborted = true;
@@ -1726,7 +1588,7 @@ impl FilterManager {
             // A response is being encoded but nothing went out yet: bypass
             // the encoder filters (their state machines saw another response).
             self.core.enc.aborted = true;
-            self.core.drop_encoded();
+            self.core.drop_held::<ENCODE>();
             self.core.enc.complete = true;
             self.core.response_headers = Some(headers);
             self.emit_downstream_headers(!with_body);

@@ -29,5 +29,7 @@ pub use filter_manager::{
     ChainFilter, DEFAULT_BUFFER_LIMIT, FilterCallbacks, FilterManager, FilterManagerConfig,
     StreamEvent, TimerId,
 };
-pub use route::{ResolvedRoute, RouteAction, RouteInfo, RouteResolver, StaticRouteResolver};
+pub use route::{
+    ResolvedRoute, RouteAction, RouteInfo, RouteResolver, RouteSnapshots, StaticRouteResolver,
+};
 pub use stream_info::{ConnectionInfo, ResponseFlag, ResponseFlags, StreamInfo};

@@ -21,16 +21,19 @@
 //! with [`crate::registry::RouteConfigCompiler`]); the snapshot only clones
 //! their `Arc`s, and a filter gets its own compiled type back with
 //! [`FilterCallbacks::per_filter_config`](crate::http::FilterCallbacks::per_filter_config).
+//! [`RouteSnapshots`] goes one step further for the common route (a plain
+//! `cluster`, no virtual cluster): its snapshot is made once and shared by
+//! every request that matches it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use week1_core::config::FieldPath;
 use week1_core::config::filters::PerFilterConfig;
 use week1_core::headers::HeaderMap;
 use week1_core::router::{
-    ForwardRef, RouteContext, RouteDecision, RouteFilterConfig, RouteFilterConfigCompiler,
-    RouterError, compile_route_filter_config,
+    ClusterSpecifier, ForwardRef, RouteContext, RouteDecision, RouteFilterConfig,
+    RouteFilterConfigCompiler, Router, RouterError, compile_route_filter_config,
 };
 
 /// What the router decided, as filters see it.
@@ -212,6 +215,66 @@ impl RouteInfo for ResolvedRoute {
         self.forward.as_ref()
     }
 }
+
+// ANCHOR: route_snapshots
+/// One shared [`ResolvedRoute`] per forwarding route whose result does not
+/// depend on the request: a plain `cluster` and no virtual cluster. Such a
+/// route's snapshot is made by the first request that matches it and
+/// shared (an `Arc` clone) by the next ones, instead of copying its name,
+/// cluster and per-filter configs per request. Weighted picks, `cluster_header`,
+/// virtual clusters, direct responses and redirects depend on the request
+/// and are snapshotted per request. The matching itself (and the check that
+/// the cluster exists) still runs per request: only its result is shared.
+#[derive(Debug)]
+pub struct RouteSnapshots {
+    /// Per virtual host, the index of its first route in `slots`.
+    offsets: Vec<usize>,
+    slots: Vec<OnceLock<Arc<dyn RouteInfo>>>,
+}
+
+impl RouteSnapshots {
+    /// Empty slots for every route of `router`.
+    pub fn new(router: &Router) -> Self {
+        let mut offsets = Vec::with_capacity(router.virtual_hosts().len());
+        let mut total = 0;
+        for vhost in router.virtual_hosts() {
+            offsets.push(total);
+            total += vhost.routes.len();
+        }
+        Self { offsets, slots: (0..total).map(|_| OnceLock::new()).collect() }
+    }
+
+    /// The snapshot of `decision` (made by the router given to [`new`](Self::new)),
+    /// shared when the route allows it; `None` for `NoRoute`.
+    pub fn resolve<S: AsRef<str>>(
+        &self,
+        decision: &RouteDecision<'_>,
+        request: &HeaderMap,
+        ctx: &RouteContext<'_>,
+        filter_names: &[S],
+    ) -> Option<Arc<dyn RouteInfo>> {
+        if let RouteDecision::Route(f) = decision
+            && matches!(f.action.cluster, ClusterSpecifier::Named(_))
+            && f.virtual_cluster.is_none()
+        {
+            let (vhost, route) = f.route_position();
+            let slot = self.offsets.get(vhost).and_then(|o| self.slots.get(o + route));
+            if let Some(slot) = slot {
+                if let Some(shared) = slot.get() {
+                    return Some(shared.clone());
+                }
+                let snapshot: Arc<dyn RouteInfo> =
+                    Arc::new(ResolvedRoute::from_decision(decision, request, ctx, filter_names)?);
+                // Another worker may have stored an equal snapshot first.
+                let _ = slot.set(snapshot.clone());
+                return Some(snapshot);
+            }
+        }
+        ResolvedRoute::from_decision(decision, request, ctx, filter_names)
+            .map(|r| Arc::new(r) as Arc<dyn RouteInfo>)
+    }
+}
+// ANCHOR_END: route_snapshots
 
 /// A resolver answering the same route for every request (tests, simple setups).
 #[derive(Debug, Clone)]
