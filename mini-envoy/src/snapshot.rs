@@ -296,13 +296,12 @@ fn build_http(
         .map_err(|e| ConfigError::invalid(at.field("route_config"), e.to_string()))?;
     let router = Arc::new(router);
     let filter_names = filters.filter_names().into_iter().map(str::to_string).collect();
-    let resolver =
-        Arc::new(RouteTable {
-            snapshots: RouteSnapshots::new(&router),
-            router: router.clone(),
-            filter_names,
-            clusters: clusters.clone(),
-        });
+    let resolver = Arc::new(RouteTable {
+        snapshots: RouteSnapshots::new(&router),
+        router: router.clone(),
+        filter_names,
+        clusters: clusters.clone(),
+    });
     let router_config = filters.router_config().cloned().unwrap_or_default();
     let access_logs = logs.compile(&hcm.access_log, &at.field("access_log"))?;
     Ok(HttpChain {

@@ -363,6 +363,7 @@ proptest! {
         resp_trailers in any::<bool>(),
         picks in prop::collection::vec(any::<u8>(), 64),
         interleave in prop::collection::vec(0u8..3, 32),
+        reuse in prop::option::of((script(), chunks())),
     ) {
         let mut scripts = scripts;
         if let Some((i, at)) = reply {
@@ -380,7 +381,27 @@ proptest! {
             })
             .collect();
         let cfg = FilterManagerConfig { buffer_limit: 1 << 30, ..Default::default() };
-        let mut fm = FilterManager::new(chain, &cfg);
+        // A reused FilterManager (`reset`, as the HCM's pool does) behaves
+        // as a new one, whatever state its previous stream was left in.
+        let mut fm = match reuse {
+            None => FilterManager::new(chain, &cfg),
+            Some((prev_script, prev_req)) => {
+                let prev_seen = Arc::default();
+                let f = Scripted { s: prev_script, seen: prev_seen, dd_calls: 0, ed_calls: 0, timers: Vec::new() };
+                let mut fm = FilterManager::new(vec![ChainFilter::new("prev", HttpFilterInstance::dual(f))], &cfg);
+                let mut head = HeaderMap::new();
+                head.try_insert(":method", "POST").unwrap();
+                head.try_insert(":path", "/prev").unwrap();
+                fm.decode_headers(head, false);
+                for c in &prev_req {
+                    fm.decode_data(Buffer::from(&c[..]), false);
+                }
+                fm.reset(chain, &cfg);
+                prop_assert!(!fm.has_pending_events());
+                prop_assert!(fm.request_headers().is_none() && !fm.response_started());
+                fm
+            }
+        };
         let mut o = Owner::default();
         let mut picks = picks.into_iter().cycle();
         let mut inter = interleave.into_iter().cycle();

@@ -1312,15 +1312,7 @@ impl Router {
             (_, Some(w)) if w.name == r.cluster => Cow::Borrowed(w.name.as_str()),
             _ => Cow::Owned(r.cluster.clone()),
         };
-        Some(Forward {
-            router: self,
-            vhost,
-            route,
-            action,
-            cluster,
-            weighted,
-            virtual_cluster,
-        })
+        Some(Forward { router: self, vhost, route, action, cluster, weighted, virtual_cluster })
     }
 }
 

@@ -238,13 +238,13 @@ fn call_headers<const D: bool>(
     cb: &mut FilterCallbacks<'_>,
 ) -> FilterHeadersStatus {
     if D {
-        filter.as_decoder().map_or(FilterHeadersStatus::Continue, |f| {
-            f.decode_headers(headers, end_stream, cb)
-        })
+        filter
+            .as_decoder()
+            .map_or(FilterHeadersStatus::Continue, |f| f.decode_headers(headers, end_stream, cb))
     } else {
-        filter.as_encoder().map_or(FilterHeadersStatus::Continue, |f| {
-            f.encode_headers(headers, end_stream, cb)
-        })
+        filter
+            .as_encoder()
+            .map_or(FilterHeadersStatus::Continue, |f| f.encode_headers(headers, end_stream, cb))
     }
 }
 
@@ -255,9 +255,13 @@ fn call_data<const D: bool>(
     cb: &mut FilterCallbacks<'_>,
 ) -> FilterDataStatus {
     if D {
-        filter.as_decoder().map_or(FilterDataStatus::Continue, |f| f.decode_data(data, end_stream, cb))
+        filter
+            .as_decoder()
+            .map_or(FilterDataStatus::Continue, |f| f.decode_data(data, end_stream, cb))
     } else {
-        filter.as_encoder().map_or(FilterDataStatus::Continue, |f| f.encode_data(data, end_stream, cb))
+        filter
+            .as_encoder()
+            .map_or(FilterDataStatus::Continue, |f| f.encode_data(data, end_stream, cb))
     }
 }
 
@@ -267,9 +271,13 @@ fn call_trailers<const D: bool>(
     cb: &mut FilterCallbacks<'_>,
 ) -> FilterTrailersStatus {
     if D {
-        filter.as_decoder().map_or(FilterTrailersStatus::Continue, |f| f.decode_trailers(trailers, cb))
+        filter
+            .as_decoder()
+            .map_or(FilterTrailersStatus::Continue, |f| f.decode_trailers(trailers, cb))
     } else {
-        filter.as_encoder().map_or(FilterTrailersStatus::Continue, |f| f.encode_trailers(trailers, cb))
+        filter
+            .as_encoder()
+            .map_or(FilterTrailersStatus::Continue, |f| f.encode_trailers(trailers, cb))
     }
 }
 
@@ -876,7 +884,11 @@ impl FilterManager {
         c.timers.clear();
     }
 
-    fn start(&mut self, chain: impl IntoIterator<Item = ChainFilter>, config: &FilterManagerConfig) {
+    fn start(
+        &mut self,
+        chain: impl IntoIterator<Item = ChainFilter>,
+        config: &FilterManagerConfig,
+    ) {
         self.slots.extend(chain.into_iter().map(|c| Slot {
             name: c.name,
             filter: c.filter,
@@ -923,8 +935,7 @@ impl FilterManager {
         if self.core.request_headers.is_some() || self.core.destroyed {
             return;
         }
-        self.core.is_head_request =
-            headers.get(":method").is_some_and(|m| m.as_bytes() == b"HEAD");
+        self.core.is_head_request = headers.get(":method").is_some_and(|m| m.as_bytes() == b"HEAD");
         self.core.resolve_route(&headers);
         if let Some(route) = self.core.route.clone() {
             for s in &mut self.slots {
@@ -1443,7 +1454,9 @@ impl FilterManager {
                     }
                     return;
                 }
-                FilterTrailersStatus::Continue if self.slots[i].state::<D>().stop == Stop::Single => {
+                FilterTrailersStatus::Continue
+                    if self.slots[i].state::<D>().stop == Stop::Single =>
+                {
                     self.core.dir::<D>().trailers_at = Some(k);
                     if let Some(mut extra) = extra {
                         self.core.buffer::<D>(i, &mut extra, false);

@@ -363,4 +363,69 @@ virtual_hosts:
         assert_eq!((*status, body.as_str()), (200, "hi"));
         assert_eq!(headers.get_str(":status"), Some("200"));
     }
+
+    #[test]
+    fn plain_cluster_routes_share_one_snapshot_others_do_not() {
+        let config: RouteConfiguration = week1_core::config::load_str(
+            r#"
+virtual_hosts:
+- name: a
+  domains: ["a"]
+  routes:
+  - name: plain
+    match: {prefix: /plain}
+    route: {cluster: backend}
+  - match: {prefix: /header}
+    route: {cluster_header: x-cluster}
+  - match: {prefix: /}
+    direct_response: {status: 200, body: {inline_string: hi}}
+- name: b
+  domains: ["*"]
+  virtual_clusters:
+  - name: vc
+    headers: [{name: ":method", string_match: {exact: POST}}]
+  routes:
+  - match: {prefix: /}
+    route: {cluster: other}
+"#,
+        )
+        .unwrap();
+        let router = Router::new(&config).unwrap();
+        let snapshots = RouteSnapshots::new(&router);
+        let ctx = RouteContext::default();
+        let names: [&str; 0] = [];
+        let resolve = |authority: &str, path: &str, cluster_header: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.try_insert(":method", "GET").unwrap();
+            h.try_insert(":authority", authority).unwrap();
+            h.try_insert(":path", path).unwrap();
+            if let Some(c) = cluster_header {
+                h.try_insert("x-cluster", c).unwrap();
+            }
+            snapshots.resolve(&router.route(&h, &ctx), &h, &ctx, &names)
+        };
+        let cluster = |r: &Arc<dyn RouteInfo>| match r.action() {
+            RouteAction::Forward { cluster } => cluster.clone(),
+            other => panic!("not a forward: {other:?}"),
+        };
+        // A plain cluster: made once, then shared.
+        let first = resolve("a", "/plain/1", None).unwrap();
+        let second = resolve("a", "/plain/2", None).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!((first.name(), cluster(&first).as_str()), ("plain", "backend"));
+        assert_eq!(router.forward(first.forward_ref().unwrap()).unwrap().cluster, "backend");
+        // From a request header: per request.
+        let one = resolve("a", "/header", Some("c1")).unwrap();
+        let two = resolve("a", "/header", Some("c2")).unwrap();
+        assert_eq!((cluster(&one).as_str(), cluster(&two).as_str()), ("c1", "c2"));
+        // A virtual cluster ("other" when none matches) depends on the request too.
+        let v1 = resolve("b", "/", None).unwrap();
+        let v2 = resolve("b", "/", None).unwrap();
+        assert!(!Arc::ptr_eq(&v1, &v2));
+        // Direct responses are not shared; no route is `None`.
+        let d1 = resolve("a", "/x", None).unwrap();
+        let d2 = resolve("a", "/x", None).unwrap();
+        assert!(!Arc::ptr_eq(&d1, &d2));
+        assert!(matches!(d1.action(), RouteAction::DirectResponse { .. }));
+    }
 }
