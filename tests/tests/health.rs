@@ -38,6 +38,15 @@ async fn stat(envoy: &MiniEnvoy, name: &str) -> u64 {
     line.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
+/// The `health_flags` of `host` in `/clusters` (Envoy's text format).
+async fn health_flags(envoy: &MiniEnvoy, host: SocketAddr) -> String {
+    let r = Client::without_pool().get(envoy.admin(), "/clusters").await;
+    let prefix = format!("backends::{host}::health_flags::");
+    let text = r.text();
+    let flags = text.lines().find_map(|l| l.strip_prefix(&prefix));
+    flags.unwrap_or_else(|| panic!("no {prefix} in\n{text}")).to_string()
+}
+
 fn switch(v: u16) -> Arc<AtomicU16> {
     Arc::new(AtomicU16::new(v))
 }
@@ -99,6 +108,8 @@ async fn http_health_check_moves_traffic_away_and_back() {
     assert!(stat(&envoy, "cluster.backends.health_check.failure").await >= 1);
     assert!(stat(&envoy, "cluster.backends.health_check.success").await >= 2);
     assert_eq!(stat(&envoy, "cluster.backends.health_check.healthy").await, 1, "b only");
+    assert_eq!(health_flags(&envoy, a.addr()).await, "/failed_active_hc");
+    assert_eq!(health_flags(&envoy, b.addr()).await, "healthy");
 
     // a recovers: it takes traffic again.
     a_health.store(200, Ordering::Relaxed);
@@ -114,7 +125,7 @@ async fn outlier_detection_ejects_after_consecutive_5xx_and_returns() {
 outlier_detection:
   consecutive_5xx: 3
   interval: 0.05s
-  base_ejection_time: 0.4s
+  base_ejection_time: 1s
   max_ejection_percent: 50
 ";
     let envoy = start(cluster("backends", &[a.addr(), b.addr()], outlier));
@@ -128,6 +139,7 @@ outlier_detection:
     let od = "cluster.backends.outlier_detection";
     assert_eq!(stat(&envoy, &format!("{od}.ejections_active")).await, 1);
     assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_consecutive_5xx")).await, 1);
+    assert_eq!(health_flags(&envoy, a.addr()).await, "/failed_outlier_check");
 
     // a is healthy again; after base_ejection_time it is back in rotation.
     a_status.store(200, Ordering::Relaxed);
