@@ -157,13 +157,14 @@ impl Snapshot {
         let static_resources = FieldPath::root().field("static_resources");
         let ctx = FactoryContext::default();
         let shared = SharedBuckets::default();
+        let cds = bootstrap.has_cds();
         let listeners = bootstrap
             .listeners()
             .iter()
             .enumerate()
             .map(|(i, l)| {
                 let at = static_resources.field("listeners").index(i);
-                build_listener(l, &at, clusters, &ctx, &shared, logs, stats).map(Arc::new)
+                build_listener(l, &at, clusters, cds, &ctx, &shared, logs, stats).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { listeners })
@@ -177,10 +178,12 @@ fn socket_address(l: &Listener, at: &FieldPath) -> Result<SocketAddr, ConfigErro
         .ok_or_else(|| ConfigError::invalid(at.field("address"), "must be an IP socket address"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_listener(
     l: &Listener,
     at: &FieldPath,
     clusters: &ClusterSource,
+    cds: bool,
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
@@ -189,7 +192,7 @@ fn build_listener(
     let address = socket_address(l, at)?;
     let matcher = FilterChainMatcher::from_listener(l, at)?;
     let chain = |fc: &week1_core::config::listener::FilterChain, at: FieldPath| {
-        build_chain(&fc.filters, &at, clusters, ctx, shared, logs, stats)
+        build_chain(&fc.filters, &at, clusters, cds, ctx, shared, logs, stats)
     };
     let chains = l
         .filter_chains
@@ -220,10 +223,12 @@ pub(crate) fn under(at: &FieldPath) -> impl Fn(ConfigError) -> ConfigError + '_ 
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_chain(
     filters: &[week1_core::config::listener::Filter],
     at: &FieldPath,
     clusters: &ClusterSource,
+    cds: bool,
     ctx: &FactoryContext,
     shared: &SharedBuckets,
     logs: &AccessLogManager,
@@ -243,8 +248,11 @@ fn build_chain(
                     &tcp_proxy_access_logs(&filters[terminal_index]),
                     &terminal_at.field("access_log"),
                 )?;
+                // Without CDS every cluster is known now, so a typo fails at
+                // start-up; with CDS the cluster may come later, and a
+                // connection to a missing one closes with `NC`, as in Envoy.
                 for (cluster, _) in &config.clusters {
-                    if !clusters.contains(cluster) {
+                    if !cds && !clusters.contains(cluster) {
                         return Err(ConfigError::invalid(
                             terminal_at.field("cluster"),
                             format!("unknown cluster {cluster:?}"),

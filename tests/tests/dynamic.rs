@@ -421,3 +421,31 @@ async fn a_graceful_drain_accepts_during_the_drain_time_with_connection_close() 
     let closed = wait_until_async(WAIT, || std::net::TcpStream::connect(front).is_err()).await;
     assert!(closed, "the listener still accepts after the drain time\n{}", envoy.output());
 }
+
+/// A static tcp_proxy listener may name a cluster that only CDS provides (as in
+/// Envoy, the cluster is looked up per connection): mini-envoy starts, and the
+/// connection reaches the backend once the CDS file defines the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_tcp_proxy_can_name_a_cluster_from_cds() {
+    let backend = Backend::named("tcp", Behaviour::Fixed(200, "via tcp_proxy"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cds_path = dir.path().join("cds.yaml");
+    let cluster = mini_envoy_tests::config::cluster("from_cds", &[backend.addr()], "").replacen(
+        "- name:",
+        "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name:",
+        1,
+    );
+    move_in(&cds_path, &format!("version_info: \"1\"\nresources:\n{cluster}"));
+    let bootstrap = format!(
+        "static_resources:\n  listeners:\n  - name: tcp\n    address:\n      socket_address: {{ address: 127.0.0.1, port_value: 0 }}\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.tcp_proxy\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy\n          stat_prefix: tcp\n          cluster: from_cds\n\
+dynamic_resources:\n  cds_config:\n    resource_api_version: V3\n    path_config_source: {{ path: {:?} }}\n",
+        cds_path.display()
+    );
+    let bootstrap_path = dir.path().join("envoy.yaml");
+    std::fs::write(&bootstrap_path, bootstrap).expect("write the bootstrap");
+    let config = bootstrap_path.display().to_string();
+    let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "1"], 1, false);
+    let serving = poll_ok(&Client::new(), envoy.listener("tcp")).await;
+    assert!(serving, "the tcp_proxy never reached the CDS cluster\n{}", envoy.output());
+    assert!(backend.wait_for_requests_async(1, WAIT).await);
+}
