@@ -11,11 +11,11 @@ use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, Discovery
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use week4_xds::grpc::server::ControlPlane;
 
 mod common;
-use common::{TempDir, move_in};
+use common::{TempDir, move_in, start_server};
 
 const CDS: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 const GUARD: Duration = Duration::from_secs(10);
@@ -24,22 +24,6 @@ fn cluster(name: &str, port: u16) -> Value {
     json!({"@type": CDS, "name": name, "type": "STATIC", "connect_timeout": "1s",
            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]}})
-}
-
-async fn start_server(cp: &ControlPlane) -> (String, watch::Sender<bool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = watch::channel(false);
-    let svc = cp.service();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    (format!("http://{addr}"), stop)
 }
 
 /// A raw SotW stream: requests go in through a channel, responses come out.

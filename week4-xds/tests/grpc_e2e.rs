@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use week1_core::config::bootstrap::Resource;
 use week4_xds::grpc::client::{self, AdsHandler};
+
+mod common;
+use common::start_server;
 use week4_xds::grpc::server::ControlPlane;
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, TypeUrl, Update};
 
@@ -54,22 +56,6 @@ impl AdsHandler for Forward {
         let names = u.resources.iter().map(|r| r.name().to_string()).collect();
         let _ = self.0.send(Seen { type_url: u.type_url, names, removed: u.removed });
     }
-}
-
-async fn start_server(cp: &ControlPlane) -> (String, watch::Sender<bool>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = watch::channel(false);
-    let svc = cp.service();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
-    });
-    (format!("http://{addr}"), stop)
 }
 
 async fn recv(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {

@@ -148,3 +148,22 @@ pub fn move_in(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(&tmp, text).expect("write temp");
     std::fs::rename(&tmp, dir.join(name)).expect("rename");
 }
+
+/// Serves `cp` on an ephemeral loopback port (its own `serve`); returns the
+/// endpoint URL and a switch that stops the server.
+pub async fn start_server(
+    cp: &week4_xds::grpc::server::ControlPlane,
+) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let cp = cp.clone();
+    tokio::spawn(async move {
+        let _ = cp
+            .serve(listener, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    (format!("http://{addr}"), stop)
+}
