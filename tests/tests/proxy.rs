@@ -302,10 +302,14 @@ async fn route_timeout_is_504_ut() {
     assert_eq!(log_line(&envoy, "/slow"), "/slow 504 UT");
 }
 
-#[tokio::test]
-async fn max_requests_circuit_breaker_overflows_with_503_uo() {
+/// Holds one request at a backend of `svc` (with `breakers`), then sends four
+/// more, each of which must overflow with `503 UO` without reaching the
+/// backend; returns the bodies of the overflows and, after the backend
+/// releases the held request, its response and that of one more request.
+async fn overflow_while_one_request_is_held(
+    breakers: &str,
+) -> (Backend, Vec<String>, mini_envoy_tests::Response, mini_envoy_tests::Response) {
     let stalled = Backend::named("stalled", Behaviour::Hold);
-    let breakers = "circuit_breakers:\n  thresholds:\n  - max_requests: 1";
     let envoy = start(
         "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
         &[cluster("svc", &[stalled.addr()], breakers)],
@@ -318,23 +322,36 @@ async fn max_requests_circuit_breaker_overflows_with_503_uo() {
         async move { client.get(front, "/held").await }
     });
     assert!(stalled.wait_for_requests_async(1, WAIT).await, "{}", envoy.output());
-    // The breaker is the cluster's, shared by both workers: a second
+    // Breakers are the cluster's, shared by both workers: a second
     // connection overflows whichever worker takes it.
+    let mut bodies = Vec::new();
     for i in 0..4 {
         let r = client.get(front, &format!("/over{i}")).await;
         assert_eq!(r.status, 503, "{}", envoy.output());
-        assert_eq!(
-            r.text(),
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
-        );
         assert_eq!(log_line(&envoy, &format!("/over{i}")), format!("/over{i} 503 UO"));
+        bodies.push(r.text());
     }
     assert_eq!(stalled.request_count(), 1, "overflowed requests never reach the upstream");
     stalled.release();
-    let r = held.await.expect("held request task");
-    assert_eq!((r.status, r.text().as_str()), (200, "released"));
+    let held = held.await.expect("held request task");
+    let after = client.get(front, "/after").await;
+    (stalled, bodies, held, after)
+}
+
+#[tokio::test]
+async fn max_requests_circuit_breaker_overflows_with_503_uo() {
+    let (_, bodies, held, after) =
+        overflow_while_one_request_is_held("circuit_breakers:\n  thresholds:\n  - max_requests: 1")
+            .await;
+    for body in bodies {
+        assert_eq!(
+            body,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        );
+    }
+    assert_eq!((held.status, held.text().as_str()), (200, "released"));
     // The breaker is free again.
-    assert_eq!(client.get(front, "/after").await.status, 200);
+    assert_eq!(after.status, 200);
 }
 
 #[tokio::test]
@@ -654,29 +671,12 @@ async fn upstream_connections_are_reused_and_a_closing_upstream_is_not() {
 
 #[tokio::test]
 async fn pool_overflow_with_max_connections_1_and_no_pending_is_503_uo() {
-    let stalled = Backend::named("stalled", Behaviour::Hold);
-    let breakers =
-        "circuit_breakers:\n  thresholds:\n  - { max_connections: 1, max_pending_requests: 0 }";
-    let envoy = start(
-        "- match: { prefix: \"/\" }\n  route: { cluster: svc }",
-        &[cluster("svc", &[stalled.addr()], breakers)],
-        "",
-    );
-    let front = envoy.listener("front");
-    let client = Client::new();
-    let held = tokio::spawn({
-        let client = client.clone();
-        async move { client.get(front, "/held").await }
-    });
-    assert!(stalled.wait_for_requests_async(1, WAIT).await, "{}", envoy.output());
-    for i in 0..4 {
-        let r = client.get(front, &format!("/over{i}")).await;
-        assert_eq!(r.status, 503, "{}", envoy.output());
-        assert_eq!(log_line(&envoy, &format!("/over{i}")), format!("/over{i} 503 UO"));
-    }
+    let (stalled, _, held, _) = overflow_while_one_request_is_held(
+        "circuit_breakers:\n  thresholds:\n  - { max_connections: 1, max_pending_requests: 0 }",
+    )
+    .await;
     assert_eq!(stalled.connection_count(), 1);
-    stalled.release();
-    assert_eq!(held.await.expect("held request").status, 200);
+    assert_eq!(held.status, 200);
 }
 
 #[tokio::test]
