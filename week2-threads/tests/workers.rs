@@ -230,7 +230,9 @@ fn dropping_the_pool_joins_its_threads() {
     for _ in 0..3 {
         rx.recv_timeout(DEADLOCK_GUARD).expect("posted");
     }
-    assert_eq!(Arc::strong_count(&token), 4);
+    // Each worker holds a clone; the shared closure holds one more until the
+    // last worker has finished running it (it may still be returning now).
+    assert!(Arc::strong_count(&token) >= 4, "every worker holds the token");
     drop(pool);
     assert_eq!(Arc::strong_count(&token), 1, "every worker thread has exited");
 }
