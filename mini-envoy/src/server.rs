@@ -34,6 +34,7 @@ use week2_threads::dispatcher::{Dispatcher, DispatcherHandle, TokioDispatcher};
 use week2_threads::tls::{Instance, Slot};
 use week2_threads::worker::{WorkerConfig, WorkerPool};
 use week3_filters::http::ConnectionInfo;
+use week3_filters::registry::Admission;
 use week4_xds::drain::{DrainConfig, DrainManager, DrainOutcome, DrainStrategy};
 
 use crate::access_log::{self, AccessLogManager};
@@ -529,13 +530,21 @@ async fn accept_loop(
             stats.downstream_cx_destroy.inc();
             continue;
         };
-        stats.downstream_cx_active.inc();
-        let stats = stats.clone();
         let connection = ConnectionInfo {
             id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             remote_address: Some(remote),
             local_address: Some(local),
         };
+        if let Admission::Refused { filter } = chain.network.admit(connection.clone()) {
+            // A network filter (the rate limit) closed it: dropping `io` closes.
+            if let Some(Some(refused)) = chain.refused.get(filter) {
+                refused.inc();
+            }
+            stats.downstream_cx_destroy.inc();
+            continue;
+        }
+        stats.downstream_cx_active.inc();
+        let stats = stats.clone();
         let upstreams = state.upstreams.clone();
         let limit = entry.buffer_limit;
         match chain.terminal {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use week1_core::config::bootstrap::Bootstrap;
 use week1_core::config::http_connection_manager::HttpConnectionManager;
-use week1_core::config::listener::Listener;
+use week1_core::config::listener::{Listener, NetworkFilterConfig};
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::headers::HeaderMap;
 use week1_core::listener::FilterChainMatcher;
@@ -39,7 +39,7 @@ use week3_filters::registry::{
 
 use crate::access_log::{AccessLogManager, AccessLogs};
 use crate::cluster_manager::ClusterSource;
-use crate::stats::{HttpConnectionManagerStats, Store};
+use crate::stats::{Counter, HttpConnectionManagerStats, Store};
 
 // ANCHOR: snapshot
 /// One listener configuration version, as workers see it.
@@ -72,6 +72,9 @@ pub struct ListenerEntry {
 pub struct FilterChain {
     /// The network filters before the terminal.
     pub network: Arc<NetworkFilterChainFactory>,
+    /// Per network filter (configured order), the counter of connections it
+    /// refused: `local_ratelimit.<stat_prefix>.rate_limited`.
+    pub refused: Arc<[Option<Counter>]>,
     /// HTTP or TCP.
     pub terminal: ChainTerminal,
 }
@@ -266,7 +269,19 @@ fn build_chain(
                 }))
             }
         };
-    Ok(FilterChain { network: Arc::new(network), terminal })
+    let refused = filters
+        .iter()
+        .map(|f| match &f.typed_config {
+            Some(NetworkFilterConfig::LocalRateLimit(c)) => Some(
+                stats
+                    .root()
+                    .scope(&format!("local_ratelimit.{}", c.stat_prefix))
+                    .counter("rate_limited"),
+            ),
+            _ => None,
+        })
+        .collect();
+    Ok(FilterChain { network: Arc::new(network), refused, terminal })
 }
 
 fn tcp_proxy_access_logs(

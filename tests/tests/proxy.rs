@@ -371,6 +371,37 @@ async fn no_route_is_404_nr_and_no_hosts_is_503_uh() {
     assert_eq!(log_line(&envoy, "/empty"), "/empty 503 UH");
 }
 
+#[tokio::test]
+async fn network_local_ratelimit_before_the_hcm_closes_connections_over_the_limit() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let listener = http_listener(
+        "front",
+        &catch_all("- match: { prefix: \"/\" }\n  route: { cluster: b }\n"),
+        "",
+    );
+    // One token, refilled hourly: the first connection passes, the next is
+    // closed before a byte reaches the connection manager.
+    let rate_limit = "    - name: envoy.filters.network.local_ratelimit
+      typed_config:
+        \"@type\": type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit
+        stat_prefix: conns
+        token_bucket: { max_tokens: 1, fill_interval: 3600s }
+";
+    let listener = listener.replacen("  - filters:\n", &format!("  - filters:\n{rate_limit}"), 1);
+    let envoy = MiniEnvoy::start(&bootstrap(&[listener], &[cluster("b", &[backend.addr()], "")]));
+    let front = envoy.listener("front");
+    let client = Client::without_pool();
+    assert_eq!(client.get(front, "/first").await.status, 200);
+    let refused = client
+        .try_send(request(Method::GET, front, "/second").body(Full::default()).unwrap())
+        .await;
+    assert!(refused.is_err(), "the second connection must be closed: {refused:?}");
+    assert_eq!(backend.request_count(), 1);
+    let stats =
+        Client::new().get(envoy.admin(), "/stats?filter=%5Elocal_ratelimit%5C.").await.text();
+    assert_eq!(stats.trim(), "local_ratelimit.conns.rate_limited: 1", "{stats}");
+}
+
 // -------------------------------------------------------------------------
 // HTTP/1.1 on the wire.
 

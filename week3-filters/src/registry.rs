@@ -26,6 +26,7 @@ use week1_core::config::{ConfigError, FieldPath};
 use week1_core::router::{CompiledFilterConfig, RouteFilterConfigCompiler};
 
 use crate::context::FactoryContext;
+use crate::http::ConnectionInfo;
 use crate::http::filters::basic_auth::{BasicAuthConfig, BasicAuthFilter, BasicAuthRouteConfig};
 use crate::http::filters::bearer_auth::{BearerAuthConfig, BearerAuthFilter};
 use crate::http::filters::buffer::BufferFilter;
@@ -36,9 +37,9 @@ use crate::http::filters::local_ratelimit::{Limit, LocalRateLimitConfig, LocalRa
 use crate::http::filters::request_log::{RequestLogConfig, RequestLogFilter};
 use crate::http::filters::router::{RouterConfig, RouterFilter};
 use crate::http::{ChainFilter, HttpFilterInstance};
-use crate::network::NetworkFilterInstance;
 use crate::network::filters::{self as net, ConnectionLogFilter, SharedBuckets};
 use crate::network::tcp_proxy::TcpProxyConfig;
+use crate::network::{NetworkFilterInstance, NetworkFilterManager};
 
 /// Makes one filter instance per stream.
 pub trait HttpFilterFactory: Send + Sync {
@@ -272,6 +273,18 @@ pub enum Terminal {
 
 type NetFactory = Arc<dyn Fn() -> NetworkFilterInstance + Send + Sync>;
 
+/// What a chain's network filters decided about a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Every filter let it through: hand it to the terminal.
+    Accepted,
+    /// Filter `filter` (index in configured order) closed it.
+    Refused {
+        /// Which filter.
+        filter: usize,
+    },
+}
+
 /// The network filters of a listener filter chain, and its terminal.
 #[derive(Clone)]
 pub struct NetworkFilterChainFactory {
@@ -360,4 +373,28 @@ impl NetworkFilterChainFactory {
     pub fn create_filters(&self) -> Vec<NetworkFilterInstance> {
         self.filters.iter().map(|f| f()).collect()
     }
+
+    /// Whether any network filter comes before the terminal.
+    pub fn has_filters(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
+    // ANCHOR: admit
+    /// Runs the filters' `on_new_connection` pass (Envoy's
+    /// `initializeReadFilters`) for a connection just accepted. mini-envoy's
+    /// terminals read the socket themselves, so this pass is where its
+    /// non-terminal network filters act: the one the config model accepts
+    /// before a terminal, `local_ratelimit`, does all its work here.
+    pub fn admit(&self, conn: ConnectionInfo) -> Admission {
+        if self.filters.is_empty() {
+            return Admission::Accepted;
+        }
+        let mut manager = NetworkFilterManager::new(self.create_filters(), conn);
+        manager.initialize();
+        match (manager.is_open(), manager.closed_by()) {
+            (true, _) => Admission::Accepted,
+            (false, filter) => Admission::Refused { filter: filter.unwrap_or(0) },
+        }
+    }
+    // ANCHOR_END: admit
 }

@@ -10,7 +10,7 @@ use week3_filters::http::{ConnectionInfo, ResponseFlag};
 use week3_filters::network::filters::SharedBuckets;
 use week3_filters::network::tcp_proxy::{SessionState, TcpAction, TcpProxyConfig, TcpProxySession};
 use week3_filters::network::*;
-use week3_filters::registry::{NetworkFilterChainFactory, Terminal};
+use week3_filters::registry::{Admission, NetworkFilterChainFactory, Terminal};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
@@ -168,6 +168,43 @@ fn network_local_ratelimit_closes_new_connections_over_the_limit() {
         ),
         "{lines:?}"
     );
+}
+
+#[test]
+fn admit_runs_the_new_connection_pass_and_names_the_refusing_filter() {
+    let t = Arc::new(ManualTime::new());
+    let ctx = FactoryContext::manual(t.clone(), 0);
+    let rl = |prefix: &str, tokens: u32| {
+        load(&format!(
+            "name: rl\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit\n  stat_prefix: {prefix}\n  token_bucket: {{max_tokens: {tokens}, fill_interval: 1s}}\n"
+        ))
+    };
+    let conn = |id| ConnectionInfo { id, remote_address: None, local_address: None };
+    let plain = NetworkFilterChainFactory::from_config(
+        &[load(TCP)],
+        &ctx,
+        &SharedBuckets::default(),
+        false,
+    )
+    .unwrap();
+    assert!(!plain.has_filters());
+    assert_eq!(plain.admit(conn(1)), Admission::Accepted);
+
+    // The outer limit has 2 tokens, the inner 1: the second connection passes
+    // the first filter and is refused by the second (index 1).
+    let chain = NetworkFilterChainFactory::from_config(
+        &[rl("outer", 2), rl("inner", 1), load(TCP)],
+        &ctx,
+        &SharedBuckets::default(),
+        false,
+    )
+    .unwrap();
+    assert!(chain.has_filters());
+    assert_eq!(chain.admit(conn(1)), Admission::Accepted);
+    assert_eq!(chain.admit(conn(2)), Admission::Refused { filter: 1 });
+    assert_eq!(chain.admit(conn(3)), Admission::Refused { filter: 0 });
+    t.advance(Duration::from_secs(1));
+    assert_eq!(chain.admit(conn(4)), Admission::Accepted);
 }
 
 #[test]

@@ -175,6 +175,8 @@ struct NetCore {
     bytes_written: u64,
     events: VecDeque<NetworkEvent>,
     deferred: VecDeque<Deferred>,
+    /// The read filter that closed the connection, if one did.
+    closed_by: Option<usize>,
 }
 
 impl NetCore {
@@ -207,6 +209,9 @@ impl ReadFilterCallbacks<'_> {
     }
     /// Closes the connection.
     pub fn close(&mut self, how: CloseType) {
+        if self.core.open {
+            self.core.closed_by = Some(self.index);
+        }
         self.core.close(how);
     }
     /// Asks for a timer ([`ReadFilter::on_timer`] runs when it fires).
@@ -274,6 +279,7 @@ impl NetworkFilterManager {
                 bytes_written: 0,
                 events: VecDeque::new(),
                 deferred: VecDeque::new(),
+                closed_by: None,
             },
         }
     }
@@ -281,6 +287,12 @@ impl NetworkFilterManager {
     /// The next thing to do.
     pub fn next_event(&mut self) -> Option<NetworkEvent> {
         self.core.events.pop_front()
+    }
+
+    /// The read filter (its index in configured order) that closed the
+    /// connection, if a read filter did (e.g. the rate limit, for its stat).
+    pub fn closed_by(&self) -> Option<usize> {
+        self.core.closed_by
     }
 
     /// Runs `on_new_connection` of the read filters (Envoy's `initializeReadFilters`).
