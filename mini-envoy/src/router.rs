@@ -343,7 +343,10 @@ impl UpstreamRequest {
         result: Result<UpstreamConnection, PoolFailure>,
     ) {
         match result {
-            Ok(conn) => self.attach(fm, conn),
+            Ok(conn) => {
+                self.report(UpstreamResult::ConnectSuccess);
+                self.attach(fm, conn);
+            }
             Err(PoolFailure::Overflow) => {
                 fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamOverflow);
                 self.fail(

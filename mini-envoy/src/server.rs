@@ -376,6 +376,8 @@ pub fn run(
                 info: c.entry.info.clone(),
                 priority_set: c.entry.priority_set.clone(),
                 added_via_api: c.origin != ClusterOrigin::Static,
+                outlier: crate::health::main_health()
+                    .and_then(|h| h.success_rate_summaries(&c.entry.info.name)),
             })
             .collect()
     });

@@ -202,3 +202,85 @@ async fn strict_dns_refresh_keeps_pooled_connections_to_hosts_that_stay() {
     assert_eq!(b.request_count(), sent);
     assert_eq!(b.connection_count(), 1, "one pooled connection across {sent} requests");
 }
+
+/// A backend that answers `status` to all but every `every`-th request (200).
+fn mostly_failing(name: &'static str, status: u16, every: usize) -> Backend {
+    Backend::named(
+        name,
+        Behaviour::custom(move |_, i| Reply::new(if i % every == 0 { 200 } else { status }, name)),
+    )
+}
+
+/// The `/clusters` text lines of cluster `backends` that start with `field`
+/// after the cluster (or host) prefix.
+async fn clusters_value(envoy: &MiniEnvoy, key: &str) -> Option<String> {
+    let r = Client::without_pool().get(envoy.admin(), "/clusters").await;
+    let prefix = format!("backends::{key}::");
+    r.text().lines().find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// Round robin over a mostly failing host `a` and healthy `b`, `c` until 30
+/// answers in a row avoid `a`: the interval analysis ejected it.
+async fn until_a_is_ejected(envoy: &MiniEnvoy, a: &Backend) {
+    let front = envoy.listener("front");
+    let client = Client::new();
+    until_in_a_row(&client, front, 30, |s, body| s == 200 && body != "a").await;
+    assert!(a.request_count() >= 10, "a had success_rate_request_volume requests");
+    assert_eq!(health_flags(envoy, a.addr()).await, "/failed_outlier_check");
+}
+
+#[tokio::test]
+async fn success_rate_analysis_ejects_a_host_failing_most_requests() {
+    let a = mostly_failing("a", 500, 5); // 20% success
+    let (b, c) = (backend("b", switch(200), switch(200)), backend("c", switch(200), switch(200)));
+    // Three hosts: one outlier is 1.41 stdev from the mean at most, so the
+    // factor is 1.0 (Envoy's default 1.9 needs five or more hosts).
+    let outlier = "\
+outlier_detection:
+  interval: 0.1s
+  base_ejection_time: 30s
+  max_ejection_percent: 50
+  enforcing_consecutive_5xx: 0
+  success_rate_minimum_hosts: 3
+  success_rate_request_volume: 10
+  success_rate_stdev_factor: 1000
+";
+    let envoy = start(cluster("backends", &[a.addr(), b.addr(), c.addr()], outlier));
+    until_a_is_ejected(&envoy, &a).await;
+    let od = "cluster.backends.outlier_detection";
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_success_rate")).await, 1);
+    assert!(stat(&envoy, &format!("{od}.ejections_detected_success_rate")).await >= 1);
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_consecutive_5xx")).await, 0);
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_active")).await, 1);
+    // /clusters prints the analysis: numbers (-1 when an interval had too few requests).
+    let average = clusters_value(&envoy, "outlier::success_rate_average").await;
+    let average: f64 = average.expect("outlier lines").parse().expect("a number");
+    assert!((-1.0..=100.0).contains(&average), "{average}");
+    let rate = clusters_value(&envoy, &format!("{}::success_rate", b.addr())).await;
+    let rate: f64 = rate.expect("success_rate line").parse().expect("a number");
+    assert!(rate == -1.0 || rate == 100.0, "b's success rate {rate}");
+}
+
+#[tokio::test]
+async fn failure_percentage_analysis_ejects_a_host_above_the_threshold() {
+    let a = mostly_failing("a", 503, 10); // 90% failures
+    let (b, c) = (backend("b", switch(200), switch(200)), backend("c", switch(200), switch(200)));
+    let outlier = "\
+outlier_detection:
+  interval: 0.1s
+  base_ejection_time: 30s
+  max_ejection_percent: 50
+  enforcing_consecutive_5xx: 0
+  enforcing_success_rate: 0
+  failure_percentage_threshold: 80
+  failure_percentage_minimum_hosts: 3
+  failure_percentage_request_volume: 10
+  enforcing_failure_percentage: 100
+";
+    let envoy = start(cluster("backends", &[a.addr(), b.addr(), c.addr()], outlier));
+    until_a_is_ejected(&envoy, &a).await;
+    let od = "cluster.backends.outlier_detection";
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_failure_percentage")).await, 1);
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_success_rate")).await, 0);
+    assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_total")).await, 1);
+}

@@ -2,13 +2,15 @@
 //! JSON (`?format=json`) views of the cluster manager and listeners.
 //!
 //! ```text
-//!  ClusterProvider() ─► [ClusterView] ─► per cluster: breakers, per host: stats, health
+//!  ClusterProvider() ─► [ClusterView] ─► per cluster: breakers, outlier success-rate analysis,
+//!                                        per host: stats, health, success_rate
 //! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::json;
+use week1_core::cluster::outlier::{Origin, SuccessRateSummary};
 use week1_core::cluster::{ClusterInfo, Host, PrioritySet, ResourceKind, RoutingPriority};
 
 use super::{AdminState, Reply};
@@ -22,6 +24,9 @@ pub struct ClusterView {
     pub priority_set: Arc<PrioritySet>,
     /// Added by CDS (`false` for `static_resources`).
     pub added_via_api: bool,
+    /// The last success-rate analyses (external, local origin) when the
+    /// cluster has outlier detection.
+    pub outlier: Option<[SuccessRateSummary; 2]>,
 }
 
 /// Lists the current clusters (called on each `/clusters` request).
@@ -55,7 +60,7 @@ fn host_counters(host: &Host) -> [(&'static str, u64); 6] {
         ("cx_total", get(&s.cx_total)),
         ("rq_error", get(&s.rq_error)),
         ("rq_success", get(&s.rq_success)),
-        ("rq_timeout", 0),
+        ("rq_timeout", get(&s.rq_timeout)),
         ("rq_total", get(&s.rq_total)),
     ]
 }
@@ -82,6 +87,22 @@ pub fn clusters_text(views: &[ClusterView]) -> String {
                 line(&[name, &label, &kind, &breakers.resource(kind).max()]);
             }
         }
+        if let Some([external, local]) = v.outlier {
+            line(&[name, &"outlier", &"success_rate_average", &external.average]);
+            line(&[
+                name,
+                &"outlier",
+                &"success_rate_ejection_threshold",
+                &external.ejection_threshold,
+            ]);
+            line(&[name, &"outlier", &"local_origin_success_rate_average", &local.average]);
+            line(&[
+                name,
+                &"outlier",
+                &"local_origin_success_rate_ejection_threshold",
+                &local.ejection_threshold,
+            ]);
+        }
         line(&[name, &"added_via_api", &v.added_via_api]);
         for h in hosts(v) {
             let a = h.address();
@@ -99,8 +120,9 @@ pub fn clusters_text(views: &[ClusterView]) -> String {
             line(&[name, &a, &"sub_zone", &l.sub_zone]);
             line(&[name, &a, &"canary", &false]);
             line(&[name, &a, &"priority", &h.priority()]);
-            line(&[name, &a, &"success_rate", &-1.0]);
-            line(&[name, &a, &"local_origin_success_rate", &-1.0]);
+            line(&[name, &a, &"success_rate", &h.outlier().success_rate(Origin::External)]);
+            let local = h.outlier().success_rate(Origin::Local);
+            line(&[name, &a, &"local_origin_success_rate", &local]);
         }
     }
     out
@@ -170,7 +192,7 @@ pub fn clusters_json(views: &[ClusterView]) -> serde_json::Value {
                     };
                     health.insert("eds_health_status".into(), json!(eds));
                     let l = h.locality();
-                    json!({
+                    let mut host = json!({
                         "address": socket_address(h.address()),
                         "stats": stats,
                         "health_status": health,
@@ -178,16 +200,38 @@ pub fn clusters_json(views: &[ClusterView]) -> serde_json::Value {
                         "hostname": h.hostname(),
                         "locality": {"region": l.region, "zone": l.zone, "sub_zone": l.sub_zone},
                         "priority": h.priority(),
-                    })
+                    });
+                    // Envoy sets these only when computed.
+                    for (key, origin) in [
+                        ("success_rate", Origin::External),
+                        ("local_origin_success_rate", Origin::Local),
+                    ] {
+                        let rate = h.outlier().success_rate(origin);
+                        if rate >= 0.0 {
+                            host[key] = json!({ "value": rate });
+                        }
+                    }
+                    host
                 })
                 .collect();
-            json!({
+            let mut cluster = json!({
                 "name": v.info.name,
                 "observability_name": v.info.observability_name,
                 "added_via_api": v.added_via_api,
                 "circuit_breakers": {"thresholds": thresholds},
                 "host_statuses": hosts,
-            })
+            });
+            if let Some([external, local]) = v.outlier {
+                for (key, summary) in [
+                    ("success_rate_ejection_threshold", external),
+                    ("local_origin_success_rate_ejection_threshold", local),
+                ] {
+                    if summary.ejection_threshold >= 0.0 {
+                        cluster[key] = json!({ "value": summary.ejection_threshold });
+                    }
+                }
+            }
+            cluster
         })
         .collect();
     json!({ "cluster_statuses": statuses })

@@ -26,6 +26,7 @@ pub mod check;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -38,7 +39,9 @@ use week1_core::cluster::health_checker::{
     CheckOutcome, HealthCheckPolicy, HealthCheckSession, HealthCheckStats, Transition,
 };
 use week1_core::cluster::info::ClusterInfo;
-use week1_core::cluster::outlier::{OutlierDetector, OutlierStats, UpstreamResult};
+use week1_core::cluster::outlier::{
+    Origin, OutlierDetector, OutlierStats, SuccessRateSummary, UpstreamResult,
+};
 
 pub use check::Checker;
 
@@ -49,9 +52,13 @@ use crate::cluster_manager::{ClusterEntry, ClusterManager};
 static OUTLIER_WAKE: LazyLock<Notify> = LazyLock::new(Notify::new);
 
 // ANCHOR: report
-/// A worker saw `status` from `host` of cluster `info`: counts it for outlier
-/// detection, and wakes the main thread when a threshold is reached.
+/// A worker saw `status` from `host` of cluster `info`: counts it in the
+/// host's `rq_success`/`rq_error` and for outlier detection, and wakes the
+/// main thread when a threshold is reached.
 pub fn report_status(info: &ClusterInfo, host: &Host, status: u16) {
+    let stats = host.stats();
+    let counter = if status >= 500 { &stats.rq_error } else { &stats.rq_success };
+    counter.fetch_add(1, Ordering::Relaxed);
     if let Some(policy) = &info.outlier_policy
         && host.outlier().put_http_status(policy, status)
     {
@@ -59,9 +66,21 @@ pub fn report_status(info: &ClusterInfo, host: &Host, status: u16) {
     }
 }
 
-/// A worker saw a connect failure, reset or timeout (or a success) that is
-/// not an HTTP status.
+/// A worker saw a connect failure, reset or timeout (or a connection) that
+/// is not an HTTP status; failures count in the host's `rq_error` (and
+/// `rq_timeout`).
 pub fn report_result(info: &ClusterInfo, host: &Host, result: UpstreamResult) {
+    let stats = host.stats();
+    match result {
+        UpstreamResult::Timeout => {
+            stats.rq_timeout.fetch_add(1, Ordering::Relaxed);
+            stats.rq_error.fetch_add(1, Ordering::Relaxed);
+        }
+        UpstreamResult::ConnectFailed => {
+            stats.rq_error.fetch_add(1, Ordering::Relaxed);
+        }
+        UpstreamResult::ConnectSuccess | UpstreamResult::Success => {}
+    }
     if let Some(policy) = &info.outlier_policy
         && host.outlier().put_result(policy, result)
     {
@@ -184,10 +203,7 @@ impl ClusterHealth {
     }
 
     fn had_traffic(&self) -> bool {
-        self.hosts
-            .borrow()
-            .iter()
-            .any(|h| h.stats().cx_total.load(std::sync::atomic::Ordering::Relaxed) > 0)
+        self.hosts.borrow().iter().any(|h| h.stats().cx_total.load(Ordering::Relaxed) > 0)
     }
 }
 
@@ -318,6 +334,14 @@ impl HealthManager {
         })
     }
 
+    /// A cluster's last success-rate analyses (external, local origin), if
+    /// it has outlier detection (`/clusters`' `outlier::` lines).
+    pub fn success_rate_summaries(&self, name: &str) -> Option<[SuccessRateSummary; 2]> {
+        let clusters = self.clusters.borrow();
+        let d = clusters.get(name)?.outlier.as_ref()?.borrow();
+        Some([d.success_rate_summary(Origin::External), d.success_rate_summary(Origin::Local)])
+    }
+
     fn ensure_outlier_task(self: &Rc<Self>) {
         if self.outlier_task.borrow().is_some() {
             return;
@@ -363,7 +387,7 @@ impl HealthManager {
                 let mut random = crate::random::next_u64;
                 let mut changed = d.collect(now.into_std(), &mut random);
                 if now >= *c.next_sweep.borrow() {
-                    changed |= d.on_interval(now.into_std());
+                    changed |= d.on_interval(now.into_std(), &mut random);
                     *c.next_sweep.borrow_mut() = now + d.policy().interval;
                 }
                 changed
@@ -431,7 +455,7 @@ async fn check_loop(
         let Some(c) = cluster.upgrade() else { return };
         let stats = c.hc_stats.clone();
         drop(c);
-        stats.attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.attempt.fetch_add(1, Ordering::Relaxed);
         let outcome = check.checker.run(host.address(), check.policy.timeout, &mut kept).await;
         let Some(c) = cluster.upgrade() else { return };
         let mut random = crate::random::next_u64;

@@ -229,6 +229,8 @@ pub struct HostStats {
     pub rq_error: AtomicU64,
     /// Requests that completed without error (`rq_success`).
     pub rq_success: AtomicU64,
+    /// Requests that timed out, route or per-try timeout (`rq_timeout`).
+    pub rq_timeout: AtomicU64,
     /// Open connections (`cx_active`).
     pub cx_active: AtomicU64,
     /// Connections opened (`cx_total`).

@@ -19,11 +19,20 @@
 //! ```text
 //!  worker: response 5xx ─► host.outlier().put_http_status() ─► threshold? ─► wake main
 //!  main:   collect() ─► eject: FAILED_OUTLIER_CHECK ─► rebuild + publish
-//!          interval ─► on_interval(now) ─► uneject ─► rebuild + publish
+//!          interval ─► on_interval(now) ─► uneject, success-rate / failure-% ejections ─► publish
 //! ```
 //!
-//! Success-rate and failure-percentage analyses are not run (their
-//! `enforcing_*` settings are accepted and change nothing).
+//! Each monitor also counts the requests and successes of the current
+//! `interval` in one packed atomic per origin (external: HTTP statuses;
+//! local: connect results, with `split_external_local_origin_errors`). Every
+//! sweep takes these buckets and runs Envoy's two statistical analyses
+//! ([`OutlierDetector::on_interval`]): success rate (eject hosts below
+//! `mean - success_rate_stdev_factor/1000 × stdev` of the hosts with
+//! `success_rate_request_volume` requests, when at least
+//! `success_rate_minimum_hosts` have them) and failure percentage (eject hosts
+//! failing at least `failure_percentage_threshold` percent, with
+//! `failure_percentage_request_volume` requests and
+//! `failure_percentage_minimum_hosts` such hosts).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -42,21 +51,30 @@ pub enum EjectionKind {
     /// `consecutive_local_origin_failure` connect failures or timeouts in a
     /// row (with `split_external_local_origin_errors`).
     ConsecutiveLocalOriginFailure,
+    /// Success rate below the cluster's ejection threshold.
+    SuccessRate,
+    /// Failure percentage at or above `failure_percentage_threshold`.
+    FailurePercentage,
+    /// Local-origin success rate below its threshold (split mode).
+    LocalOriginSuccessRate,
+    /// Local-origin failure percentage at or above the threshold (split mode).
+    LocalOriginFailurePercentage,
 }
 
 impl EjectionKind {
-    const ALL: [Self; 3] = [
+    /// Every kind, in stats order.
+    pub const ALL: [Self; 7] = [
         Self::Consecutive5xx,
         Self::ConsecutiveGatewayFailure,
         Self::ConsecutiveLocalOriginFailure,
+        Self::SuccessRate,
+        Self::FailurePercentage,
+        Self::LocalOriginSuccessRate,
+        Self::LocalOriginFailurePercentage,
     ];
 
     fn bit(self) -> u32 {
-        match self {
-            Self::Consecutive5xx => 1,
-            Self::ConsecutiveGatewayFailure => 2,
-            Self::ConsecutiveLocalOriginFailure => 4,
-        }
+        1 << self as u32
     }
 
     /// Envoy's stat suffix (`ejections_enforced_<suffix>`).
@@ -65,8 +83,21 @@ impl EjectionKind {
             Self::Consecutive5xx => "consecutive_5xx",
             Self::ConsecutiveGatewayFailure => "consecutive_gateway_failure",
             Self::ConsecutiveLocalOriginFailure => "consecutive_local_origin_failure",
+            Self::SuccessRate => "success_rate",
+            Self::FailurePercentage => "failure_percentage",
+            Self::LocalOriginSuccessRate => "local_origin_success_rate",
+            Self::LocalOriginFailurePercentage => "local_origin_failure_percentage",
         }
     }
+}
+
+/// Where an error came from (Envoy's `SuccessRateMonitorType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// HTTP statuses from the upstream (all results unless split).
+    External,
+    /// Connect failures and timeouts, with `split_external_local_origin_errors`.
+    Local,
 }
 
 /// A result the router saw that is not an HTTP status (Envoy's `Outlier::Result`).
@@ -114,6 +145,26 @@ pub struct OutlierPolicy {
     pub always_eject_one_host: bool,
     /// A passing active health check returns an ejected host.
     pub successful_active_health_check_uneject_host: bool,
+    /// Hosts with enough requests needed to run the success-rate analysis.
+    pub success_rate_minimum_hosts: u32,
+    /// Requests in an interval for a host to count in the success-rate analysis.
+    pub success_rate_request_volume: u32,
+    /// The ejection threshold is `mean - stdev × success_rate_stdev_factor / 1000`.
+    pub success_rate_stdev_factor: u32,
+    /// Chance, percent, that a success-rate ejection is enforced.
+    pub enforcing_success_rate: u32,
+    /// Same, for the local-origin success rate.
+    pub enforcing_local_origin_success_rate: u32,
+    /// Failure percentage at which a host is ejected.
+    pub failure_percentage_threshold: u32,
+    /// Hosts with enough requests needed to run the failure-percentage analysis.
+    pub failure_percentage_minimum_hosts: u32,
+    /// Requests in an interval for a host to count in it.
+    pub failure_percentage_request_volume: u32,
+    /// Chance, percent, that a failure-percentage ejection is enforced.
+    pub enforcing_failure_percentage: u32,
+    /// Same, for the local-origin failure percentage.
+    pub enforcing_failure_percentage_local_origin: u32,
 }
 // ANCHOR_END: outlier_policy
 
@@ -141,6 +192,20 @@ impl OutlierPolicy {
             successful_active_health_check_uneject_host: od
                 .successful_active_health_check_uneject_host
                 .unwrap_or(true),
+            success_rate_minimum_hosts: od.success_rate_minimum_hosts.unwrap_or(5),
+            success_rate_request_volume: od.success_rate_request_volume.unwrap_or(100),
+            success_rate_stdev_factor: od.success_rate_stdev_factor.unwrap_or(1900),
+            enforcing_success_rate: od.enforcing_success_rate.unwrap_or(100),
+            enforcing_local_origin_success_rate: od
+                .enforcing_local_origin_success_rate
+                .unwrap_or(100),
+            failure_percentage_threshold: od.failure_percentage_threshold.unwrap_or(85),
+            failure_percentage_minimum_hosts: od.failure_percentage_minimum_hosts.unwrap_or(5),
+            failure_percentage_request_volume: od.failure_percentage_request_volume.unwrap_or(50),
+            enforcing_failure_percentage: od.enforcing_failure_percentage.unwrap_or(0),
+            enforcing_failure_percentage_local_origin: od
+                .enforcing_failure_percentage_local_origin
+                .unwrap_or(0),
         }
     }
 
@@ -149,6 +214,7 @@ impl OutlierPolicy {
             EjectionKind::Consecutive5xx => self.consecutive_5xx,
             EjectionKind::ConsecutiveGatewayFailure => self.consecutive_gateway_failure,
             EjectionKind::ConsecutiveLocalOriginFailure => self.consecutive_local_origin_failure,
+            _ => 0,
         }
     }
 
@@ -159,26 +225,62 @@ impl OutlierPolicy {
             EjectionKind::ConsecutiveLocalOriginFailure => {
                 self.enforcing_consecutive_local_origin_failure
             }
+            EjectionKind::SuccessRate => self.enforcing_success_rate,
+            EjectionKind::FailurePercentage => self.enforcing_failure_percentage,
+            EjectionKind::LocalOriginSuccessRate => self.enforcing_local_origin_success_rate,
+            EjectionKind::LocalOriginFailurePercentage => {
+                self.enforcing_failure_percentage_local_origin
+            }
         }
     }
 }
 
+/// One request in an interval bucket: the low half counts requests.
+const ONE_REQUEST: u64 = 1;
+/// One success: the high half counts successes (and the request).
+const ONE_SUCCESS: u64 = (1 << 32) | 1;
+/// `success_rate` before (or without) an analysis, as Envoy prints it.
+const NOT_COMPUTED: f64 = -1.0;
+
 // ANCHOR: monitor
-/// A host's consecutive-error counters, written by every worker without a lock.
-#[derive(Debug, Default)]
+/// A host's consecutive-error counters and this interval's request and
+/// success counts, written by every worker without a lock.
+#[derive(Debug)]
 pub struct OutlierMonitor {
     consecutive_5xx: AtomicU32,
     consecutive_gateway_failure: AtomicU32,
     consecutive_local_origin_failure: AtomicU32,
     /// [`EjectionKind`] bits whose threshold was reached, for the main thread.
     pending: AtomicU32,
+    /// This interval's `successes << 32 | requests`, per [`Origin`]: one
+    /// atomic, so the sweep takes a consistent pair with one swap.
+    buckets: [AtomicU64; 2],
+    /// The last analysis' success rate per [`Origin`] (`f64` bits; -1 when
+    /// not computed), for `/clusters`.
+    success_rate: [AtomicU64; 2],
+}
+
+impl Default for OutlierMonitor {
+    fn default() -> Self {
+        let rate = || AtomicU64::new(NOT_COMPUTED.to_bits());
+        Self {
+            consecutive_5xx: AtomicU32::new(0),
+            consecutive_gateway_failure: AtomicU32::new(0),
+            consecutive_local_origin_failure: AtomicU32::new(0),
+            pending: AtomicU32::new(0),
+            buckets: [AtomicU64::new(0), AtomicU64::new(0)],
+            success_rate: [rate(), rate()],
+        }
+    }
 }
 
 impl OutlierMonitor {
     /// Counts an HTTP response status. Returns `true` when a threshold was
     /// just reached: the main thread should [`OutlierDetector::collect`].
     pub fn put_http_status(&self, policy: &OutlierPolicy, status: u16) -> bool {
+        let bucket = &self.buckets[Origin::External as usize];
         if (500..600).contains(&status) {
+            bucket.fetch_add(ONE_REQUEST, Ordering::Relaxed);
             let mut reached = false;
             if matches!(status, 502..=504) {
                 reached |= self.count(
@@ -186,14 +288,34 @@ impl OutlierMonitor {
                     policy,
                     EjectionKind::ConsecutiveGatewayFailure,
                 );
+            } else {
+                // Envoy: another 5xx breaks a run of gateway failures.
+                self.consecutive_gateway_failure.store(0, Ordering::Relaxed);
             }
             reached |= self.count(&self.consecutive_5xx, policy, EjectionKind::Consecutive5xx);
             reached
         } else {
+            bucket.fetch_add(ONE_SUCCESS, Ordering::Relaxed);
             self.consecutive_5xx.store(0, Ordering::Relaxed);
             self.consecutive_gateway_failure.store(0, Ordering::Relaxed);
             false
         }
+    }
+
+    /// The success rate the last analysis computed for `origin`, percent, or
+    /// -1 when the host did not take part (Envoy's `/clusters` `success_rate`).
+    pub fn success_rate(&self, origin: Origin) -> f64 {
+        f64::from_bits(self.success_rate[origin as usize].load(Ordering::Relaxed))
+    }
+
+    fn set_success_rate(&self, origin: Origin, rate: f64) {
+        self.success_rate[origin as usize].store(rate.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Takes this interval's `(requests, successes)` for `origin`, starting a new one.
+    fn take_bucket(&self, origin: Origin) -> (u64, u64) {
+        let packed = self.buckets[origin as usize].swap(0, Ordering::AcqRel);
+        (packed & u64::from(u32::MAX), packed >> 32)
     }
 
     /// Counts a result that is not a status. Without
@@ -201,13 +323,18 @@ impl OutlierMonitor {
     /// and a timeout as a 504, as in Envoy.
     pub fn put_result(&self, policy: &OutlierPolicy, result: UpstreamResult) -> bool {
         if policy.split_external_local_origin_errors {
+            let bucket = &self.buckets[Origin::Local as usize];
             return match result {
-                UpstreamResult::ConnectFailed | UpstreamResult::Timeout => self.count(
-                    &self.consecutive_local_origin_failure,
-                    policy,
-                    EjectionKind::ConsecutiveLocalOriginFailure,
-                ),
+                UpstreamResult::ConnectFailed | UpstreamResult::Timeout => {
+                    bucket.fetch_add(ONE_REQUEST, Ordering::Relaxed);
+                    self.count(
+                        &self.consecutive_local_origin_failure,
+                        policy,
+                        EjectionKind::ConsecutiveLocalOriginFailure,
+                    )
+                }
                 UpstreamResult::ConnectSuccess | UpstreamResult::Success => {
+                    bucket.fetch_add(ONE_SUCCESS, Ordering::Relaxed);
                     self.consecutive_local_origin_failure.store(0, Ordering::Relaxed);
                     false
                 }
@@ -246,6 +373,7 @@ impl OutlierMonitor {
             EjectionKind::Consecutive5xx => &self.consecutive_5xx,
             EjectionKind::ConsecutiveGatewayFailure => &self.consecutive_gateway_failure,
             EjectionKind::ConsecutiveLocalOriginFailure => &self.consecutive_local_origin_failure,
+            _ => return,
         }
         .store(0, Ordering::Relaxed);
     }
@@ -269,10 +397,12 @@ pub struct OutlierStats {
     pub ejections_total: AtomicU64,
     /// Deprecated `ejections_consecutive_5xx`.
     pub ejections_consecutive_5xx: AtomicU64,
+    /// Deprecated `ejections_success_rate` (success-rate outliers detected).
+    pub ejections_success_rate: AtomicU64,
     /// `ejections_detected_<kind>` per [`EjectionKind`].
-    pub detected: [AtomicU64; 3],
+    pub detected: [AtomicU64; 7],
     /// `ejections_enforced_<kind>` per [`EjectionKind`].
-    pub enforced: [AtomicU64; 3],
+    pub enforced: [AtomicU64; 7],
 }
 
 impl OutlierStats {
@@ -285,6 +415,7 @@ impl OutlierStats {
             ("ejections_enforced_total".to_string(), g(&self.ejections_enforced_total)),
             ("ejections_total".to_string(), g(&self.ejections_total)),
             ("ejections_consecutive_5xx".to_string(), g(&self.ejections_consecutive_5xx)),
+            ("ejections_success_rate".to_string(), g(&self.ejections_success_rate)),
         ];
         for (i, kind) in EjectionKind::ALL.iter().enumerate() {
             v.push((format!("ejections_detected_{}", kind.stat_suffix()), g(&self.detected[i])));
@@ -317,12 +448,49 @@ pub struct OutlierDetector {
     hosts: Vec<Tracked>,
     stats: Arc<OutlierStats>,
     ejected: u32,
+    /// The last success-rate analysis per [`Origin`] (-1 when not run).
+    success_rate: [SuccessRateSummary; 2],
 }
+
+/// A cluster's last success-rate analysis (Envoy's `/clusters`
+/// `outlier::success_rate_average` and `success_rate_ejection_threshold`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuccessRateSummary {
+    /// Mean success rate of the hosts with enough requests, percent.
+    pub average: f64,
+    /// Hosts below this success rate were outliers.
+    pub ejection_threshold: f64,
+}
+
+impl SuccessRateSummary {
+    const NOT_COMPUTED: Self = Self { average: NOT_COMPUTED, ejection_threshold: NOT_COMPUTED };
+}
+
+// ANCHOR: success_rate_threshold
+/// Envoy's `successRateEjectionThreshold`: `(mean, mean - factor × stdev)` of
+/// the hosts' success rates (population standard deviation). For
+/// `[50, 100, 100, 100, 100]` and factor 1.9: mean 90, stdev 20, threshold 52.
+pub fn success_rate_ejection_threshold(rates: &[f64], stdev_factor: f64) -> SuccessRateSummary {
+    if rates.is_empty() {
+        return SuccessRateSummary::NOT_COMPUTED;
+    }
+    let n = rates.len() as f64;
+    let mean = rates.iter().sum::<f64>() / n;
+    let variance = rates.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    SuccessRateSummary { average: mean, ejection_threshold: mean - stdev_factor * variance.sqrt() }
+}
+// ANCHOR_END: success_rate_threshold
 
 impl OutlierDetector {
     /// A detector over `hosts`, counting into `stats`.
     pub fn new(policy: OutlierPolicy, hosts: &[Arc<Host>], stats: Arc<OutlierStats>) -> Self {
-        let mut d = Self { policy, hosts: Vec::new(), stats, ejected: 0 };
+        let mut d = Self {
+            policy,
+            hosts: Vec::new(),
+            stats,
+            ejected: 0,
+            success_rate: [SuccessRateSummary::NOT_COMPUTED; 2],
+        };
         d.set_hosts(hosts);
         d
     }
@@ -410,7 +578,7 @@ impl OutlierDetector {
             inc(&self.stats.ejections_overflow);
             return false;
         }
-        if kind == EjectionKind::Consecutive5xx {
+        if matches!(kind, EjectionKind::Consecutive5xx | EjectionKind::SuccessRate) {
             inc(&self.stats.ejections_total);
         }
         if random() % 100 >= u64::from(self.policy.enforcing(kind)) {
@@ -436,10 +604,12 @@ impl OutlierDetector {
         self.policy.max_ejection_time.max(self.policy.base_ejection_time)
     }
 
-    /// The `interval` sweep: returns hosts whose ejection time has passed and
-    /// shortens the backoff of hosts that stayed healthy. Returns `true` when a
-    /// host came back.
-    pub fn on_interval(&mut self, now: Instant) -> bool {
+    /// The `interval` sweep: returns hosts whose ejection time has passed,
+    /// shortens the backoff of hosts that stayed healthy, then runs the
+    /// success-rate and failure-percentage analyses over this interval's
+    /// requests (Envoy's `onIntervalTimer`). Returns `true` when a host came
+    /// back or was ejected.
+    pub fn on_interval(&mut self, now: Instant, random: &mut dyn FnMut() -> u64) -> bool {
         let (base, max) = (self.policy.base_ejection_time, self.max_time());
         let mut changed = false;
         for t in &mut self.hosts {
@@ -457,7 +627,90 @@ impl OutlierDetector {
             }
         }
         self.stats.ejections_active.store(u64::from(self.ejected), Ordering::Relaxed);
+        changed |= self.analyse(Origin::External, now, random);
+        // Without the split, local-origin results count as 5xx: no local bucket.
+        if self.policy.split_external_local_origin_errors {
+            changed |= self.analyse(Origin::Local, now, random);
+        }
         changed
+    }
+
+    // ANCHOR: analyse
+    /// Envoy's `processSuccessRateEjections` for one origin: takes every
+    /// host's bucket, then ejects success-rate and failure-percentage outliers
+    /// among the hosts not ejected already.
+    fn analyse(&mut self, origin: Origin, now: Instant, random: &mut dyn FnMut() -> u64) -> bool {
+        let p = &self.policy;
+        self.success_rate[origin as usize] = SuccessRateSummary::NOT_COMPUTED;
+        // (host index, success rate percent) with enough requests for each analysis.
+        let mut for_success_rate = Vec::new();
+        let mut for_failure_percentage = Vec::new();
+        for (i, t) in self.hosts.iter().enumerate() {
+            let monitor = t.host.outlier();
+            let (requests, successes) = monitor.take_bucket(origin);
+            monitor.set_success_rate(origin, NOT_COMPUTED);
+            if requests == 0 || t.host.health_flags().contains(HealthFlags::FAILED_OUTLIER_CHECK) {
+                continue;
+            }
+            let rate = 100.0 * successes as f64 / requests as f64;
+            if requests >= u64::from(p.success_rate_request_volume) {
+                for_success_rate.push((i, rate));
+                monitor.set_success_rate(origin, rate);
+            }
+            if requests >= u64::from(p.failure_percentage_request_volume) {
+                for_failure_percentage.push((i, rate));
+            }
+        }
+        let (sr_kind, fp_kind) = match origin {
+            Origin::External => (EjectionKind::SuccessRate, EjectionKind::FailurePercentage),
+            Origin::Local => {
+                (EjectionKind::LocalOriginSuccessRate, EjectionKind::LocalOriginFailurePercentage)
+            }
+        };
+        let mut outliers = Vec::new();
+        if !for_success_rate.is_empty()
+            && for_success_rate.len() >= p.success_rate_minimum_hosts as usize
+        {
+            let rates: Vec<f64> = for_success_rate.iter().map(|(_, r)| *r).collect();
+            let factor = f64::from(p.success_rate_stdev_factor) / 1000.0;
+            let summary = success_rate_ejection_threshold(&rates, factor);
+            self.success_rate[origin as usize] = summary;
+            outliers.extend(
+                for_success_rate
+                    .iter()
+                    .filter(|(_, r)| *r < summary.ejection_threshold)
+                    .map(|(i, _)| (*i, sr_kind)),
+            );
+        }
+        if !for_failure_percentage.is_empty()
+            && for_failure_percentage.len() >= p.failure_percentage_minimum_hosts as usize
+        {
+            let threshold = f64::from(p.failure_percentage_threshold);
+            outliers.extend(
+                for_failure_percentage
+                    .iter()
+                    .filter(|(_, r)| 100.0 - *r >= threshold)
+                    .map(|(i, _)| (*i, fp_kind)),
+            );
+        }
+        let mut changed = false;
+        for (i, kind) in outliers {
+            if self.hosts[i].host.health_flags().contains(HealthFlags::FAILED_OUTLIER_CHECK) {
+                continue; // a success-rate ejection already took it
+            }
+            inc(&self.stats.detected[kind as usize]);
+            if kind == EjectionKind::SuccessRate {
+                inc(&self.stats.ejections_success_rate);
+            }
+            changed |= self.eject(i, kind, now, random);
+        }
+        changed
+    }
+    // ANCHOR_END: analyse
+
+    /// The last success-rate analysis of `origin` (both -1 when it did not run).
+    pub fn success_rate_summary(&self, origin: Origin) -> SuccessRateSummary {
+        self.success_rate[origin as usize]
     }
 
     /// A passing active health check returns an ejected host at once
@@ -592,32 +845,32 @@ mod tests {
         assert_eq!(hs[0].health(), HostHealth::Unhealthy);
         assert_eq!(hs[0].health_flags(), HealthFlags::FAILED_OUTLIER_CHECK);
         assert_eq!(stats.ejections_active.load(Ordering::Relaxed), 1);
-        assert!(!d.on_interval(t0 + secs(9)));
-        assert!(d.on_interval(t0 + secs(10)), "base_ejection_time x 1");
+        assert!(!d.on_interval(t0 + secs(9), &mut rng));
+        assert!(d.on_interval(t0 + secs(10), &mut rng), "base_ejection_time x 1");
         assert_eq!(hs[0].health(), HostHealth::Healthy);
         assert_eq!(stats.ejections_active.load(Ordering::Relaxed), 0);
 
         let t1 = t0 + secs(11);
         fail(&hs[0], &p, 3);
         assert!(d.collect(t1, &mut rng));
-        assert!(!d.on_interval(t1 + secs(19)));
-        assert!(d.on_interval(t1 + secs(20)), "base_ejection_time x 2");
+        assert!(!d.on_interval(t1 + secs(19), &mut rng));
+        assert!(d.on_interval(t1 + secs(20), &mut rng), "base_ejection_time x 2");
         let t2 = t1 + secs(21);
         fail(&hs[0], &p, 3);
         d.collect(t2, &mut rng);
-        assert!(!d.on_interval(t2 + secs(24)));
-        assert!(d.on_interval(t2 + secs(25)), "capped by max_ejection_time");
+        assert!(!d.on_interval(t2 + secs(24), &mut rng));
+        assert!(d.on_interval(t2 + secs(25), &mut rng), "capped by max_ejection_time");
         assert_eq!(stats.ejections_enforced_total.load(Ordering::Relaxed), 3);
         assert_eq!(stats.enforced[0].load(Ordering::Relaxed), 3);
         assert_eq!(stats.detected[0].load(Ordering::Relaxed), 3);
         // Healthy for base_ejection_time per sweep: the multiplier comes down.
         let t3 = t2 + secs(25);
-        d.on_interval(t3 + secs(10));
-        d.on_interval(t3 + secs(20));
-        d.on_interval(t3 + secs(30));
+        d.on_interval(t3 + secs(10), &mut rng);
+        d.on_interval(t3 + secs(20), &mut rng);
+        d.on_interval(t3 + secs(30), &mut rng);
         fail(&hs[0], &p, 3);
         d.collect(t3 + secs(31), &mut rng);
-        assert!(d.on_interval(t3 + secs(41)), "back to base_ejection_time x 1");
+        assert!(d.on_interval(t3 + secs(41), &mut rng), "back to base_ejection_time x 1");
     }
 
     #[test]
@@ -683,5 +936,199 @@ mod tests {
         assert_eq!(hs[0].health(), HostHealth::Healthy);
         assert_eq!(stats.ejections_active.load(Ordering::Relaxed), 0);
         assert!(!d.on_active_check_success(&hs[0], now));
+    }
+
+    /// Feeds `requests` statuses to `host`: `successes` 200s, the rest 500s
+    /// interleaved so no consecutive-5xx threshold is reached.
+    fn traffic(host: &Host, p: &OutlierPolicy, requests: u32, successes: u32) {
+        for i in 0..requests {
+            let ok = i < successes;
+            host.outlier().put_http_status(p, if ok { 200 } else { 500 });
+        }
+    }
+
+    fn statistical_policy() -> OutlierPolicy {
+        OutlierPolicy {
+            consecutive_5xx: 0,
+            max_ejection_percent: 100,
+            success_rate_minimum_hosts: 5,
+            success_rate_request_volume: 10,
+            failure_percentage_minimum_hosts: 5,
+            failure_percentage_request_volume: 10,
+            ..policy()
+        }
+    }
+
+    #[test]
+    fn statistical_defaults_follow_envoy() {
+        let p = OutlierPolicy::from_config(&OutlierDetection::default());
+        assert_eq!((p.success_rate_minimum_hosts, p.success_rate_request_volume), (5, 100));
+        assert_eq!((p.success_rate_stdev_factor, p.enforcing_success_rate), (1900, 100));
+        assert_eq!((p.failure_percentage_threshold, p.failure_percentage_minimum_hosts), (85, 5));
+        assert_eq!((p.failure_percentage_request_volume, p.enforcing_failure_percentage), (50, 0));
+        assert_eq!(p.enforcing_failure_percentage_local_origin, 0);
+        assert_eq!(p.enforcing_local_origin_success_rate, 100);
+    }
+
+    #[test]
+    fn ejection_threshold_matches_envoys_worked_example() {
+        let s = success_rate_ejection_threshold(&[50.0, 100.0, 100.0, 100.0, 100.0], 1.9);
+        assert_eq!((s.average, s.ejection_threshold), (90.0, 52.0));
+        let s = success_rate_ejection_threshold(&[], 1.9);
+        assert_eq!((s.average, s.ejection_threshold), (-1.0, -1.0));
+    }
+
+    #[test]
+    fn success_rate_ejects_the_outlier_and_reports_rates() {
+        let p = statistical_policy();
+        let hs = hosts(5);
+        let stats = Arc::new(OutlierStats::default());
+        let mut d = OutlierDetector::new(p.clone(), &hs, stats.clone());
+        for h in &hs[1..] {
+            traffic(h, &p, 20, 20);
+        }
+        traffic(&hs[0], &p, 20, 10);
+        assert_eq!(hs[0].outlier().success_rate(Origin::External), -1.0, "before a sweep");
+        assert!(d.on_interval(Instant::now(), &mut || 0));
+        assert_eq!(hs[0].health_flags(), HealthFlags::FAILED_OUTLIER_CHECK);
+        assert!(hs[1..].iter().all(|h| h.health_flags().is_empty()));
+        assert_eq!(d.success_rate_summary(Origin::External).average, 90.0);
+        assert_eq!(d.success_rate_summary(Origin::External).ejection_threshold, 52.0);
+        assert_eq!(hs[0].outlier().success_rate(Origin::External), 50.0);
+        assert_eq!(hs[1].outlier().success_rate(Origin::External), 100.0);
+        let k = EjectionKind::SuccessRate as usize;
+        assert_eq!(stats.detected[k].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.enforced[k].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.ejections_success_rate.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.ejections_total.load(Ordering::Relaxed), 1);
+        // The next interval starts empty: nothing computed, nothing ejected.
+        assert!(!d.on_interval(Instant::now(), &mut || 0));
+        assert_eq!(d.success_rate_summary(Origin::External).average, -1.0);
+        assert_eq!(hs[1].outlier().success_rate(Origin::External), -1.0);
+    }
+
+    #[test]
+    fn success_rate_needs_minimum_hosts_and_request_volume() {
+        let p = statistical_policy();
+        let hs = hosts(5);
+        let mut d = OutlierDetector::new(p.clone(), &hs, Arc::new(OutlierStats::default()));
+        for h in &hs[1..4] {
+            traffic(h, &p, 20, 20);
+        }
+        traffic(&hs[4], &p, 9, 9); // below success_rate_request_volume
+        traffic(&hs[0], &p, 20, 0);
+        assert!(!d.on_interval(Instant::now(), &mut || 0), "4 hosts with volume < 5");
+        assert_eq!(d.success_rate_summary(Origin::External).average, -1.0);
+        assert_eq!(hs[4].outlier().success_rate(Origin::External), -1.0);
+        assert_eq!(hs[1].outlier().success_rate(Origin::External), 100.0, "still shown");
+    }
+
+    #[test]
+    fn enforcing_success_rate_rolls_the_dice() {
+        let p = OutlierPolicy { enforcing_success_rate: 40, ..statistical_policy() };
+        let hs = hosts(5);
+        let stats = Arc::new(OutlierStats::default());
+        let mut d = OutlierDetector::new(p.clone(), &hs, stats.clone());
+        for round in [40, 39] {
+            for h in &hs[1..] {
+                traffic(h, &p, 20, 20);
+            }
+            traffic(&hs[0], &p, 20, 10);
+            let ejected = d.on_interval(Instant::now(), &mut || round);
+            assert_eq!(ejected, round < 40);
+        }
+        let k = EjectionKind::SuccessRate as usize;
+        assert_eq!(stats.detected[k].load(Ordering::Relaxed), 2);
+        assert_eq!(stats.enforced[k].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn failure_percentage_ejects_at_the_threshold_when_enforced() {
+        // Two failing hosts of five: success rate's stdev hides neither.
+        let p = OutlierPolicy {
+            success_rate_minimum_hosts: 100,
+            failure_percentage_threshold: 50,
+            ..statistical_policy()
+        };
+        let hs = hosts(5);
+        let stats = Arc::new(OutlierStats::default());
+        let mut d = OutlierDetector::new(p.clone(), &hs, stats.clone());
+        let feed = || {
+            traffic(&hs[0], &p, 20, 10); // 50% failures: at the threshold
+            traffic(&hs[1], &p, 20, 11); // 45%: below
+            for h in &hs[2..] {
+                traffic(h, &p, 20, 20);
+            }
+        };
+        feed();
+        assert!(!d.on_interval(Instant::now(), &mut || 0), "enforcing_failure_percentage is 0%");
+        let k = EjectionKind::FailurePercentage as usize;
+        assert_eq!(stats.detected[k].load(Ordering::Relaxed), 1);
+        let p = OutlierPolicy { enforcing_failure_percentage: 100, ..p };
+        let mut d = OutlierDetector::new(p.clone(), &hs, stats.clone());
+        feed();
+        assert!(d.on_interval(Instant::now(), &mut || 0));
+        assert_eq!(hs[0].health_flags(), HealthFlags::FAILED_OUTLIER_CHECK);
+        assert!(hs[1].health_flags().is_empty());
+        assert_eq!(stats.enforced[k].load(Ordering::Relaxed), 1);
+        assert_eq!(stats.ejections_total.load(Ordering::Relaxed), 0, "not counted there");
+        // An ejected host sits out the analyses.
+        feed();
+        assert!(!d.on_interval(Instant::now(), &mut || 0));
+        assert_eq!(stats.detected[k].load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn local_origin_analyses_run_only_when_split() {
+        let p = OutlierPolicy {
+            split_external_local_origin_errors: true,
+            consecutive_local_origin_failure: 0,
+            enforcing_failure_percentage_local_origin: 100,
+            ..statistical_policy()
+        };
+        let hs = hosts(5);
+        let stats = Arc::new(OutlierStats::default());
+        let mut d = OutlierDetector::new(p.clone(), &hs, stats.clone());
+        for (i, h) in hs.iter().enumerate() {
+            for n in 0..20 {
+                let fail = i == 0 && n % 10 != 0; // host 0: 90% connect failures
+                let r = if fail {
+                    UpstreamResult::ConnectFailed
+                } else {
+                    UpstreamResult::ConnectSuccess
+                };
+                h.outlier().put_result(&p, r);
+                h.outlier().put_http_status(&p, 200);
+            }
+        }
+        assert!(d.on_interval(Instant::now(), &mut || 0));
+        assert_eq!(hs[0].health_flags(), HealthFlags::FAILED_OUTLIER_CHECK);
+        assert_eq!(hs[0].outlier().success_rate(Origin::External), 100.0);
+        assert_eq!(hs[0].outlier().success_rate(Origin::Local), 10.0);
+        let sr = EjectionKind::LocalOriginSuccessRate as usize;
+        let fp = EjectionKind::LocalOriginFailurePercentage as usize;
+        assert_eq!(stats.enforced[sr].load(Ordering::Relaxed), 1, "success rate first");
+        assert_eq!(stats.detected[fp].load(Ordering::Relaxed), 0, "already ejected");
+        let names: Vec<String> = stats.values().into_iter().map(|(n, _)| n).collect();
+        for name in [
+            "ejections_enforced_local_origin_success_rate",
+            "ejections_detected_local_origin_failure_percentage",
+            "ejections_enforced_failure_percentage",
+            "ejections_detected_success_rate",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_non_gateway_5xx_breaks_a_gateway_failure_run() {
+        let p = OutlierPolicy { consecutive_gateway_failure: 2, consecutive_5xx: 0, ..policy() };
+        let m = OutlierMonitor::default();
+        assert!(!m.put_http_status(&p, 503));
+        assert!(!m.put_http_status(&p, 500));
+        assert!(!m.put_http_status(&p, 502), "the run restarted");
+        assert!(m.put_http_status(&p, 504));
+        assert_eq!(m.take_bucket(Origin::External), (4, 0));
+        assert_eq!(m.take_bucket(Origin::External), (0, 0), "taken");
     }
 }
