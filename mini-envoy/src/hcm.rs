@@ -47,6 +47,7 @@ use week3_filters::http1::{
 use week4_xds::drain::ConnectionGuard;
 
 use crate::access_log::LogEntry;
+use crate::clock;
 use crate::router::{UpstreamEvent, UpstreamRequest};
 use crate::snapshot::HttpChain;
 use crate::upstream::WorkerUpstreams;
@@ -110,6 +111,9 @@ struct Connection {
     /// Spare read capacity; dropped while the connection is idle.
     read_space: BytesMut,
     write_buf: Buffer,
+    /// The connection holds no buffers of its own (new, or idle: they went
+    /// to the worker's pool); the next read takes pooled ones.
+    buffers_pooled: bool,
     decoder: RequestDecoder,
     stream: Option<Box<ActiveStream>>,
     read_eof: bool,
@@ -130,7 +134,8 @@ struct Connection {
 
 /// One request/response exchange (Envoy's `ActiveStream`).
 struct ActiveStream {
-    fm: FilterManager,
+    /// Boxed: it moves between the pool and streams as a pointer, not a copy.
+    fm: Box<FilterManager>,
     request: RequestInfo,
     encoder: ResponseEncoder,
     /// The codec delivered the end of the request.
@@ -163,10 +168,11 @@ impl Connection {
         let fm_config = FilterManagerConfig {
             buffer_limit,
             route_resolver: Some(chain.resolver.clone()),
+            time: Arc::new(crate::clock::ApproximateTime),
             connection,
             ..FilterManagerConfig::default()
         };
-        let now = Instant::now();
+        let now = clock::now();
         Self {
             io,
             decoder: RequestDecoder::new(chain.config.limits),
@@ -183,6 +189,8 @@ impl Connection {
             read_buf: Buffer::new(),
             read_space: BytesMut::new(),
             write_buf: Buffer::new(),
+            // Nothing to give back yet; the first read takes pooled buffers.
+            buffers_pooled: true,
             stream: None,
             read_eof: false,
             closing: Closing::No,
@@ -203,6 +211,8 @@ impl Connection {
 
     // ANCHOR: connection_loop
     async fn run(&mut self) {
+        // One clock read per wake-up (Envoy's approximate monotonic time).
+        let mut tick = Some(clock::Tick::new());
         loop {
             self.process();
             if let Err(e) = self.flush_downstream() {
@@ -229,12 +239,18 @@ impl Connection {
             if self.stream.is_none() && self.read_buf.is_empty() && self.write_buf.is_empty() {
                 // Idle keep-alive connection: give buffer capacity back, so an
                 // idle connection costs a few hundred bytes, not a read buffer.
-                crate::io::recycle(std::mem::take(&mut self.read_space));
-                self.read_buf = Buffer::new();
-                self.write_buf = Buffer::new();
+                // Buffers go to the worker's pool and come back with the next request.
+                if !self.buffers_pooled {
+                    crate::io::recycle(std::mem::take(&mut self.read_space));
+                    crate::io::recycle_buffer(std::mem::take(&mut self.read_buf));
+                    crate::io::recycle_buffer(std::mem::take(&mut self.write_buf));
+                    self.buffers_pooled = true;
+                }
             }
             self.arm_timer();
+            drop(tick.take());
             let wake = self.wait().await;
+            tick = Some(clock::Tick::new());
             match wake {
                 Wake::DownstreamReadable => self.read_downstream(),
                 Wake::DownstreamWritable => {}
@@ -352,13 +368,22 @@ impl Connection {
                 }
             }
             Ok(_) => {
+                if self.buffers_pooled {
+                    self.buffers_pooled = false;
+                    if self.read_buf.is_empty() {
+                        self.read_buf = crate::io::take_buffer();
+                    }
+                    if self.write_buf.is_empty() {
+                        self.write_buf = crate::io::take_buffer();
+                    }
+                }
                 if self.head_started.is_none() && self.stream.is_none() {
-                    self.head_started = Some(Instant::now());
+                    self.head_started = Some(clock::now());
                 }
                 let chunk = self.read_space.split().freeze();
                 self.read_buf.append_bytes(chunk);
                 if let Some(s) = &mut self.stream {
-                    s.last_activity = Instant::now();
+                    s.last_activity = clock::now();
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -532,7 +557,7 @@ impl Connection {
                 encoder.encode_data(Bytes::from_static(body.as_bytes()), true, &mut self.write_buf);
         }
         self.chain.stats.downstream_cx_protocol_error.inc();
-        let now = Instant::now();
+        let now = clock::now();
         let mut info = StreamInfo::new(now.into_std(), std::time::SystemTime::now());
         info.connection = self.fm_config.connection.clone();
         info.response_code = Some(status);
@@ -553,7 +578,7 @@ impl Connection {
         self.chain.stats.downstream_rq_active.inc();
         self.requests += 1;
         self.head_started = None;
-        let now = Instant::now();
+        let now = clock::now();
         let RequestHead {
             mut headers,
             version,
@@ -571,7 +596,7 @@ impl Connection {
             close_after = true;
         }
         if let Some(max) = config.timeouts.max_connection_duration
-            && self.created.elapsed() >= max
+            && now.saturating_duration_since(self.created) >= max
         {
             close_after = true;
         }
@@ -760,7 +785,7 @@ impl Connection {
                 }
                 StreamEvent::StartTimer { timer, after } => {
                     s.timers.retain(|(t, _)| *t != timer);
-                    s.timers.push((timer, Instant::now() + after));
+                    s.timers.push((timer, clock::now() + after));
                 }
                 StreamEvent::CancelTimer(timer) => s.timers.retain(|(t, _)| *t != timer),
                 StreamEvent::DownstreamReadDisable(disable) => s.read_disabled = disable,
@@ -785,7 +810,7 @@ impl Connection {
 
     fn on_upstream(&mut self, ev: UpstreamEvent) {
         if let Some(s) = &mut self.stream {
-            s.last_activity = Instant::now();
+            s.last_activity = clock::now();
             s.upstream.on_event(&mut s.fm, ev);
         }
     }
@@ -806,7 +831,7 @@ impl Connection {
             };
         }
         self.finish_stream(s);
-        self.idle_since = Instant::now();
+        self.idle_since = clock::now();
         true
     }
 
@@ -818,7 +843,7 @@ impl Connection {
         stats.downstream_rq_active.dec();
         let info = s.fm.stream_info();
         stats.response(info.response_code.unwrap_or(0));
-        stats.downstream_rq_time.record_duration(info.start.elapsed());
+        stats.downstream_rq_time.record_duration(info.since_start(clock::now().into_std()));
         if !self.chain.access_logs.is_empty() {
             self.chain.access_logs.log(&LogEntry {
                 request_headers: s.fm.request_headers(),
@@ -863,18 +888,27 @@ impl Connection {
     }
     // ANCHOR_END: deadlines
 
+    // ANCHOR: arm_timer
+    /// Arms the connection's one timer for the earliest deadline. A later
+    /// deadline keeps the timer armed earlier (most requests only move the
+    /// deadlines later): it fires early, `on_timers` finds nothing due and the
+    /// timer is armed again, one spurious wake-up instead of a timer-wheel
+    /// update per request.
     fn arm_timer(&mut self) {
-        let next = self.next_deadline();
-        if next != self.timer_at {
-            if let Some(at) = next {
-                self.timer.as_mut().reset(at);
+        match self.next_deadline() {
+            None => self.timer_at = None,
+            Some(at) => {
+                if self.timer_at.is_none_or(|armed| armed > at) {
+                    self.timer.as_mut().reset(at);
+                    self.timer_at = Some(at);
+                }
             }
-            self.timer_at = next;
         }
     }
+    // ANCHOR_END: arm_timer
 
     fn on_timers(&mut self) {
-        let now = Instant::now();
+        let now = clock::now();
         self.timer_at = None;
         let t = self.config().timeouts;
         if t.max_connection_duration.is_some_and(|d| now >= self.created + d) {
@@ -937,23 +971,23 @@ const FILTER_MANAGER_POOL_LIMIT: usize = 64;
 thread_local! {
     /// FilterManagers of finished streams, cleared: a new stream reuses one
     /// (its chain slots and event queues) instead of allocating its own.
-    static FILTER_MANAGERS: RefCell<Vec<FilterManager>> = const { RefCell::new(Vec::new()) };
+    static FILTER_MANAGERS: RefCell<Vec<Box<FilterManager>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A FilterManager for a new stream of `chain`: one from this worker's pool, or a new one.
-fn pooled_filter_manager(chain: &HttpChain, config: &FilterManagerConfig) -> FilterManager {
+fn pooled_filter_manager(chain: &HttpChain, config: &FilterManagerConfig) -> Box<FilterManager> {
     match FILTER_MANAGERS.with(|pool| pool.borrow_mut().pop()) {
         Some(mut fm) => {
             fm.reset(chain.filters.chain_filters(), config);
             fm
         }
-        None => FilterManager::new(chain.filters.chain_filters(), config),
+        None => Box::new(FilterManager::new(chain.filters.chain_filters(), config)),
     }
 }
 
 /// Gives a finished stream's FilterManager back to this worker's pool
 /// (cleared, so it holds no filter, route or configuration while pooled).
-fn recycle_filter_manager(mut fm: FilterManager) {
+fn recycle_filter_manager(mut fm: Box<FilterManager>) {
     fm.clear();
     FILTER_MANAGERS.with(|pool| {
         let mut pool = pool.borrow_mut();

@@ -8,6 +8,11 @@
 //! [`try_io`](tokio::net::TcpStream::try_io), whose readiness bookkeeping
 //! (a tick per event) guarantees that an event arriving meanwhile is not
 //! lost: readiness is cleared only if no new event came since the read.
+//!
+//! A worker also keeps the memory of idle connections for busy ones: read
+//! buffers ([`ensure_read_space`], [`recycle`]) and empty [`Buffer`]s with
+//! their capacity ([`take_buffer`], [`recycle_buffer`]), so a keep-alive
+//! request reuses allocations instead of making and freeing them.
 
 use std::cell::RefCell;
 use std::io;
@@ -15,6 +20,7 @@ use std::io;
 use bytes::BytesMut;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use week3_filters::buffer::Buffer;
 
 /// Reads once into `buf`'s spare capacity. `Ok(0)` is end of input; a short
 /// read marks the socket drained so the next wait goes straight to epoll.
@@ -81,9 +87,35 @@ pub fn recycle(mut buf: BytesMut) {
     });
 }
 
+thread_local! {
+    /// Empty buffers (with their capacity) given back by idle connections.
+    static BUFFERS: RefCell<Vec<Buffer>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty [`Buffer`] from this thread's pool (it keeps the capacity it
+/// had), or a new one.
+pub fn take_buffer() -> Buffer {
+    BUFFERS.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Gives an empty [`Buffer`] back to this thread's pool (one holding bytes
+/// is dropped).
+pub fn recycle_buffer(buf: Buffer) {
+    if !buf.is_empty() {
+        return;
+    }
+    BUFFERS.with(|p| {
+        let mut pool = p.borrow_mut();
+        if pool.len() < POOL_LIMIT {
+            pool.push(buf);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test(flavor = "current_thread")]
@@ -106,6 +138,23 @@ mod tests {
         drop(client);
         server.readable().await.unwrap();
         assert_eq!(read_once(&server, &mut buf).unwrap(), 0, "end of input");
+    }
+
+    #[test]
+    fn empty_buffers_are_reused_and_full_ones_are_not() {
+        let mut a = take_buffer();
+        a.append(b"response head");
+        a.advance(a.len());
+        recycle_buffer(a);
+        let mut b = take_buffer();
+        assert!(b.is_empty());
+        b.append(b"x");
+        assert_eq!(b.to_vec(), b"x");
+        recycle_buffer(b);
+        let pooled = BUFFERS.with(|p| p.borrow().len());
+        assert_eq!(pooled, 0, "a buffer holding bytes is not pooled");
+        recycle_buffer(Buffer::new());
+        assert_eq!(BUFFERS.with(|p| p.borrow().len()), 1);
     }
 
     #[test]

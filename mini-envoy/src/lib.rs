@@ -20,11 +20,12 @@
 //!   on read; [`health`]: active health checks and outlier detection (main
 //!   thread); [`dns`]: DNS refresh of STRICT_DNS / LOGICAL_DNS clusters;
 //!   [`xds`]: CDS and EDS (files, ADS); [`io`]: socket reads;
-//!   [`random`]: per-thread randomness.
+//!   [`clock`]: the time read once per wake-up; [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
 pub mod access_log;
 pub mod admin;
+pub mod clock;
 pub mod cluster_manager;
 pub mod dns;
 pub mod hcm;

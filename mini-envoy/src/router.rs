@@ -49,7 +49,7 @@ use crate::upstream::{LbContext, WorkerUpstreams};
 /// Envoy's default route timeout when `timeout` is not set.
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
-type Acquire = Pin<Box<dyn Future<Output = Result<UpstreamConnection, PoolFailure>>>>;
+type Acquire = Pin<Box<dyn Future<Output = Result<Box<UpstreamConnection>, PoolFailure>>>>;
 
 /// What woke an upstream request.
 pub enum UpstreamEvent {
@@ -69,7 +69,7 @@ enum State {
     /// Waiting for a connection.
     Acquiring(Acquire),
     /// An attempt in flight.
-    Active(Box<Attempt>),
+    Active(Attempt),
     /// Waiting for the back-off before the next attempt.
     Backoff(Instant),
     /// The exchange is over.
@@ -78,7 +78,7 @@ enum State {
 
 /// One try on one connection (Envoy's `UpstreamRequest`).
 struct Attempt {
-    conn: UpstreamConnection,
+    conn: Box<UpstreamConnection>,
     encoder: RequestEncoder,
     write_buf: Buffer,
     read_space: BytesMut,
@@ -228,12 +228,13 @@ impl UpstreamRequest {
         // ANCHOR_END: route_lookup
 
         // Timeouts: the route's, or what a trusted caller asked for.
-        self.timeout = match take_ms(headers, "x-envoy-upstream-rq-timeout-ms") {
+        let asked = take_timeout_headers(headers);
+        self.timeout = match asked.timeout_ms {
             Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
             None => route.timeout(),
         };
         let policy = route.retry_policy();
-        self.per_try_timeout = match take_ms(headers, "x-envoy-upstream-rq-per-try-timeout-ms") {
+        self.per_try_timeout = match asked.per_try_timeout_ms {
             Some(ms) => (ms > 0).then(|| Duration::from_millis(ms)),
             None => policy.and_then(|p| p.per_try_timeout),
         };
@@ -244,7 +245,7 @@ impl UpstreamRequest {
         if !suppress && let Some(e) = expected {
             headers.insert(
                 const { HeaderName::from_static("x-envoy-expected-rq-timeout-ms") },
-                HeaderValue::from(e.as_millis() as u64),
+                number_value(e.as_millis() as u64),
             );
         }
         self.retries_left = match policy {
@@ -288,7 +289,7 @@ impl UpstreamRequest {
 
     fn on_request_end(&mut self) {
         self.request_end = true;
-        let now = Instant::now();
+        let now = crate::clock::now();
         self.global_deadline = self.timeout.map(|t| now + t);
         if matches!(self.state, State::Active(_)) {
             self.per_try_deadline = self.per_try_timeout.map(|t| now + t);
@@ -298,10 +299,10 @@ impl UpstreamRequest {
     // ANCHOR: begin_attempt
     fn begin_attempt(&mut self, fm: &mut FilterManager) {
         let Some(cluster) = self.cluster.clone() else { return };
-        let selection_retries =
-            self.retry_policy().map_or(0, |p| p.host_selection_retry_max_attempts);
-        let avoid =
-            self.retry_policy().is_some_and(|p| p.avoid_previous_hosts) || self.attempts > 0;
+        let (selection_retries, avoid_previous) = self
+            .retry_policy()
+            .map_or((0, false), |p| (p.host_selection_retry_max_attempts, p.avoid_previous_hosts));
+        let avoid = avoid_previous || self.attempts > 0;
         let host = {
             let mut ctx = LbContext {
                 hash: self.hash,
@@ -316,10 +317,17 @@ impl UpstreamRequest {
             return;
         };
         self.attempts += 1;
-        self.previous_hosts.push(host.address());
+        if self.retries_left > 0 {
+            // Only a retry avoids the hosts tried before.
+            self.previous_hosts.push(host.address());
+        }
         self.attempt_host = Some(host.clone());
-        fm.stream_info_mut().upstream_host = Some(host.address());
-        fm.stream_info_mut().upstream_cluster = Some(cluster.info.name.clone());
+        let info = fm.stream_info_mut();
+        info.upstream_host = Some(host.address());
+        // The router filter named the cluster already (no copy then).
+        if info.upstream_cluster.as_deref() != Some(cluster.info.name.as_str()) {
+            info.upstream_cluster = Some(cluster.info.name.clone());
+        }
         let pools: Rc<WorkerPools> = self.upstreams.pools.clone();
         // Most of the time an idle connection is ready: no need to wait.
         if let Some(conn) = pools.take_idle_for(&cluster.pool, &host) {
@@ -340,7 +348,7 @@ impl UpstreamRequest {
     fn on_acquired(
         &mut self,
         fm: &mut FilterManager,
-        result: Result<UpstreamConnection, PoolFailure>,
+        result: Result<Box<UpstreamConnection>, PoolFailure>,
     ) {
         match result {
             Ok(conn) => {
@@ -373,21 +381,21 @@ impl UpstreamRequest {
         }
     }
 
-    fn attach(&mut self, fm: &mut FilterManager, mut conn: UpstreamConnection) {
+    fn attach(&mut self, fm: &mut FilterManager, mut conn: Box<UpstreamConnection>) {
         conn.requests += 1;
-        let mut attempt = Box::new(Attempt {
+        let mut attempt = Attempt {
             _active: conn.host.start_request(),
             conn,
             encoder: RequestEncoder::new(),
-            write_buf: Buffer::new(),
+            write_buf: crate::io::take_buffer(),
             read_space: BytesMut::new(),
-            started: Instant::now(),
+            started: crate::clock::now(),
             response_headers: false,
             response_keep_alive: true,
             response_ended: false,
             held_data: None,
             _stats: self.cluster.as_ref().map(|c| UpstreamRequestStats::new(&c.pool.stats)),
-        });
+        };
         if let Some(replay) = &self.replay
             && self.attempts > 1
         {
@@ -417,12 +425,12 @@ impl UpstreamRequest {
                 return;
             }
         }
-        let since = fm.stream_info().start;
-        fm.stream_info_mut().first_upstream_tx_byte_sent = Some(since.elapsed());
+        let now = crate::clock::now();
+        let since_start = fm.stream_info().since_start(now.into_std());
+        fm.stream_info_mut().first_upstream_tx_byte_sent = Some(since_start);
         self.state = State::Active(attempt);
         self.write_pending();
         if self.request_end {
-            let now = Instant::now();
             self.per_try_deadline = self.per_try_timeout.map(|t| now + t);
         }
     }
@@ -530,9 +538,7 @@ impl UpstreamRequest {
     /// downstream has room), or room to write.
     pub async fn wait(&mut self, down_room: bool) -> UpstreamEvent {
         match &mut self.state {
-            State::Acquiring(acquire) => {
-                UpstreamEvent::Acquired(acquire.as_mut().await.map(Box::new))
-            }
+            State::Acquiring(acquire) => UpstreamEvent::Acquired(acquire.as_mut().await),
             State::Active(a) => {
                 let read = down_room && !self.read_disabled && !a.response_ended;
                 let write = !a.write_buf.is_empty();
@@ -558,7 +564,7 @@ impl UpstreamRequest {
         match ev {
             UpstreamEvent::Acquired(result) => {
                 self.state = State::Idle;
-                self.on_acquired(fm, result.map(|c| *c));
+                self.on_acquired(fm, result);
             }
             UpstreamEvent::Readable => self.read(fm),
             UpstreamEvent::Writable => {
@@ -572,26 +578,47 @@ impl UpstreamRequest {
 
     fn read(&mut self, fm: &mut FilterManager) {
         let State::Active(a) = &mut self.state else { return };
-        crate::io::ensure_read_space(&mut a.read_space);
-        match crate::io::read_once(&a.conn.io, &mut a.read_space) {
-            Ok(0) => {
-                a.conn.decoder.on_eof();
-                self.process(fm, true);
-                // The decoder ended what the close could end; a response
-                // still open (none started: a stale pooled connection or an
-                // upstream that closed without answering) is a reset. Else
-                // the socket stays readable at EOF and nothing ends it.
-                if matches!(&self.state, State::Active(a) if !a.response_ended) {
-                    self.on_reset(fm, "connection termination");
+        // A read that fills the buffer may have left more behind: read on (up
+        // to the buffer limit) so a response is decoded, and written
+        // downstream, in one go rather than one write per read.
+        let mut got_data = false;
+        loop {
+            crate::io::ensure_read_space(&mut a.read_space);
+            let room = a.read_space.capacity() - a.read_space.len();
+            match crate::io::read_once(&a.conn.io, &mut a.read_space) {
+                // End of input after data: seen again on the next wake-up,
+                // once the data is decoded.
+                Ok(0) if got_data => break,
+                Ok(0) => {
+                    a.conn.decoder.on_eof();
+                    self.process(fm, true);
+                    // The decoder ended what the close could end; a response
+                    // still open (none started: a stale pooled connection or an
+                    // upstream that closed without answering) is a reset. Else
+                    // the socket stays readable at EOF and nothing ends it.
+                    if matches!(&self.state, State::Active(a) if !a.response_ended) {
+                        self.on_reset(fm, "connection termination");
+                    }
+                    return;
                 }
-                return;
+                Ok(n) => {
+                    got_data = true;
+                    let chunk = a.read_space.split().freeze();
+                    a.conn.read_buf.append_bytes(chunk);
+                    if n < room || a.conn.read_buf.len() >= self.buffer_limit {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !got_data {
+                        return;
+                    }
+                    break;
+                }
+                // An error after data: reported by the next read.
+                Err(_) if got_data => break,
+                Err(e) => return self.on_reset(fm, &e.to_string()),
             }
-            Ok(_) => {
-                let chunk = a.read_space.split().freeze();
-                a.conn.read_buf.append_bytes(chunk);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => return self.on_reset(fm, &e.to_string()),
         }
         self.process(fm, true);
     }
@@ -655,6 +682,7 @@ impl UpstreamRequest {
                     if let (Some(cluster), Some(host)) = (&self.cluster, &self.attempt_host) {
                         crate::health::report_status(&cluster.info, host, status);
                     }
+                    let now = crate::clock::now();
                     let stats = self.cluster.as_ref().map(|c| c.pool.stats.clone());
                     if let Some(stats) = &stats {
                         stats.response(status);
@@ -673,7 +701,9 @@ impl UpstreamRequest {
                     // ANCHOR_END: retry_on_response
                     let State::Active(a) = &mut self.state else { return true };
                     if let Some(stats) = stats {
-                        stats.upstream_rq_time.record_duration(a.started.elapsed());
+                        stats
+                            .upstream_rq_time
+                            .record_duration(now.saturating_duration_since(a.started));
                         if self.attempts > 1 && status < 500 {
                             stats.upstream_rq_retry_success.inc();
                         }
@@ -683,13 +713,13 @@ impl UpstreamRequest {
                     self.response_started = true;
                     self.per_try_deadline = None;
                     let mut headers = head.headers;
-                    let since = fm.stream_info().start;
-                    fm.stream_info_mut().first_upstream_rx_byte_received = Some(since.elapsed());
+                    let since_start = fm.stream_info().since_start(now.into_std());
+                    fm.stream_info_mut().first_upstream_rx_byte_received = Some(since_start);
                     if !self.chain.router_config.suppress_envoy_headers {
-                        let ms = a.started.elapsed().as_millis() as u64;
+                        let ms = now.saturating_duration_since(a.started).as_millis() as u64;
                         headers.insert(
                             const { HeaderName::from_static("x-envoy-upstream-service-time") },
-                            HeaderValue::from(ms),
+                            number_value(ms),
                         );
                     }
                     if let Some(route) = self.route() {
@@ -740,12 +770,14 @@ impl UpstreamRequest {
             return;
         }
         let State::Active(a) = std::mem::replace(&mut self.state, State::Done) else { return };
-        let Attempt { conn, encoder, response_keep_alive, write_buf, read_space, .. } = *a;
+        let Attempt { conn, encoder, response_keep_alive, write_buf, read_space, .. } = a;
         crate::io::recycle(read_space);
+        let written = write_buf.is_empty();
+        crate::io::recycle_buffer(write_buf);
         let reusable = !self.upgrade
             && response_keep_alive
             && encoder.is_complete()
-            && write_buf.is_empty()
+            && written
             && conn.decoder.is_idle()
             && self.cluster.as_ref().is_some_and(|c| WorkerPools::may_reuse(&conn, &c.pool));
         self.upstreams.pools.release(conn, reusable);
@@ -754,7 +786,7 @@ impl UpstreamRequest {
     fn can_retry(&self) -> bool {
         self.retries_left > 0
             && (self.replay.is_some() || self.request_end && self.pending.is_empty())
-            && self.global_deadline.is_none_or(|d| Instant::now() < d)
+            && self.global_deadline.is_none_or(|d| crate::clock::now() < d)
     }
 
     /// Reports the current attempt's result to outlier detection.
@@ -822,7 +854,7 @@ impl UpstreamRequest {
         if let Some(c) = &self.cluster {
             c.pool.stats.upstream_rq_retry.inc();
         }
-        self.state = State::Backoff(Instant::now() + backoff);
+        self.state = State::Backoff(crate::clock::now() + backoff);
     }
     // ANCHOR_END: schedule_retry
 
@@ -899,11 +931,66 @@ impl UpstreamRequest {
     // ANCHOR_END: timeout_fired
 }
 
-/// Parses and removes a millisecond header.
-fn take_ms(headers: &mut HeaderMap, name: &str) -> Option<u64> {
-    let v = headers.get_str(name).and_then(|v| v.trim().parse::<u64>().ok());
-    headers.remove(name);
-    v
+/// The timeouts a (trusted) caller asked for in request headers.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct AskedTimeouts {
+    timeout_ms: Option<u64>,
+    per_try_timeout_ms: Option<u64>,
+}
+
+const RQ_TIMEOUT_PREFIX: &str = "x-envoy-upstream-rq-";
+const RQ_TIMEOUT: &str = "x-envoy-upstream-rq-timeout-ms";
+const RQ_PER_TRY_TIMEOUT: &str = "x-envoy-upstream-rq-per-try-timeout-ms";
+
+/// Parses and removes `x-envoy-upstream-rq-timeout-ms` and
+/// `x-envoy-upstream-rq-per-try-timeout-ms` (the first value of each counts).
+/// One pass over the names when neither is present, the usual case.
+fn take_timeout_headers(headers: &mut HeaderMap) -> AskedTimeouts {
+    let present = headers.iter().any(|(n, _)| {
+        let n = n.as_str().as_bytes();
+        n.len() > RQ_TIMEOUT_PREFIX.len()
+            && n[..RQ_TIMEOUT_PREFIX.len()].eq_ignore_ascii_case(RQ_TIMEOUT_PREFIX.as_bytes())
+    });
+    if !present {
+        return AskedTimeouts::default();
+    }
+    let mut take = |name: &str| {
+        let v = headers.get_str(name).and_then(|v| v.trim().parse::<u64>().ok());
+        headers.remove(name);
+        v
+    };
+    AskedTimeouts { timeout_ms: take(RQ_TIMEOUT), per_try_timeout_ms: take(RQ_PER_TRY_TIMEOUT) }
+}
+
+/// Entries of the per-thread cache of numeric header values.
+const NUMBER_VALUES: usize = 64;
+
+thread_local! {
+    /// Numeric header values recently made (`x-envoy-expected-rq-timeout-ms`
+    /// repeats the route's timeout, `x-envoy-upstream-service-time` is a few
+    /// milliseconds): a hit shares the bytes instead of formatting and
+    /// allocating. Direct-mapped by value.
+    static NUMBER_VALUE_CACHE: std::cell::RefCell<Vec<Option<(u64, HeaderValue)>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `n` as a header value, shared from this thread's cache when it was made recently.
+fn number_value(n: u64) -> HeaderValue {
+    NUMBER_VALUE_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.is_empty() {
+            cache.resize(NUMBER_VALUES, None);
+        }
+        let slot = &mut cache[(n % NUMBER_VALUES as u64) as usize];
+        match slot {
+            Some((cached, value)) if *cached == n => value.clone(),
+            _ => {
+                let value = HeaderValue::from(n);
+                *slot = Some((n, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 fn socket_ref(io: &tokio::net::TcpStream) -> io::Result<socket2::SockRef<'_>> {
@@ -912,4 +999,47 @@ fn socket_ref(io: &tokio::net::TcpStream) -> io::Result<socket2::SockRef<'_>> {
 
 fn futures_noop_waker() -> std::task::Waker {
     std::task::Waker::noop().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in fields {
+            h.try_append(n, v).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn timeout_headers_are_parsed_and_removed() {
+        let mut h = headers(&[
+            (":path", "/"),
+            ("X-Envoy-Upstream-Rq-Timeout-Ms", " 250 "),
+            ("x-envoy-upstream-rq-per-try-timeout-ms", "100"),
+            ("x-envoy-upstream-rq-per-try-timeout-ms", "7"),
+            ("x-other", "1"),
+        ]);
+        let asked = take_timeout_headers(&mut h);
+        assert_eq!(asked, AskedTimeouts { timeout_ms: Some(250), per_try_timeout_ms: Some(100) });
+        assert!(!h.contains(RQ_TIMEOUT) && !h.contains(RQ_PER_TRY_TIMEOUT));
+        assert!(h.contains("x-other"));
+
+        let mut h = headers(&[("x-envoy-upstream-rq-timeout-ms", "soon")]);
+        assert_eq!(take_timeout_headers(&mut h), AskedTimeouts::default());
+        assert!(!h.contains(RQ_TIMEOUT), "an invalid value is removed too");
+
+        let mut h = headers(&[("x-envoy-upstream-rq-", "1"), ("host", "a")]);
+        assert_eq!(take_timeout_headers(&mut h), AskedTimeouts::default());
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn number_values_are_right_whether_cached_or_not() {
+        for n in [0, 1, 15000, 64, 0, 128, 15000, u64::MAX, 1] {
+            assert_eq!(number_value(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
 }

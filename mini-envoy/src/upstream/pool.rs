@@ -91,7 +91,7 @@ struct PoolKey {
 
 #[derive(Debug)]
 struct IdleConnection {
-    conn: UpstreamConnection,
+    conn: Box<UpstreamConnection>,
     since: Instant,
 }
 
@@ -99,7 +99,7 @@ struct IdleConnection {
 struct HostPool {
     /// Newest last: reuse the warmest connection.
     idle: Vec<IdleConnection>,
-    waiters: VecDeque<oneshot::Sender<Option<UpstreamConnection>>>,
+    waiters: VecDeque<oneshot::Sender<Option<Box<UpstreamConnection>>>>,
 }
 
 /// Pool settings from the cluster.
@@ -154,7 +154,7 @@ impl WorkerPools {
         settings: Arc<PoolSettings>,
         info: Arc<ClusterInfo>,
         host: Arc<Host>,
-    ) -> Result<UpstreamConnection, PoolFailure> {
+    ) -> Result<Box<UpstreamConnection>, PoolFailure> {
         let key = PoolKey { cluster: settings.cluster.clone(), address: host.address() };
         let mut pending_guard = None;
         loop {
@@ -190,19 +190,20 @@ impl WorkerPools {
         &self,
         settings: &PoolSettings,
         host: &Host,
-    ) -> Option<UpstreamConnection> {
+    ) -> Option<Box<UpstreamConnection>> {
         let key = PoolKey { cluster: settings.cluster.clone(), address: host.address() };
         self.take_idle(&key, settings)
     }
 
-    fn take_idle(&self, key: &PoolKey, settings: &PoolSettings) -> Option<UpstreamConnection> {
+    fn take_idle(&self, key: &PoolKey, settings: &PoolSettings) -> Option<Box<UpstreamConnection>> {
         let mut pools = self.pools.borrow_mut();
         let pool = pools.get_mut(key)?;
-        let now = Instant::now();
+        let now = crate::clock::now();
         while let Some(IdleConnection { mut conn, since }) = pool.idle.pop() {
             let expired = settings.idle_timeout.is_some_and(|t| now.duration_since(since) >= t);
             if !expired && is_alive(&conn.io) {
                 conn.reused = true;
+                conn.read_buf = crate::io::take_buffer();
                 return Some(conn);
             }
         }
@@ -212,7 +213,7 @@ impl WorkerPools {
     // ANCHOR: release
     /// Gives a connection back after an exchange. `reusable`: the response
     /// was read completely and both sides allow keep-alive.
-    pub fn release(&self, mut conn: UpstreamConnection, reusable: bool) {
+    pub fn release(&self, mut conn: Box<UpstreamConnection>, reusable: bool) {
         let mut pools = self.pools.borrow_mut();
         let pool = pools.entry(conn.key.clone()).or_default();
         let reusable = reusable && conn.read_buf.is_empty() && conn.decoder.is_idle();
@@ -225,8 +226,8 @@ impl WorkerPools {
                     Err(back) => conn = back.expect("sent Some"),
                 }
             }
-            conn.read_buf = Buffer::new();
-            pool.idle.push(IdleConnection { conn, since: Instant::now() });
+            crate::io::recycle_buffer(std::mem::take(&mut conn.read_buf));
+            pool.idle.push(IdleConnection { conn, since: crate::clock::now() });
         } else {
             drop(conn);
             // Capacity freed: wake one waiter to connect.
@@ -280,7 +281,7 @@ async fn connect(
     key: PoolKey,
     host: Arc<Host>,
     cx: ResourceGuard,
-) -> Result<UpstreamConnection, PoolFailure> {
+) -> Result<Box<UpstreamConnection>, PoolFailure> {
     let stats = host.stats();
     stats.cx_total.fetch_add(1, Ordering::Relaxed);
     let cluster = &settings.stats;
@@ -305,7 +306,8 @@ async fn connect(
     let cx_stats = UpstreamConnectionStats::new(cluster);
     // Requests are small writes that must leave at once.
     io.set_nodelay(true).map_err(PoolFailure::ConnectFailure)?;
-    Ok(UpstreamConnection {
+    // Boxed once per connection: it moves between the pool and requests as a pointer.
+    Ok(Box::new(UpstreamConnection {
         io,
         read_buf: Buffer::new(),
         decoder: ResponseDecoder::new(settings.limits),
@@ -313,10 +315,10 @@ async fn connect(
         requests: 0,
         reused: false,
         key,
-        created: Instant::now(),
+        created: crate::clock::now(),
         cx_guard: ConnectionGuard::new(host, cx),
         _cx_stats: cx_stats,
-    })
+    }))
 }
 
 impl UpstreamConnection {
