@@ -170,7 +170,6 @@ impl Connection {
             route_resolver: Some(chain.resolver.clone()),
             time: Arc::new(crate::clock::ApproximateTime),
             connection,
-            ..FilterManagerConfig::default()
         };
         let now = clock::now();
         Self {
@@ -971,6 +970,8 @@ const FILTER_MANAGER_POOL_LIMIT: usize = 64;
 thread_local! {
     /// FilterManagers of finished streams, cleared: a new stream reuses one
     /// (its chain slots and event queues) instead of allocating its own.
+    // Boxed on purpose: a stream takes and returns one as a pointer move.
+    #[allow(clippy::vec_box)]
     static FILTER_MANAGERS: RefCell<Vec<Box<FilterManager>>> = const { RefCell::new(Vec::new()) };
 }
 
