@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use mini_envoy_tests::config::{bootstrap, catch_all, cluster, http_listener};
-use mini_envoy_tests::{Backend, Behaviour, Client, MiniEnvoy, Reply, WAIT, closed_port};
+use mini_envoy_tests::{
+    Backend, Behaviour, Client, MiniEnvoy, Reply, WAIT, closed_port, wait_until_async,
+};
 
 /// A backend named `name` answering `/healthz` with the status in `health`
 /// and anything else with `status` (also switchable) and its name as body.
@@ -96,6 +98,10 @@ async fn http_health_check_moves_traffic_away_and_back() {
     // Both hosts pass their first checks: both take traffic.
     until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "a").await;
     until_in_a_row(&client, front, 1, |s, body| s == 200 && body == "b").await;
+    // Traffic can reach a host before its first check (panic routing while
+    // no host is known healthy): wait for a's first check to have passed.
+    let checked = |b: &Backend| b.requests().iter().any(|r| r.path == "/healthz");
+    assert!(wait_until_async(WAIT, || checked(&a)).await, "a was never health checked");
 
     // a's health path fails: after its next check every request goes to b.
     a_health.store(503, Ordering::Relaxed);
