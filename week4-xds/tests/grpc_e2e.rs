@@ -131,3 +131,117 @@ async fn sotw_end_to_end() {
 async fn delta_end_to_end() {
     scenario(Mode::Delta).await;
 }
+
+/// A snapshot using what a real control plane sends beyond the basics:
+/// circuit breakers, health checks, outlier detection, lb settings, protocol
+/// options, regex/header matches, weighted clusters, retries, CORS and other
+/// HTTP filters. Each resource must be ACKed (applied) and reach the model
+/// exactly as the week 1 loader reads the same JSON from a file.
+fn rich_resources() -> Vec<Value> {
+    vec![
+        json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+               "name": "web", "type": "EDS", "connect_timeout": "0.5s", "lb_policy": "LEAST_REQUEST",
+               "least_request_lb_config": {"choice_count": 3},
+               "eds_cluster_config": {"eds_config": {"ads": {}, "resource_api_version": "V3"}},
+               "circuit_breakers": {"thresholds": [{"max_connections": 64, "max_pending_requests": 32,
+                   "max_requests": 128, "max_retries": 4}]},
+               "health_checks": [{"timeout": "1s", "interval": "2s", "unhealthy_threshold": 3,
+                   "healthy_threshold": 2, "http_health_check": {"path": "/healthz"}}],
+               "outlier_detection": {"consecutive_5xx": 5, "base_ejection_time": "15s"},
+               "typed_extension_protocol_options": {
+                   "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                       "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                       "common_http_protocol_options": {"idle_timeout": "30s"},
+                       "explicit_http_config": {"http_protocol_options": {}}}}}),
+        json!({"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+               "cluster_name": "web",
+               "endpoints": [{"lb_endpoints": [
+                   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 8080}}},
+                    "load_balancing_weight": 2},
+                   {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 8081}}}}]}]}),
+        json!({"@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+               "name": "http", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 10000}},
+               "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {"@type": HCM,
+                   "stat_prefix": "in", "common_http_protocol_options": {"idle_timeout": "60s"},
+                   "rds": {"route_config_name": "local", "config_source": {"ads": {}}},
+                   "http_filters": [
+                       {"name": "envoy.filters.http.cors", "typed_config": {
+                           "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+                       {"name": "envoy.filters.http.local_ratelimit", "typed_config": {
+                           "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                           "stat_prefix": "rl",
+                           "token_bucket": {"max_tokens": 100, "tokens_per_fill": 100, "fill_interval": "1s"},
+                           "filter_enabled": {"default_value": {"numerator": 100}},
+                           "filter_enforced": {"default_value": {"numerator": 100}}}},
+                       {"name": "router", "typed_config": {"@type": ROUTER}}]}}]}]}),
+        json!({"@type": "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+               "name": "local", "virtual_hosts": [{"name": "all", "domains": ["*"],
+                   "typed_per_filter_config": {"envoy.filters.http.cors": {
+                       "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                       "allow_origin_string_match": [{"prefix": "https://"}]}},
+                   "routes": [
+                       {"match": {"safe_regex": {"regex": "^/v[12]/.*"},
+                                  "headers": [{"name": "x-tenant", "string_match": {"exact": "a"}}]},
+                        "route": {"weighted_clusters": {"clusters": [
+                                      {"name": "web", "weight": 3}, {"name": "web", "weight": 1}]},
+                                  "retry_policy": {"retry_on": "5xx", "num_retries": 2}}},
+                       {"match": {"prefix": "/"}, "route": {"cluster": "web", "timeout": "3s"}}]}]}),
+    ]
+}
+
+struct Record(mpsc::UnboundedSender<Update<Resource>>);
+
+impl AdsHandler for Record {
+    fn apply(&mut self, u: Update<Resource>) {
+        let _ = self.0.send(u);
+    }
+}
+
+async fn rich_snapshot_is_acked(mode: Mode) {
+    let sent = rich_resources();
+    let cp = ControlPlane::new();
+    cp.set_resources(&sent).expect("the control plane encodes every resource");
+    let (endpoint, stop_server) = start_server(&cp).await;
+
+    let now = tokio::time::Instant::now().into_std();
+    let mut mux =
+        AdsMux::new(MuxConfig::new(mode, Node { id: "rich".into(), ..Default::default() }));
+    mux.subscribe(TypeUrl::Cluster, Interest::wildcard(), now);
+    mux.subscribe(TypeUrl::Listener, Interest::wildcard(), now);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_client, shutdown) = watch::channel(false);
+    let client = tokio::spawn(client::run(endpoint, mux, Record(tx), || 0u64, shutdown));
+
+    let mut applied = Vec::new();
+    for _ in 0..4 {
+        let u = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an ACKed update within the deadlock guard")
+            .expect("client alive");
+        applied.extend(u.resources);
+    }
+    assert_eq!(applied.len(), sent.len());
+    for (got, json) in applied.iter().zip(&sent) {
+        let from_file: Resource =
+            week1_core::config::load_str(&json.to_string()).expect("the loader accepts it");
+        assert_eq!(got, &from_file, "{} differs after ADS", got.name());
+    }
+
+    stop_client.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(10), client)
+        .await
+        .expect("client stops")
+        .expect("client task")
+        .expect("client result");
+    stop_server.send_replace(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_snapshot_is_acked_over_sotw() {
+    rich_snapshot_is_acked(Mode::Sotw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_snapshot_is_acked_over_delta() {
+    rich_snapshot_is_acked(Mode::Delta).await;
+}
