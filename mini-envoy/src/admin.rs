@@ -47,9 +47,13 @@ pub struct AdminState {
     server_stats: Arc<ServerStats>,
     clusters: Option<ClusterProvider>,
     logging: Option<Arc<LogControl>>,
-    /// Every listener's drain (`/drain_listeners`).
-    listener_drains: Vec<ListenerDrain>,
+    /// The current listeners' drains (`/drain_listeners`).
+    listener_drains: Option<ListenerDrainProvider>,
 }
+
+/// Lists the current listeners' drains (read on the main thread, where the
+/// listener manager lives).
+pub type ListenerDrainProvider = Arc<dyn Fn() -> Vec<ListenerDrain> + Send + Sync>;
 
 impl std::fmt::Debug for AdminState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,13 +80,13 @@ impl AdminState {
             server_stats,
             clusters: None,
             logging,
-            listener_drains: Vec::new(),
+            listener_drains: None,
         }
     }
 
     /// The listeners `/drain_listeners` drains.
-    pub fn with_listener_drains(mut self, drains: Vec<ListenerDrain>) -> Self {
-        self.listener_drains = drains;
+    pub fn with_listener_drains(mut self, drains: ListenerDrainProvider) -> Self {
+        self.listener_drains = Some(drains);
         self
     }
 
@@ -354,7 +358,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
 // ANCHOR: drain_listeners
 /// `POST /drain_listeners[?graceful][&inboundonly]`, as Envoy: the listeners
 /// (only those not `OUTBOUND` with `inboundonly`) drain their connections
-/// (`Connection: close`, idle ones close). They stop accepting at once, or,
+/// (`Connection: close`, idle ones close after `drain_timeout`). They stop accepting at once, or,
 /// with `graceful`, after the drain time. The server keeps running.
 fn drain_listeners(state: &AdminState, target: &str) -> (u16, String) {
     let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -369,7 +373,8 @@ fn drain_listeners(state: &AdminState, target: &str) -> (u16, String) {
         }
     }
     let now = std::time::Instant::now();
-    for d in state.listener_drains.iter().filter(|d| d.inbound || !inbound_only) {
+    let drains = state.listener_drains.as_ref().map(|p| p()).unwrap_or_default();
+    for d in drains.iter().filter(|d| d.inbound || !inbound_only) {
         if !graceful {
             d.drain.start_drain_sequence(now);
             continue;

@@ -74,12 +74,15 @@ enum Wake {
     Timer,
     /// The server or listener started draining.
     Drain,
+    /// The drain time is over: close now.
+    ForceClose,
     Io(io::Error),
 }
 
 /// Serves one downstream HTTP/1.1 connection until it closes. `drain` counts
 /// it for the server's (or its listener's) drain: once draining, responses
-/// carry `Connection: close` and an idle connection closes.
+/// carry `Connection: close` and an idle connection closes after the HCM's
+/// `drain_timeout`; the drain's deadline closes it regardless.
 pub async fn serve_connection(
     io: TcpStream,
     connection: ConnectionInfo,
@@ -130,6 +133,9 @@ struct Connection {
     drain: Option<ConnectionGuard>,
     /// The drain started and was acted on.
     draining: bool,
+    /// While draining, when the connection closes if no request has started
+    /// (the HCM's `drain_timeout` after the drain started).
+    idle_close_at: Option<Instant>,
 }
 
 /// One request/response exchange (Envoy's `ActiveStream`).
@@ -201,6 +207,7 @@ impl Connection {
             timer_at: None,
             drain: None,
             draining: false,
+            idle_close_at: None,
         }
     }
 
@@ -256,6 +263,7 @@ impl Connection {
                 Wake::Upstream(ev) => self.on_upstream(ev),
                 Wake::Timer => self.on_timers(),
                 Wake::Drain => self.on_drain(),
+                Wake::ForceClose => self.closing = Closing::Abort,
                 Wake::Io(e) => self.on_downstream_error(e),
             }
         }
@@ -306,11 +314,19 @@ impl Connection {
                 None => std::future::pending().await,
             }
         };
-        let drain = self.drain.as_ref().filter(|_| !self.draining).map(ConnectionGuard::manager);
-        let drain_armed = drain.is_some();
-        let drain_started = async move {
-            match drain {
-                Some(d) => d.wait_drain_started().await,
+        let draining = self.draining;
+        let guard = self.drain.as_mut();
+        let drain_armed = guard.is_some();
+        let drain_event = async move {
+            match guard {
+                Some(g) if !draining => {
+                    g.manager().wait_drain_started().await;
+                    Wake::Drain
+                }
+                Some(g) => {
+                    g.force_closed().await;
+                    Wake::ForceClose
+                }
                 None => std::future::pending().await,
             }
         };
@@ -326,23 +342,27 @@ impl Connection {
                 Err(e) => Wake::Io(e),
             },
             () = timer.as_mut(), if timer_armed => Wake::Timer,
-            () = drain_started, if drain_armed => Wake::Drain,
+            wake = drain_event, if drain_armed => wake,
         }
     }
 
     // ANCHOR: on_drain
-    /// The drain started: the current response (if any) carries
-    /// `Connection: close` and ends the connection; an idle keep-alive one
-    /// closes now. A connection that has not sent its first request yet (or
-    /// is sending one) is served once, with `Connection: close`.
+    /// The drain started: every response from now on carries
+    /// `Connection: close` and ends the connection. An idle connection (no
+    /// request in flight: between requests, or none sent yet) closes after
+    /// the HCM's `drain_timeout`, Envoy's grace period between the drain
+    /// notice and the close, unless a request starts first (it is then
+    /// served, with `Connection: close`): closing it at once could lose a
+    /// request a client is sending on it at that moment.
     fn on_drain(&mut self) {
         self.draining = true;
-        let idle_between_requests = self.stream.is_none()
-            && self.requests > 0
-            && self.read_buf.is_empty()
-            && self.head_started.is_none();
-        if self.closing == Closing::No && (self.stream.is_some() || idle_between_requests) {
+        if self.closing != Closing::No {
+            return;
+        }
+        if self.stream.is_some() {
             self.closing = Closing::AfterResponse;
+        } else {
+            self.idle_close_at = Some(Instant::now() + self.config().timeouts.drain_timeout);
         }
     }
     // ANCHOR_END: on_drain
@@ -872,6 +892,7 @@ impl Connection {
         match &self.stream {
             None => {
                 consider(t.idle_timeout.map(|d| self.idle_since + d));
+                consider(self.idle_close_at.filter(|_| self.head_started.is_none()));
                 if let (Some(started), Some(d)) = (self.head_started, t.request_headers_timeout) {
                     consider(Some(started + d));
                 }
@@ -918,6 +939,11 @@ impl Connection {
         }
         let Some(s) = &mut self.stream else {
             if t.idle_timeout.is_some_and(|d| now >= self.idle_since + d) {
+                self.closing = Closing::FlushAndClose;
+            }
+            let idle = self.head_started.is_none() && self.read_buf.is_empty();
+            if idle && self.idle_close_at.is_some_and(|at| now >= at) {
+                // Draining, and still no request: close (Envoy's drain_timeout).
                 self.closing = Closing::FlushAndClose;
             }
             if let (Some(started), Some(d)) = (self.head_started, t.request_headers_timeout)

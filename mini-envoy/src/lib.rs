@@ -19,7 +19,9 @@
 //!   the admin interface; [`stats`]: counters, gauges and histograms merged
 //!   on read; [`health`]: active health checks and outlier detection (main
 //!   thread); [`dns`]: DNS refresh of STRICT_DNS / LOGICAL_DNS clusters;
-//!   [`xds`]: CDS and EDS (files, ADS); [`io`]: socket reads;
+//!   [`xds`]: CDS, EDS, LDS and RDS sources (files, ADS);
+//!   [`listener_manager`]: static and LDS listeners, their sockets and
+//!   drains; [`rds`]: RDS route configurations; [`io`]: socket reads;
 //!   [`clock`]: the time read once per wake-up; [`random`]: per-thread randomness.
 //! - [`route_check`]: Envoy's `router_check_tool`, as `mini-envoy route-check`.
 
@@ -31,7 +33,9 @@ pub mod dns;
 pub mod hcm;
 pub mod health;
 pub mod io;
+pub mod listener_manager;
 pub mod random;
+pub mod rds;
 pub mod route_check;
 pub mod router;
 pub mod server;

@@ -98,6 +98,9 @@ pub struct UpstreamRequest {
     upgrade: bool,
     state: State,
     forward: Option<ForwardRef>,
+    /// The route table `forward` indexes into (the HCM's, or the RDS
+    /// version that routed this stream).
+    router: Option<Arc<week1_core::router::Router>>,
     cluster: Option<Arc<ClusterEntry>>,
     /// Request body not yet written to the current attempt.
     pending: Buffer,
@@ -137,6 +140,7 @@ impl UpstreamRequest {
             upgrade,
             state: State::Idle,
             forward: None,
+            router: None,
             cluster: None,
             pending: Buffer::new(),
             replay: None,
@@ -160,7 +164,7 @@ impl UpstreamRequest {
     }
 
     fn route(&self) -> Option<Forward<'_>> {
-        self.chain.router.forward(self.forward.as_ref()?)
+        self.router.as_ref()?.forward(self.forward.as_ref()?)
     }
 
     fn retry_policy(&self) -> Option<&RetryPolicy> {
@@ -201,7 +205,9 @@ impl UpstreamRequest {
         remote: SocketAddr,
     ) {
         // ANCHOR: route_lookup
-        let Some(forward) = fm.route().and_then(|r| r.forward_ref().cloned()) else {
+        let route_info = fm.route();
+        let table = route_info.as_ref().and_then(|r| r.router().cloned());
+        let Some(forward) = route_info.and_then(|r| r.forward_ref().cloned()) else {
             fm.stream_info_mut().set_response_flag(ResponseFlag::NoRouteFound);
             fm.send_local_reply(404, "", |_| {}, "route_not_found");
             return;
@@ -212,7 +218,10 @@ impl UpstreamRequest {
             return;
         };
         self.buffer_limit = cluster.info.per_connection_buffer_limit_bytes as usize;
-        let router = self.chain.router.clone();
+        let Some(router) = table.or_else(|| self.chain.router.clone()) else {
+            fm.send_local_reply(404, "", |_| {}, "route_not_found");
+            return;
+        };
         let Some(route) = router.forward(&forward) else {
             fm.send_local_reply(404, "", |_| {}, "route_not_found");
             return;
@@ -280,6 +289,7 @@ impl UpstreamRequest {
         // ANCHOR_END: request_breaker
         drop(route);
         self.forward = Some(forward);
+        self.router = Some(router);
         self.cluster = Some(cluster);
         if end_stream {
             self.on_request_end();

@@ -15,7 +15,9 @@
 //!
 //! Every worker owns its sockets, its connections, its load balancers and its
 //! upstream pools; configuration reaches it only through the thread-local
-//! slot, so the request path takes no lock.
+//! slot, so the request path takes no lock. The main thread's
+//! [`ListenerManager`] owns the listeners after start-up: LDS adds, replaces
+//! and removes them while the server runs.
 
 use std::cell::{OnceCell, RefCell};
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -27,7 +29,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use week1_core::cluster::info::system_resolver;
 use week1_core::config::bootstrap::Bootstrap;
-use week1_core::config::listener::TrafficDirection;
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::listener::{BindOptions, ChainMatch, ConnectionInfo as ListenerConnection, bind};
 use week2_threads::dispatcher::{Dispatcher, DispatcherHandle, TokioDispatcher};
@@ -41,7 +42,10 @@ use crate::access_log::{self, AccessLogManager};
 use crate::cluster_manager::{
     ClusterManager, ClusterManagerError, ClusterMap, ClusterOrigin, OwnedResolver,
 };
-use crate::snapshot::{ChainTerminal, FilterChain, ListenerEntry, Snapshot};
+use crate::listener_manager::{ListenerManager, ManagerParts, StaticListener};
+use crate::snapshot::{
+    BuildContext, ChainTerminal, FilterChain, ListenerEntry, RouteMap, Snapshot, build_listener,
+};
 use crate::stats::{ListenerStats, ServerState, ServerStats, Store};
 use crate::upstream::WorkerUpstreams;
 
@@ -135,7 +139,7 @@ fn worker_state() -> Rc<WorkerState> {
 
 /// Binds `count` sockets (one per worker) for a listener address; port 0 is
 /// resolved by the first.
-fn bind_all(
+pub(crate) fn bind_all(
     what: &str,
     address: SocketAddr,
     count: usize,
@@ -157,15 +161,9 @@ fn bind_all(
 }
 
 /// What the main thread starts from: the cluster manager with the static
-/// clusters, the static listeners, their bound sockets (one per worker) and
-/// addresses, and the admin socket.
-type Started = (
-    ClusterManager,
-    Arc<Snapshot>,
-    Vec<Vec<Option<StdListener>>>,
-    BoundAddresses,
-    Option<StdListener>,
-);
+/// clusters, the static listeners compiled and bound (one socket per
+/// worker), their addresses, and the admin socket.
+type Started = (ClusterManager, Vec<StaticListener>, BoundAddresses, Option<StdListener>);
 
 /// Compiles the static configuration and binds every socket on the main
 /// thread, so errors surface at start-up.
@@ -173,25 +171,34 @@ fn start_configuration(
     bootstrap: &Bootstrap,
     logs: &AccessLogManager,
     store: &Store,
-    cluster_slot: Slot<Arc<ClusterMap>>,
+    slots: (Slot<Arc<ClusterMap>>, &Slot<Arc<RouteMap>>),
     workers: usize,
 ) -> Result<Started, ServerError> {
+    let (cluster_slot, route_slot) = slots;
     let resolver: OwnedResolver = Box::new(system_resolver);
     let mut cluster_manager = ClusterManager::new(cluster_slot, resolver, store.clone())
         .map_err(|e| ServerError::Threads(e.to_string()))?;
     cluster_manager.add_static_clusters(bootstrap.clusters())?;
-    let mut snapshot = Snapshot::build(bootstrap, logs, &cluster_manager.source(), store)?;
+    let clusters = cluster_manager.source();
+    let ctx = BuildContext {
+        logs,
+        clusters: &clusters,
+        stats: store,
+        cds: bootstrap.has_cds(),
+        routes: Some(route_slot),
+    };
+    let listeners_at = FieldPath::root().field("static_resources").field("listeners");
 
     // ANCHOR: bind_sockets
     let mut addresses = BoundAddresses::default();
-    let mut sockets: Vec<Vec<Option<StdListener>>> = Vec::new();
-    for (i, entry) in snapshot.listeners.iter_mut().enumerate() {
-        let reuse = bootstrap.listeners()[i].reuse_port();
+    let mut listeners = Vec::new();
+    for (i, config) in bootstrap.listeners().iter().enumerate() {
+        let mut entry = build_listener(config, &listeners_at.index(i), &ctx)?;
         let what = format!("listener {:?}", entry.name);
-        let (bound, socks) = bind_all(&what, entry.address, workers, reuse)?;
-        Arc::get_mut(entry).expect("not shared yet").address = bound;
+        let (bound, sockets) = bind_all(&what, entry.address, workers, config.reuse_port())?;
+        entry.address = bound;
         addresses.listeners.push((entry.name.clone(), bound));
-        sockets.push(socks.into_iter().map(Some).collect());
+        listeners.push(StaticListener { config: config.clone(), entry, sockets });
     }
     // ANCHOR_END: bind_sockets
     let admin_socket = match bootstrap.admin.as_ref().and_then(|a| a.address.as_ref()) {
@@ -208,13 +215,22 @@ fn start_configuration(
         }
         None => None,
     };
-    Ok((cluster_manager, Arc::new(snapshot), sockets, addresses, admin_socket))
+    Ok((cluster_manager, listeners, addresses, admin_socket))
 }
 
 thread_local! {
     /// The main thread's cluster manager, once the main loop runs.
     static MAIN_CLUSTER_MANAGER: RefCell<Option<Rc<RefCell<ClusterManager>>>> =
         const { RefCell::new(None) };
+    /// The main thread's listener manager, once the main loop runs.
+    static MAIN_LISTENER_MANAGER: RefCell<Option<Rc<RefCell<ListenerManager>>>> =
+        const { RefCell::new(None) };
+}
+
+/// The listener manager, on the main thread while the server runs (`None`
+/// on any other thread): admin endpoints and shutdown read it.
+pub fn main_listener_manager() -> Option<Rc<RefCell<ListenerManager>>> {
+    MAIN_LISTENER_MANAGER.with(|lm| lm.borrow().clone())
 }
 
 /// The cluster manager, on the main thread while the server runs (`None` on
@@ -250,7 +266,7 @@ pub fn run(
     options: &ServerOptions,
     on_ready: impl FnOnce(&BoundAddresses) + Send + 'static,
 ) -> Result<(), ServerError> {
-    let logs = AccessLogManager::new();
+    let logs = Arc::new(AccessLogManager::new());
     let workers = options.concurrency.max(1);
     let threads = |e: &dyn std::fmt::Display| ServerError::Threads(e.to_string());
 
@@ -264,78 +280,39 @@ pub fn run(
     }
     let cluster_slot: Slot<Arc<ClusterMap>> = tls.allocate_slot().map_err(|e| threads(&e))?;
     let slot: Slot<Arc<Snapshot>> = tls.allocate_slot().map_err(|e| threads(&e))?;
+    let route_slot: Slot<Arc<RouteMap>> = tls.allocate_slot().map_err(|e| threads(&e))?;
     let store = Store::default();
-    let started = start_configuration(bootstrap, &logs, &store, cluster_slot.clone(), workers);
-    let (cluster_manager, snapshot, mut sockets, addresses, admin_socket) = match started {
+    let slots = (cluster_slot.clone(), &route_slot);
+    let started = start_configuration(bootstrap, &logs, &store, slots, workers);
+    let (cluster_manager, static_listeners, addresses, admin_socket) = match started {
         Ok(started) => started,
         Err(e) => {
             let _ = pool.stop();
             return Err(e);
         }
     };
-    let first = snapshot.clone();
-    slot.set(move || first.clone()).map_err(|e| threads(&e))?;
+    // The main thread's listener manager publishes the snapshot (below);
+    // every listener version drains on its own: once draining, every
+    // response says `Connection: close`, as Envoy's immediate drain strategy.
+    let drain_config =
+        DrainConfig { drain_time: options.drain_time, strategy: DrainStrategy::Immediate };
+    let manager_parts = ManagerParts {
+        workers: pool.handles(),
+        slot: slot.clone(),
+        route_slot,
+        logs: logs.clone(),
+        clusters: cluster_manager.source(),
+        store: store.clone(),
+        cds: bootstrap.has_cds(),
+        drain_config,
+    };
     // ANCHOR_END: publish_snapshot
 
-    // Hand each worker its sockets, and each listener its stats.
-    let listener_stats: Vec<Arc<ListenerStats>> =
-        addresses.listeners.iter().map(|(_, a)| Arc::new(ListenerStats::new(&store, *a))).collect();
-    type WorkerListener = (String, StdListener, Arc<ListenerStats>);
-    let per_worker: Vec<Vec<WorkerListener>> = (0..workers)
-        .map(|w| {
-            snapshot
-                .listeners
-                .iter()
-                .zip(sockets.iter_mut())
-                .zip(&listener_stats)
-                .filter_map(|((entry, socks), stats)| {
-                    Some((entry.name.clone(), socks[w].take()?, stats.clone()))
-                })
-                .collect()
-        })
-        .collect();
-    // One drain per listener (SIGTERM drains them all, /drain_listeners some):
-    // once draining, every response says `Connection: close`, as Envoy's
-    // immediate drain strategy.
-    let config = DrainConfig { drain_time: options.drain_time, strategy: DrainStrategy::Immediate };
-    let drains: Arc<Vec<ListenerDrain>> = Arc::new(
-        snapshot
-            .listeners
-            .iter()
-            .zip(bootstrap.listeners())
-            .map(|(entry, l)| ListenerDrain {
-                name: entry.name.clone(),
-                inbound: l.traffic_direction != TrafficDirection::Outbound,
-                drain: DrainManager::new(config),
-            })
-            .collect(),
-    );
-    for (w, listeners) in per_worker.into_iter().enumerate() {
-        let (slot, cluster_slot) = (slot.clone(), cluster_slot.clone());
-        let listeners = Mutex::new(Some(listeners));
-        let drains = drains.clone();
+    for w in 0..workers {
+        let cluster_slot = cluster_slot.clone();
         pool.post(w, move || {
             let Some(worker) = TokioDispatcher::current() else { return };
             let state = worker_state();
-            for (name, socket, stats) in listeners.lock().take().unwrap_or_default() {
-                let (slot, state, task_name) = (slot.clone(), state.clone(), name.clone());
-                let Some(drain) = drains.iter().find(|d| d.name == name).map(|d| d.drain.clone())
-                else {
-                    continue;
-                };
-                let spawned = worker.spawn_local(async move {
-                    let name = task_name;
-                    match tokio::net::TcpListener::from_std(socket) {
-                        Ok(listener) => {
-                            accept_loop(listener, name, slot, state, drain, stats).await
-                        }
-                        Err(e) => tracing::error!("listener {name}: {e}"),
-                    }
-                });
-                if let Err(e) = spawned {
-                    tracing::error!("cannot start listener {name}: {e}");
-                }
-            }
             let _ = worker.spawn_local(access_log::run_flusher(Duration::from_secs(1)));
             let sweep_slot = cluster_slot.clone();
             let _ = worker.spawn_local(async move {
@@ -389,8 +366,12 @@ pub fn run(
             server_stats.clone(),
         )
         .with_clusters(cluster_views)
-        .with_listener_drains(drains.to_vec()),
+        .with_listener_drains(Arc::new(|| {
+            main_listener_manager().map(|lm| lm.borrow().listener_drains()).unwrap_or_default()
+        })),
     );
+    let static_listeners = Mutex::new(Some(static_listeners));
+    let manager_parts = Mutex::new(Some(manager_parts));
     let ready_addresses = addresses.clone();
     main.post(move || {
         let Some(main) = TokioDispatcher::current() else { return };
@@ -398,15 +379,21 @@ pub fn run(
         let Some(cluster_manager) = cluster_manager.lock().take() else { return };
         let cluster_manager = Rc::new(RefCell::new(cluster_manager));
         MAIN_CLUSTER_MANAGER.with(|cm| *cm.borrow_mut() = Some(cluster_manager.clone()));
+        // The listeners: static ones now, LDS ones as they come.
+        let Some(parts) = manager_parts.lock().take() else { return };
+        let listeners = ListenerManager::new(parts);
+        listeners.borrow_mut().add_static(static_listeners.lock().take().unwrap_or_default());
+        MAIN_LISTENER_MANAGER.with(|lm| *lm.borrow_mut() = Some(listeners.clone()));
         // Health checks and outlier detection run on this thread's LocalSet.
         let for_health = cluster_manager.clone();
         let _ = main.spawn_local(async move {
             crate::health::start(&for_health);
             crate::dns::start(&for_health);
         });
-        // CDS and EDS (file watches, the ADS stream) until the server exits.
+        // CDS, EDS, LDS and RDS (file watches, the ADS stream) until the server exits.
         let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());
-        if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, xds_node, xds_stop) {
+        if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, &listeners, xds_node, xds_stop)
+        {
             tracing::error!("dynamic_resources: {e}");
             handle.exit();
             return;
@@ -431,14 +418,15 @@ pub fn run(
             }
         });
         let handle = handle.clone();
-        let _ = main.spawn_local(graceful_shutdown(drains, handle));
+        let _ = main.spawn_local(graceful_shutdown(handle));
         on_ready(&ready_addresses);
     })
     .map_err(|e| ServerError::Threads(e.to_string()))?;
 
     main.run().map_err(|e| ServerError::Threads(e.to_string()))?;
     let _ = xds_stopper.send(true);
-    // Drop the cluster manager (and its slot) before thread-locals are torn down.
+    // Drop the managers (and their slots) before thread-locals are torn down.
+    MAIN_LISTENER_MANAGER.with(|lm| lm.borrow_mut().take());
     MAIN_CLUSTER_MANAGER.with(|cm| cm.borrow_mut().take());
     // Flush access logs on every worker, then stop.
     let _ = pool.post_to_all(access_log::flush_thread_buffers);
@@ -461,20 +449,29 @@ async fn wait_for_shutdown_signal() {
 
 // ANCHOR: graceful_shutdown
 /// SIGTERM / SIGINT: drain every listener (stop accepting, responses say
-/// `Connection: close`, idle connections close), wait for open connections
-/// up to `--drain-time-s`, then stop the main loop (exit 0).
-async fn graceful_shutdown(drains: Arc<Vec<ListenerDrain>>, main: DispatcherHandle) {
+/// `Connection: close`, idle connections close after `drain_timeout`), wait
+/// for open connections (of every listener version, old ones included) up
+/// to `--drain-time-s`, then stop the main loop (exit 0).
+async fn graceful_shutdown(main: DispatcherHandle) {
     wait_for_shutdown_signal().await;
-    let open: usize = drains.iter().map(|d| d.drain.active_connections()).sum();
-    let drain_time = drains.first().map(|d| d.drain.config().drain_time).unwrap_or_default();
+    let (sockets, versions) = match main_listener_manager() {
+        Some(lm) => {
+            let mut lm = lm.borrow_mut();
+            lm.shut_down();
+            (lm.listener_drains(), lm.version_drains())
+        }
+        None => Default::default(),
+    };
+    let open: usize = versions.iter().map(|(_, d)| d.active_connections()).sum();
+    let drain_time = sockets.first().map(|d| d.drain.config().drain_time).unwrap_or_default();
     tracing::info!("shutting down: draining {open} connections for up to {drain_time:?}");
     let now = std::time::Instant::now();
-    for d in drains.iter() {
+    for d in &sockets {
         d.drain.start_drain_sequence(now);
     }
-    for d in drains.iter() {
-        if let DrainOutcome::ForcedClose { remaining } = d.drain.drain().await {
-            tracing::warn!("listener {}: drain time over, closing {remaining} connections", d.name);
+    for (name, d) in &versions {
+        if let DrainOutcome::ForcedClose { remaining } = d.drain().await {
+            tracing::warn!("listener {name}: drain time over, closing {remaining} connections");
         }
     }
     tracing::info!("drained");
@@ -494,19 +491,20 @@ pub struct ListenerDrain {
 // ANCHOR_END: graceful_shutdown
 
 // ANCHOR: accept_loop
-/// One worker's accept loop for one listener, until its drain starts.
+/// One worker's accept loop for one listener socket, until the socket's
+/// drain stops accepting. Each connection runs the listener version current
+/// in this worker's snapshot, and is tracked by that version's drain.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    name: String,
+    socket: AcceptSocket,
     slot: Slot<Arc<Snapshot>>,
     state: Rc<WorkerState>,
-    drain: DrainManager,
-    stats: Arc<ListenerStats>,
 ) {
+    let AcceptSocket { name, address, drain: accepting, stats } = socket;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = drain.stopped_accepting() => {
+            () = accepting.stopped_accepting() => {
                 tracing::debug!("listener {name}: draining, no longer accepting");
                 return;
             }
@@ -521,9 +519,9 @@ async fn accept_loop(
             }
         };
         let Ok(snapshot) = slot.get() else { continue };
-        let Some(entry) = snapshot.listeners.iter().find(|l| l.name == name).cloned() else {
-            continue;
-        };
+        let current = snapshot.listeners.iter().find(|l| l.name == name && l.address == address);
+        let Some(entry) = current.cloned() else { continue };
+        let drain = &entry.drain;
         let local = io.local_addr().unwrap_or(entry.address);
         stats.downstream_cx_total.inc();
         let Some(chain) = select_chain(&entry, local, remote) else {
@@ -570,6 +568,53 @@ async fn accept_loop(
     }
 }
 // ANCHOR_END: accept_loop
+
+/// What a worker's accept loop needs of its socket.
+#[derive(Debug, Clone)]
+struct AcceptSocket {
+    name: String,
+    address: SocketAddr,
+    /// The socket's drain: accepting stops when it does.
+    drain: DrainManager,
+    stats: Arc<ListenerStats>,
+}
+
+/// Starts accepting on `sockets` (one per worker, in worker order).
+pub(crate) fn start_accept_loops(
+    workers: &[DispatcherHandle],
+    name: &str,
+    address: SocketAddr,
+    drain: &DrainManager,
+    stats: &Arc<ListenerStats>,
+    sockets: Vec<StdListener>,
+    slot: &Slot<Arc<Snapshot>>,
+) -> Result<(), String> {
+    for (worker, socket) in workers.iter().zip(sockets) {
+        let accept = AcceptSocket {
+            name: name.to_string(),
+            address,
+            drain: drain.clone(),
+            stats: stats.clone(),
+        };
+        let slot = slot.clone();
+        worker
+            .post(move || {
+                let Some(worker) = TokioDispatcher::current() else { return };
+                let state = worker_state();
+                let spawned = worker.spawn_local(async move {
+                    match tokio::net::TcpListener::from_std(socket) {
+                        Ok(listener) => accept_loop(listener, accept, slot, state).await,
+                        Err(e) => tracing::error!("listener {}: {e}", accept.name),
+                    }
+                });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start a listener: {e}");
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 // ANCHOR: select_chain
 fn select_chain(

@@ -13,22 +13,30 @@
 //!                             └─► ClusterSource: the worker's current clusters, by name
 //! ```
 //!
-//! A connection keeps the filter chain (and routes) it started with while
-//! newer connections see the next version; clusters are looked up by name in
-//! the worker's current cluster map on every request.
+//! A connection keeps the filter chain it started with while newer
+//! connections see the next version; clusters are looked up by name in the
+//! worker's current cluster map on every request. Inline routes
+//! (`route_config`) belong to the chain; RDS routes (`rds`) are looked up by
+//! `route_config_name` in the worker's current [`RouteMap`] (a thread-local
+//! slot the main thread's [`RouteConfigs`](crate::rds::RouteConfigs)
+//! publishes) on every request, so a keep-alive connection picks up new
+//! routes on its next request, as in Envoy.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use week1_core::config::bootstrap::Bootstrap;
+use week1_core::config::config_source::ConfigSource;
 use week1_core::config::http_connection_manager::HttpConnectionManager;
 use week1_core::config::listener::{Listener, NetworkFilterConfig};
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::headers::HeaderMap;
 use week1_core::listener::FilterChainMatcher;
 use week1_core::router::{RouteContext, Router};
+use week2_threads::tls::Slot;
 use week3_filters::context::FactoryContext;
 use week3_filters::hcm::ConnectionManagerConfig;
+use week3_filters::http::ResolvedRoute;
 use week3_filters::http::filters::router::RouterConfig;
 use week3_filters::http::{RouteInfo, RouteResolver, RouteSnapshots};
 use week3_filters::network::filters::SharedBuckets;
@@ -36,6 +44,7 @@ use week3_filters::network::tcp_proxy::TcpProxyConfig;
 use week3_filters::registry::{
     FilterChainFactory, NetworkFilterChainFactory, RouteConfigCompiler, Terminal,
 };
+use week4_xds::drain::{DrainConfig, DrainManager};
 
 use crate::access_log::{AccessLogManager, AccessLogs};
 use crate::cluster_manager::ClusterSource;
@@ -65,6 +74,40 @@ pub struct ListenerEntry {
     pub default_chain: Option<FilterChain>,
     /// `per_connection_buffer_limit_bytes` (Envoy default 1 MiB).
     pub buffer_limit: usize,
+    /// This listener version's drain: its connections are tracked here, and
+    /// it drains when the version is replaced or removed.
+    pub drain: DrainManager,
+    /// The route configurations its HCMs read through RDS.
+    pub rds: Vec<RdsRef>,
+}
+
+/// An HCM's `rds`: which route configuration, from where, counted under
+/// which `stat_prefix`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdsRef {
+    /// `route_config_name`.
+    pub name: String,
+    /// `config_source`.
+    pub source: ConfigSource,
+    /// The HCM's `stat_prefix` (`http.<stat_prefix>.rds.<name>.*`).
+    pub stat_prefix: String,
+}
+
+/// The route configurations RDS delivered, by name, as a worker reads them.
+pub type RouteMap = std::collections::BTreeMap<String, Arc<Router>>;
+
+/// What listeners are compiled with.
+pub struct BuildContext<'a> {
+    /// Access log sinks.
+    pub logs: &'a AccessLogManager,
+    /// The clusters chains route to.
+    pub clusters: &'a ClusterSource,
+    /// The stats store.
+    pub stats: &'a Store,
+    /// Whether CDS may add clusters later (unknown names are not errors).
+    pub cds: bool,
+    /// Where RDS routes are read (`None`: an HCM with `rds` is refused).
+    pub routes: Option<&'a Slot<Arc<RouteMap>>>,
 }
 
 /// A filter chain: network filters and a terminal.
@@ -94,10 +137,10 @@ pub struct HttpChain {
     pub config: ConnectionManagerConfig,
     /// Makes each stream's HTTP filters.
     pub filters: FilterChainFactory,
-    /// The route table.
-    pub router: Arc<Router>,
+    /// The inline route table (`None` with RDS: each route carries its table).
+    pub router: Option<Arc<Router>>,
     /// Resolves routes for the FilterManager.
-    pub resolver: Arc<RouteTable>,
+    pub resolver: Arc<dyn RouteResolver>,
     /// The router filter's settings.
     pub router_config: Arc<RouterConfig>,
     /// Access logs.
@@ -148,26 +191,93 @@ impl RouteResolver for RouteTable {
     }
 }
 
+/// An HCM's RDS routes: the current version of `route_config_name` in the
+/// worker's [`RouteMap`], looked up per request.
+pub struct RdsRouteTable {
+    name: String,
+    routes: Slot<Arc<RouteMap>>,
+    filter_names: Vec<String>,
+    clusters: ClusterSource,
+}
+
+impl std::fmt::Debug for RdsRouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RdsRouteTable").field("name", &self.name).finish()
+    }
+}
+
+/// A route resolved from an RDS table, holding that table: the upstream half
+/// turns its `forward_ref` back into a decision with the same version even
+/// if RDS replaced the table since.
+#[derive(Debug)]
+struct RdsRoute {
+    route: ResolvedRoute,
+    router: Arc<Router>,
+}
+
+impl RouteInfo for RdsRoute {
+    fn name(&self) -> &str {
+        self.route.name()
+    }
+    fn action(&self) -> &week3_filters::http::RouteAction {
+        self.route.action()
+    }
+    fn per_filter_config(
+        &self,
+        filter_name: &str,
+    ) -> Option<&week1_core::router::RouteFilterConfig> {
+        self.route.per_filter_config(filter_name)
+    }
+    fn forward_ref(&self) -> Option<&week1_core::router::ForwardRef> {
+        self.route.forward_ref()
+    }
+    fn router(&self) -> Option<&Arc<Router>> {
+        Some(&self.router)
+    }
+}
+
+// ANCHOR: rds_resolve
+impl RouteResolver for RdsRouteTable {
+    fn resolve(&self, headers: &HeaderMap) -> Option<Arc<dyn RouteInfo>> {
+        // No routes yet (warming timed out, or not delivered): 404 NR.
+        let router = self.routes.with(|m| m.get(&self.name).cloned()).ok().flatten()?;
+        let exists = |name: &str| self.clusters.contains(name);
+        let ctx = RouteContext {
+            random_value: crate::random::next_u64(),
+            cluster_exists: Some(&exists),
+            ..RouteContext::default()
+        };
+        let decision = router.route(headers, &ctx);
+        let route = ResolvedRoute::from_decision(&decision, headers, &ctx, &self.filter_names)?;
+        drop(decision);
+        Some(Arc::new(RdsRoute { route, router }))
+    }
+}
+// ANCHOR_END: rds_resolve
+
 impl Snapshot {
     /// Compiles a bootstrap's static listeners, whose chains find clusters
-    /// through `clusters`. Every error names its field path.
+    /// through `clusters` (no RDS). Every error names its field path.
     pub fn build(
         bootstrap: &Bootstrap,
         logs: &AccessLogManager,
         clusters: &ClusterSource,
         stats: &Store,
     ) -> Result<Self, ConfigError> {
+        let ctx = BuildContext { logs, clusters, stats, cds: bootstrap.has_cds(), routes: None };
+        Self::build_with(bootstrap, &ctx)
+    }
+
+    /// Compiles a bootstrap's static listeners with `ctx`.
+    pub fn build_with(bootstrap: &Bootstrap, ctx: &BuildContext<'_>) -> Result<Self, ConfigError> {
         let static_resources = FieldPath::root().field("static_resources");
-        let ctx = FactoryContext::default();
-        let shared = SharedBuckets::default();
-        let cds = bootstrap.has_cds();
         let listeners = bootstrap
             .listeners()
             .iter()
             .enumerate()
             .map(|(i, l)| {
                 let at = static_resources.field("listeners").index(i);
-                build_listener(l, &at, clusters, cds, &ctx, &shared, logs, stats).map(Arc::new)
+                build_listener(l, &at, ctx).map(Arc::new)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { listeners })
@@ -181,21 +291,20 @@ fn socket_address(l: &Listener, at: &FieldPath) -> Result<SocketAddr, ConfigErro
         .ok_or_else(|| ConfigError::invalid(at.field("address"), "must be an IP socket address"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_listener(
+/// Compiles one listener (static, or from LDS) at field path `at`. Its
+/// drain is a placeholder until the listener manager gives it its own.
+pub fn build_listener(
     l: &Listener,
     at: &FieldPath,
-    clusters: &ClusterSource,
-    cds: bool,
-    ctx: &FactoryContext,
-    shared: &SharedBuckets,
-    logs: &AccessLogManager,
-    stats: &Store,
+    build: &BuildContext<'_>,
 ) -> Result<ListenerEntry, ConfigError> {
     let address = socket_address(l, at)?;
     let matcher = FilterChainMatcher::from_listener(l, at)?;
-    let chain = |fc: &week1_core::config::listener::FilterChain, at: FieldPath| {
-        build_chain(&fc.filters, &at, clusters, cds, ctx, shared, logs, stats)
+    let ctx = FactoryContext::default();
+    let shared = SharedBuckets::default();
+    let mut rds = Vec::new();
+    let mut chain = |fc: &week1_core::config::listener::FilterChain, at: FieldPath| {
+        build_chain(&fc.filters, &at, build, &ctx, &shared, &mut rds)
     };
     let chains = l
         .filter_chains
@@ -203,16 +312,30 @@ fn build_listener(
         .enumerate()
         .map(|(i, fc)| chain(fc, at.field("filter_chains").index(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    let default_chain =
-        l.default_filter_chain.as_ref().map(|fc| chain(fc, at.field("default_filter_chain")));
+    let default_chain = l
+        .default_filter_chain
+        .as_ref()
+        .map(|fc| chain(fc, at.field("default_filter_chain")))
+        .transpose()?;
     Ok(ListenerEntry {
         name: l.name.clone(),
         address,
         matcher,
         chains,
-        default_chain: default_chain.transpose()?,
+        default_chain,
         buffer_limit: l.per_connection_buffer_limit_bytes() as usize,
+        drain: DrainManager::new(DrainConfig::default()),
+        rds,
     })
+}
+
+/// Compiles a route configuration (inline or from RDS) as the router runs it.
+pub fn compile_routes(
+    route_config: &week1_core::config::route::RouteConfiguration,
+) -> Result<Arc<Router>, String> {
+    let ctx = FactoryContext::default();
+    let compiler = RouteConfigCompiler::new(&ctx);
+    Router::with_filter_configs(route_config, &compiler).map(Arc::new).map_err(|e| e.to_string())
 }
 
 /// Prefixes an error's path with `at` (errors of sub-compilers are relative).
@@ -226,17 +349,15 @@ pub(crate) fn under(at: &FieldPath) -> impl Fn(ConfigError) -> ConfigError + '_ 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_chain(
     filters: &[week1_core::config::listener::Filter],
     at: &FieldPath,
-    clusters: &ClusterSource,
-    cds: bool,
+    build: &BuildContext<'_>,
     ctx: &FactoryContext,
     shared: &SharedBuckets,
-    logs: &AccessLogManager,
-    stats: &Store,
+    rds: &mut Vec<RdsRef>,
 ) -> Result<FilterChain, ConfigError> {
+    let (clusters, cds, logs) = (build.clusters, build.cds, build.logs);
     let network =
         NetworkFilterChainFactory::from_config(filters, ctx, shared, false).map_err(under(at))?;
     let terminal_index = filters.len().saturating_sub(1);
@@ -244,7 +365,7 @@ fn build_chain(
     let terminal =
         match &network.terminal {
             Terminal::HttpConnectionManager(hcm, factory) => ChainTerminal::Http(Arc::new(
-                build_http(hcm, factory.clone(), &terminal_at, clusters, ctx, logs, stats)?,
+                build_http(hcm, factory.clone(), &terminal_at, build, rds)?,
             )),
             Terminal::TcpProxy(config) => {
                 let access_logs = logs.compile(
@@ -299,32 +420,57 @@ fn build_http(
     hcm: &HttpConnectionManager,
     filters: FilterChainFactory,
     at: &FieldPath,
-    clusters: &ClusterSource,
-    ctx: &FactoryContext,
-    logs: &AccessLogManager,
-    stats: &Store,
+    build: &BuildContext<'_>,
+    rds: &mut Vec<RdsRef>,
 ) -> Result<HttpChain, ConfigError> {
+    let (clusters, logs, stats) = (build.clusters, build.logs, build.stats);
     let config = ConnectionManagerConfig::from_config(hcm, at)?;
-    let route_config = match &hcm.route_config {
-        Some(rc) => rc,
-        None => {
-            return Err(ConfigError::unsupported(
-                at.field("rds"),
-                "routes must be given inline as route_config (RDS arrives with dynamic configuration)",
-            ));
-        }
-    };
-    let compiler = RouteConfigCompiler::new(ctx);
-    let router = Router::with_filter_configs(route_config, &compiler)
-        .map_err(|e| ConfigError::invalid(at.field("route_config"), e.to_string()))?;
-    let router = Arc::new(router);
-    let filter_names = filters.filter_names().into_iter().map(str::to_string).collect();
-    let resolver = Arc::new(RouteTable {
-        snapshots: RouteSnapshots::new(&router),
-        router: router.clone(),
-        filter_names,
-        clusters: clusters.clone(),
-    });
+    let filter_names: Vec<String> =
+        filters.filter_names().into_iter().map(str::to_string).collect();
+    let (router, resolver): (Option<Arc<Router>>, Arc<dyn RouteResolver>) =
+        match (&hcm.route_config, &hcm.rds) {
+            (Some(route_config), _) => {
+                let router = compile_routes(route_config)
+                    .map_err(|e| ConfigError::invalid(at.field("route_config"), e))?;
+                let resolver = Arc::new(RouteTable {
+                    snapshots: RouteSnapshots::new(&router),
+                    router: router.clone(),
+                    filter_names,
+                    clusters: clusters.clone(),
+                });
+                (Some(router), resolver)
+            }
+            (None, Some(r)) => {
+                let Some(routes) = build.routes else {
+                    return Err(ConfigError::unsupported(
+                        at.field("rds"),
+                        "RDS needs the running server's route provider",
+                    ));
+                };
+                let source = r.config_source.clone().unwrap_or_default();
+                if source.file_path().is_none() && source.ads.is_none() {
+                    return Err(ConfigError::unsupported(
+                        at.field("rds").field("config_source"),
+                        "RDS reads a path_config_source (or path) or ads",
+                    ));
+                }
+                rds.push(RdsRef {
+                    name: r.route_config_name.clone(),
+                    source,
+                    stat_prefix: hcm.stat_prefix.clone(),
+                });
+                let resolver = Arc::new(RdsRouteTable {
+                    name: r.route_config_name.clone(),
+                    routes: routes.clone(),
+                    filter_names,
+                    clusters: clusters.clone(),
+                });
+                (None, resolver)
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(at.clone(), "needs route_config or rds"));
+            }
+        };
     let router_config = filters.router_config().cloned().unwrap_or_default();
     let access_logs = logs.compile(&hcm.access_log, &at.field("access_log"))?;
     Ok(HttpChain {

@@ -1,23 +1,24 @@
-//! # Dynamic clusters and endpoints: CDS and EDS
+//! # Dynamic configuration sources: CDS, EDS, LDS and RDS
 //!
-//! Envoy's `CdsApiImpl` and `EdsClusterImpl` on the week 4 transports: the
-//! bootstrap's `dynamic_resources.cds_config` and each EDS cluster's
-//! `eds_cluster_config.eds_config` name a file (`path_config_source`, or the
+//! Envoy's `CdsApiImpl`, `EdsClusterImpl`, `LdsApiImpl` and RDS subscriptions
+//! on the week 4 transports: the bootstrap's `dynamic_resources.cds_config`
+//! and `lds_config`, each EDS cluster's `eds_cluster_config.eds_config` and
+//! each HCM's `rds.config_source` name a file (`path_config_source`, or the
 //! legacy `path`) or the ADS stream (`ads: {}` with `ads_config` naming a
 //! static cluster that serves `envoy.service.discovery.v3.AggregatedDiscoveryService`).
-//! Every accepted update goes to the main thread's [`ClusterManager`], which
-//! publishes it to workers:
+//! Clusters go to the main thread's [`ClusterManager`], listeners and routes
+//! to its [`ListenerManager`]; both publish to workers:
 //!
 //! ```text
-//!  cds.yaml moved in ─► FileSubscription ──┐                   ┌─► add/update/remove_cluster
-//!  eds.yaml moved in ─► FileSubscription ──┼─► DynamicClusters ┤
-//!  ADS stream ─► AdsMux (ACK/NACK, CDS→EDS order) ─► channel ─┘   └─► update_load_assignment
+//!  cds.yaml / eds.yaml moved in ─► FileSubscription ─┐                  ┌─► DynamicClusters
+//!  lds.yaml / routes.yaml moved in ─► FileSubscription┼─► apply(type) ──┤
+//!  ADS stream ─► AdsMux (ACK/NACK, CDS→EDS→LDS→RDS) ─┘                  └─► ListenerManager (+ RDS)
 //! ```
 //!
 //! An update is validated whole before anything changes: a rejected one (a
-//! bad file, a NACKed response) keeps the previous clusters and counts
-//! `update_rejected`. A new EDS cluster warms until its endpoints arrive.
-//! LDS and RDS are not served yet (see the README).
+//! bad file, a NACKed response) keeps the previous configuration and counts
+//! `update_rejected`. A new EDS cluster warms until its endpoints arrive, a
+//! listener until its routes do.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +37,7 @@ use week4_xds::grpc::client::{self, AdsHandler};
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
 
 use crate::cluster_manager::{ClusterManager, ClusterManagerError};
+use crate::listener_manager::ListenerManager;
 use crate::stats::{Counter, Gauge, Scope};
 
 /// Envoy's per-subscription stats (`cluster_manager.cds.*`,
@@ -73,7 +75,8 @@ impl UpdateCounters {
         }
     }
 
-    fn record(&mut self, result: &Result<(), String>, version_info: &str) {
+    /// Counts one update attempt and its result.
+    pub fn record(&mut self, result: &Result<(), String>, version_info: &str) {
         self.update_attempt.inc();
         match result {
             Ok(()) => {
@@ -302,6 +305,97 @@ fn apply(dynamic: &Rc<RefCell<DynamicClusters>>, type_url: TypeUrl, update: &Upd
     }
 }
 
+/// Counts a NACKed ADS response as `update_rejected` of its type.
+fn reject(
+    dynamic: &Rc<RefCell<DynamicClusters>>,
+    listeners: &Rc<RefCell<ListenerManager>>,
+    type_url: TypeUrl,
+    names: &[String],
+    error: &str,
+) {
+    tracing::warn!("{} response rejected: {error}", type_url.short_name());
+    match type_url {
+        TypeUrl::Cluster => dynamic.borrow_mut().cds.record(&Err(error.to_string()), ""),
+        TypeUrl::Listener => listeners.borrow_mut().reject_lds(error),
+        TypeUrl::RouteConfiguration => listeners.borrow_mut().routes.reject(names, error),
+        _ => {}
+    }
+}
+
+/// Watches the LDS file: applies its initial content and every file moved
+/// into place to the listener manager, then starts the route file watches
+/// new listeners need.
+async fn watch_lds_file(mut sub: FileSubscription, listeners: Rc<RefCell<ListenerManager>>) {
+    let mut next = sub.load();
+    loop {
+        match next {
+            FileUpdate::Accepted(update) => {
+                let _ = listeners.borrow_mut().apply_lds(&update);
+                sync_rds_files(&listeners);
+            }
+            FileUpdate::Rejected { error } => listeners.borrow_mut().reject_lds(&error),
+        }
+        next = match sub.next_update().await {
+            Ok(update) => update,
+            Err(e) => {
+                tracing::error!(path = %sub.path().display(), "{e}");
+                return;
+            }
+        };
+    }
+}
+
+/// Starts a watch of every route file the listeners read that is not
+/// watched yet (one per path, whatever names it serves).
+fn sync_rds_files(listeners: &Rc<RefCell<ListenerManager>>) {
+    let sources = listeners.borrow().rds_sources();
+    for source in sources {
+        let Some(path) = source.file_path().map(str::to_string) else { continue };
+        if listeners.borrow().rds_files.contains_key(&path) {
+            continue;
+        }
+        let sub = match FileSubscription::from_config_source(&source, TypeUrl::RouteConfiguration) {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::error!(path = %path, "RDS: {e}");
+                continue;
+            }
+        };
+        let task = tokio::task::spawn_local(watch_rds_file(sub, listeners.clone(), path.clone()));
+        listeners.borrow_mut().rds_files.insert(path, task);
+    }
+}
+
+/// Watches one route file: each accepted version replaces the route
+/// configurations it holds.
+async fn watch_rds_file(
+    mut sub: FileSubscription,
+    listeners: Rc<RefCell<ListenerManager>>,
+    path: String,
+) {
+    let mut next = sub.load();
+    loop {
+        match next {
+            FileUpdate::Accepted(update) => {
+                let _ = listeners.borrow_mut().apply_rds(&update);
+            }
+            FileUpdate::Rejected { error } => {
+                let mut lm = listeners.borrow_mut();
+                let names = lm.rds_names_from(&path);
+                tracing::warn!(path = %path, "RDS file rejected: {error}");
+                lm.routes.reject(&names, &error);
+            }
+        }
+        next = match sub.next_update().await {
+            Ok(update) => update,
+            Err(e) => {
+                tracing::error!(path = %sub.path().display(), "{e}");
+                return;
+            }
+        };
+    }
+}
+
 /// Starts (or restarts, if its source changed) the endpoint file watch of
 /// an EDS cluster.
 fn watch_eds_file(dynamic: &Rc<RefCell<DynamicClusters>>, c: &Cluster) {
@@ -321,24 +415,42 @@ fn watch_eds_file(dynamic: &Rc<RefCell<DynamicClusters>>, c: &Cluster) {
     }
 }
 
-/// Forwards ACKed ADS updates to the main thread's loop; validates CDS
-/// responses before they are ACKed.
+/// Forwards ACKed ADS updates to the main thread's loop; validates CDS,
+/// LDS and RDS responses before they are ACKed.
 struct Forward {
-    updates: mpsc::UnboundedSender<Update<Resource>>,
+    updates: mpsc::UnboundedSender<AdsMessage>,
     static_names: BTreeSet<String>,
+    listeners: crate::listener_manager::LdsValidator,
 }
 
 impl AdsHandler for Forward {
     fn validate(&mut self, type_url: TypeUrl, resources: &[Resource]) -> Result<(), String> {
-        match type_url {
+        let verdict = match type_url {
             TypeUrl::Cluster => validate_cds(resources, &self.static_names),
+            TypeUrl::Listener => self.listeners.validate(resources),
+            TypeUrl::RouteConfiguration => crate::rds::compile_all(resources).map(|_| ()),
             _ => Ok(()),
+        };
+        if let Err(error) = &verdict {
+            // NACKed: the main thread counts it as `update_rejected`.
+            let names = resources.iter().map(|r| r.name().to_string()).collect();
+            let _ =
+                self.updates.send(AdsMessage::Rejected { type_url, names, error: error.clone() });
         }
+        verdict
     }
 
     fn apply(&mut self, update: Update<Resource>) {
-        let _ = self.updates.send(update);
+        let _ = self.updates.send(AdsMessage::Update(update));
     }
+}
+
+/// What the ADS client hands the main thread.
+enum AdsMessage {
+    /// An ACKed update.
+    Update(Update<Resource>),
+    /// A NACKed response: its resource names and why.
+    Rejected { type_url: TypeUrl, names: Vec<String>, error: String },
 }
 
 /// What [`start`] runs until `shutdown`.
@@ -354,15 +466,32 @@ pub struct Started {
 pub fn start(
     bootstrap: &Bootstrap,
     dynamic: &Rc<RefCell<DynamicClusters>>,
+    listeners: &Rc<RefCell<ListenerManager>>,
     node: Node,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started, ConfigError> {
     let dr = bootstrap.dynamic_resources.as_ref();
     let at = FieldPath::root().field("dynamic_resources");
-    if dr.is_some_and(|d| d.lds_config.is_some()) {
-        tracing::warn!("dynamic_resources.lds_config is not served yet: listeners stay static");
-    }
     let mut started = Started::default();
+    // LDS from a file, and the route files of the static listeners.
+    let lds = dr.and_then(|d| d.lds_config.as_ref());
+    let lds_over_ads = lds.is_some_and(|s| s.ads.is_some());
+    if let Some(source) = lds.filter(|s| s.file_path().is_some()) {
+        let sub = FileSubscription::from_config_source(source, TypeUrl::Listener)
+            .map_err(|e| ConfigError::invalid(at.field("lds_config"), e.to_string()))?;
+        tokio::task::spawn_local(watch_lds_file(sub, listeners.clone()));
+        started.active = true;
+    }
+    sync_rds_files(listeners);
+    let static_rds_ads: Vec<String> = listeners
+        .borrow()
+        .active()
+        .iter()
+        .chain(listeners.borrow().warming())
+        .flat_map(|l| l.entry.rds.iter())
+        .filter(|r| r.source.ads.is_some())
+        .map(|r| r.name.clone())
+        .collect();
     let mut ads_eds: Vec<String> = Vec::new();
     for c in bootstrap.clusters() {
         if eds_file_source(c).is_some() {
@@ -380,7 +509,7 @@ pub fn start(
         tokio::task::spawn_local(watch_file(sub, dynamic.clone(), TypeUrl::Cluster, None));
         started.active = true;
     }
-    if !cds_over_ads && ads_eds.is_empty() {
+    if !cds_over_ads && ads_eds.is_empty() && !lds_over_ads && static_rds_ads.is_empty() {
         return Ok(started);
     }
     let ads = dr.and_then(|d| d.ads_config.as_ref()).ok_or_else(|| {
@@ -404,21 +533,49 @@ pub fn start(
     if cds_over_ads {
         mux.subscribe(TypeUrl::Cluster, Interest::wildcard(), now);
     }
-    // EDS names of dynamic clusters are added by the mux (CDS dependencies).
+    // EDS names of dynamic clusters are added by the mux (CDS dependencies),
+    // and so are the RDS names of LDS listeners.
     if !ads_eds.is_empty() {
         mux.subscribe(TypeUrl::ClusterLoadAssignment, Interest::names(ads_eds), now);
     }
+    if lds_over_ads {
+        mux.subscribe(TypeUrl::Listener, Interest::wildcard(), now);
+    }
+    if !static_rds_ads.is_empty() {
+        mux.subscribe(TypeUrl::RouteConfiguration, Interest::names(static_rds_ads), now);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let handler = Forward { updates: tx, static_names: dynamic.borrow().static_names() };
+    let handler = Forward {
+        updates: tx,
+        static_names: dynamic.borrow().static_names(),
+        listeners: listeners.borrow().validator(),
+    };
     tokio::task::spawn_local(async move {
         if let Err(e) = client::run(endpoint, mux, handler, SystemRandom::new(), shutdown).await {
             tracing::error!("ADS: {e}");
         }
     });
     let dynamic = dynamic.clone();
+    let listeners = listeners.clone();
     tokio::task::spawn_local(async move {
-        while let Some(update) = rx.recv().await {
-            apply(&dynamic, update.type_url, &update);
+        while let Some(message) = rx.recv().await {
+            let update = match message {
+                AdsMessage::Update(update) => update,
+                AdsMessage::Rejected { type_url, names, error } => {
+                    reject(&dynamic, &listeners, type_url, &names, &error);
+                    continue;
+                }
+            };
+            match update.type_url {
+                TypeUrl::Listener => {
+                    let _ = listeners.borrow_mut().apply_lds(&update);
+                    sync_rds_files(&listeners);
+                }
+                TypeUrl::RouteConfiguration => {
+                    let _ = listeners.borrow_mut().apply_rds(&update);
+                }
+                _ => apply(&dynamic, update.type_url, &update),
+            }
         }
     });
     started.active = true;

@@ -93,6 +93,13 @@ pub trait RouteInfo: Send + Sync + fmt::Debug {
     fn forward_ref(&self) -> Option<&ForwardRef> {
         None
     }
+
+    /// The route table that made this decision, when it can change under a
+    /// connection (RDS): `forward_ref` indexes into it. `None`: the HCM's
+    /// own, fixed table.
+    fn router(&self) -> Option<&Arc<week1_core::router::Router>> {
+        None
+    }
 }
 
 /// Resolves the route of a stream; implemented by the HCM over its route
