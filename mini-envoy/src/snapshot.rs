@@ -394,7 +394,8 @@ fn build_chain(
         .iter()
         .map(|f| match &f.typed_config {
             Some(NetworkFilterConfig::LocalRateLimit(c)) => Some(
-                stats
+                build
+                    .stats
                     .root()
                     .scope(&format!("local_ratelimit.{}", c.stat_prefix))
                     .counter("rate_limited"),
