@@ -279,8 +279,8 @@ enum Special {
 /// field: a static name for common fields in any case (`Host`,
 /// `user-agent`...: no allocation, no reference count), else zero-copy when
 /// already lowercase.
-fn header_name(head: &Bytes, raw: &str) -> Result<(HeaderName, Special), CodecError> {
-    let raw_bytes = raw.as_bytes();
+#[inline(always)]
+fn header_name(head: &Bytes, raw_bytes: &[u8]) -> Result<(HeaderName, Special), CodecError> {
     if raw_bytes.len() <= 32 {
         let mut lower = [0u8; 32];
         lower[..raw_bytes.len()].copy_from_slice(raw_bytes);
@@ -300,15 +300,15 @@ fn header_name(head: &Bytes, raw: &str) -> Result<(HeaderName, Special), CodecEr
 
 /// The `:method` value: static for the standard methods (no reference count
 /// on the head), a slice of the head otherwise.
-fn method_value(head: &Bytes, method: &str) -> Result<HeaderValue, CodecError> {
+fn method_value(head: &Bytes, method: &[u8]) -> Result<HeaderValue, CodecError> {
     macro_rules! methods {
         ($($name:literal,)*) => {
             match method {
-                $($name => {
+                $(name if name == $name.as_bytes() => {
                     const VALUE: HeaderValue = HeaderValue::from_static($name);
                     Ok(VALUE)
                 })*
-                _ => HeaderValue::new(head.slice_ref(method.as_bytes()))
+                _ => HeaderValue::new(head.slice_ref(method))
                     .map_err(|_| CodecError::InvalidMethod),
             }
         };
@@ -383,18 +383,60 @@ fn with_header_slots<'b, R>(
     }
 }
 
+/// Where a part of a head lies in it, as offsets: a head is parsed while it
+/// still sits in the read buffer, then cut out of it (zero-copy) once httparse
+/// has told its length, and its parts become slices of that cut.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    /// The span of `part`, which httparse found inside `base`.
+    fn of(base: &[u8], part: &[u8]) -> Self {
+        let start = part.as_ptr().addr().wrapping_sub(base.as_ptr().addr());
+        Self { start, end: start.wrapping_add(part.len()) }
+    }
+
+    fn bytes(self, head: &[u8]) -> &[u8] {
+        head.get(self.start..self.end).unwrap_or_default()
+    }
+
+    fn slice(self, head: &Bytes) -> Bytes {
+        head.slice(self.start..self.end)
+    }
+}
+
+/// A header field httparse accepted: where its name and value lie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldSpan {
+    name: Span,
+    value: Span,
+}
+
+/// Records where httparse found each field of `base`, reusing `out`'s storage.
+fn record_fields(base: &[u8], fields: &[httparse::Header<'_>], out: &mut Vec<FieldSpan>) {
+    out.clear();
+    out.extend(fields.iter().map(|f| FieldSpan {
+        name: Span::of(base, f.name.as_bytes()),
+        value: Span::of(base, f.value),
+    }));
+}
+
 /// Adds the fields of a head to `map`, noting the special ones in `framing`.
-/// In a request head (`host_count` given), `Host` is only counted, not added:
-/// the caller made it `:authority`.
-fn add_fields(
+/// Each field is a name and its value, a slice of `head`. In a request head
+/// (`host_count` given), `Host` is only counted, not added: the caller made
+/// it `:authority`.
+fn add_fields<'a>(
     head: &Bytes,
-    fields: &[httparse::Header<'_>],
+    fields: impl Iterator<Item = (&'a [u8], Bytes)>,
     map: &mut HeaderMap,
     framing: &mut Framing,
     mut host_count: Option<&mut u32>,
 ) -> Result<(), CodecError> {
-    for field in fields {
-        let (name, special) = header_name(head, field.name)?;
+    for (raw_name, raw_value) in fields {
+        let (name, special) = header_name(head, raw_name)?;
         if special == Special::Host
             && let Some(count) = host_count.as_deref_mut()
         {
@@ -404,7 +446,7 @@ fn add_fields(
         }
         // httparse refused any byte `HeaderValue::new` would (the test
         // `field_values_follow_the_header_value_rule` checks every byte).
-        let value = HeaderValue::from_parsed(part_of(head, field.value));
+        let value = HeaderValue::from_parsed(raw_value);
         match special {
             Special::ContentLength => framing.content_length(value.as_bytes())?,
             Special::TransferEncoding => framing.transfer_encoding(value.as_bytes()),
@@ -418,6 +460,14 @@ fn add_fields(
         map.append(name, value);
     }
     Ok(())
+}
+
+/// The fields of a head as (name, value) pairs, values sliced from `head`.
+fn spans_of<'a>(
+    head: &'a Bytes,
+    fields: &'a [FieldSpan],
+) -> impl Iterator<Item = (&'a [u8], Bytes)> {
+    fields.iter().map(|f| (f.name.bytes(head), f.value.slice(head)))
 }
 
 /// RFC 3986 authority characters (as nghttp2's and Envoy's authority check).
@@ -471,18 +521,20 @@ struct Target {
 /// asterisk-form (`*`, OPTIONS only).
 fn parse_target(
     head: &Bytes,
-    method: &str,
-    target: &str,
+    method: &[u8],
+    raw: &[u8],
     limits: &Limits,
 ) -> Result<Target, CodecError> {
-    let raw = target.as_bytes();
     if raw.len() > limits.max_url_length {
         return Err(CodecError::UrlTooLong);
     }
     if !raw.is_ascii() {
         return Err(CodecError::InvalidUrl);
     }
-    if method == "CONNECT" {
+    // ASCII, so UTF-8: the conversion cannot fail (only the rarer forms need text).
+    let text = || std::str::from_utf8(raw).map_err(|_| CodecError::InvalidUrl);
+    if method == b"CONNECT" {
+        let target = text()?;
         let port_ok = match target.rsplit_once(':') {
             Some((host, port)) => {
                 !host.is_empty()
@@ -498,7 +550,7 @@ fn parse_target(
         return Ok(Target { path: None, authority: Some(head.slice_ref(raw)), scheme: None });
     }
     if raw == b"*" {
-        if method != "OPTIONS" {
+        if method != b"OPTIONS" {
             return Err(CodecError::InvalidUrl);
         }
         return Ok(Target { path: Some(head.slice_ref(raw)), authority: None, scheme: None });
@@ -507,7 +559,7 @@ fn parse_target(
         return Ok(Target { path: Some(head.slice_ref(raw)), authority: None, scheme: None });
     }
     // Absolute-form: the authority in the URI overrides Host (§3.2.2).
-    let Some((scheme, rest)) = target.split_once("://") else {
+    let Some((scheme, rest)) = text()?.split_once("://") else {
         return Err(CodecError::InvalidUrl);
     };
     let scheme = if scheme.eq_ignore_ascii_case("http") {
@@ -524,7 +576,7 @@ fn parse_target(
     }
     let path = if path.starts_with('/') {
         head.slice_ref(path.as_bytes())
-    } else if path.is_empty() && method == "OPTIONS" {
+    } else if path.is_empty() && method == b"OPTIONS" {
         Bytes::from_static(b"*")
     } else {
         let mut owned = Vec::with_capacity(path.len() + 1);
@@ -540,179 +592,295 @@ fn parse_target(
 }
 // ANCHOR_END: request_target
 
-/// Parses a complete request head (`head` ends with CRLFCRLF).
-pub(crate) fn parse_request(head: Bytes, limits: &Limits) -> Result<RequestHead, CodecError> {
-    let count = limits.max_headers_count as usize;
-    with_header_slots(count, |slots| {
+/// A request head httparse accepted: its length and where its start-line
+/// parts lie (the fields are in a separate, reused list).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawRequest {
+    pub(crate) len: usize,
+    method: Span,
+    target: Span,
+    minor: u8,
+}
+
+/// Runs httparse over `bytes`. `Ok(None)`: the head is incomplete (or
+/// httparse left out a part of the start line).
+fn scan_request(
+    bytes: &[u8],
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Result<Option<RawRequest>, httparse::Error> {
+    with_header_slots(limits.max_headers_count as usize, |slots| {
         let mut req = httparse::Request::new(&mut []);
-        match req.parse_with_uninit_headers(&head, slots) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(CodecError::Malformed),
-            Err(e) => return Err(classify(&head, e, true)),
-        }
+        let httparse::Status::Complete(len) = req.parse_with_uninit_headers(bytes, slots)? else {
+            return Ok(None);
+        };
         let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-            return Err(CodecError::Malformed);
+            return Ok(None);
         };
-        let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
-        if version == Version::Http10 && !limits.accept_http_10 {
-            return Err(CodecError::Http10NotAllowed);
-        }
-        let target = parse_target(&head, method, target, limits)?;
-
-        // The pseudo-headers go in first, so every entry is a push (no
-        // shifting the regular fields to make room). `Host` is looked up
-        // before the fields are added; its errors still come after theirs.
-        // Room for the pseudo-headers and what the proxy adds (x-forwarded-*, x-request-id,
-        // x-envoy-*), so the map is allocated once.
-        let mut map = HeaderMap::with_capacity(req.headers.len() + 10);
-        map.append(headers::METHOD, method_value(&head, method)?);
-        // The target is ASCII without controls or spaces (httparse's URI
-        // check, then ours), and an authority passed `valid_authority`: both
-        // follow the header value rule already.
-        if let Some(path) = target.path {
-            map.append(headers::PATH, HeaderValue::from_parsed(path));
-        }
-        let mut hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
-        let host = hosts.next().map(|h| h.value);
-        let single_host = host.is_some() && hosts.next().is_none();
-        let mut authority_error = None;
-        match (target.authority, host) {
-            (Some(from_target), _) => {
-                map.append(headers::AUTHORITY, HeaderValue::from_parsed(from_target));
-            }
-            (None, Some(host)) if single_host => {
-                if valid_authority(host) {
-                    map.append(headers::AUTHORITY, HeaderValue::from_parsed(part_of(&head, host)));
-                } else {
-                    authority_error = Some(CodecError::InvalidHost);
-                }
-            }
-            // Several: `MultipleHost` once the fields are checked.
-            (None, Some(_)) => {}
-            (None, None) if version == Version::Http11 => {
-                authority_error = Some(CodecError::MissingHost);
-            }
-            (None, None) => {}
-        }
-        if let Some(scheme) = target.scheme {
-            map.append(headers::SCHEME, scheme);
-        }
-        let mut framing = Framing::default();
-        let mut host_count = 0;
-        add_fields(&head, req.headers, &mut map, &mut framing, Some(&mut host_count))?;
-
-        if host_count > 1 {
-            return Err(CodecError::MultipleHost);
-        }
-        if let Some(e) = authority_error {
-            return Err(e);
-        }
-
-        // ANCHOR: request_framing
-        let chunked = framing.check(version)?;
-        let connect = method == "CONNECT";
-        let has_body = chunked || framing.content_length.is_some_and(|n| n > 0);
-        // An upgrade with a body is served as a plain request (RFC 9110 §7.8
-        // lets a server ignore Upgrade): the body must be read as HTTP first.
-        let upgrade = !connect
-            && version == Version::Http11
-            && framing.conn.upgrade
-            && framing.upgrade_header
-            && !has_body;
-        let framing_kind = if connect {
-            if has_body {
-                return Err(CodecError::BodyDisallowed);
-            }
-            BodyFraming::Tunnel
-        } else if upgrade {
-            BodyFraming::Tunnel
-        } else if chunked {
-            BodyFraming::Chunked
-        } else if let Some(n) = framing.content_length {
-            BodyFraming::ContentLength(n)
-        } else {
-            BodyFraming::None
-        };
-        // ANCHOR_END: request_framing
-        let tunnel = framing_kind == BodyFraming::Tunnel;
-        Ok(RequestHead {
-            headers: map,
-            version,
-            keep_alive: !tunnel && keep_alive(version, framing.conn),
-            expect_continue: version == Version::Http11 && framing.expect_continue,
-            upgrade,
-            connect,
-            framing: framing_kind,
-        })
+        record_fields(bytes, req.headers, fields);
+        Ok(Some(RawRequest {
+            len,
+            method: Span::of(bytes, method.as_bytes()),
+            target: Span::of(bytes, target.as_bytes()),
+            minor,
+        }))
     })
 }
 
-/// Parses a complete response head answering the request described by `request`.
+// ANCHOR: one_pass
+/// The decoder's fast path: finds the end of the head at the start of
+/// `front` and parses it in the same httparse pass. `Some` when the head is
+/// complete within the size limit, httparse accepts it and every line ends in
+/// CRLF; `None` sends the decoder to the incremental scanner, which resumes
+/// across reads and reports the precise error.
+pub(crate) fn request_in(
+    front: &[u8],
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Option<RawRequest> {
+    let window = &front[..front.len().min(limits.max_head_bytes())];
+    let raw = scan_request(window, limits, fields).ok()??;
+    crlf_line_ends(&window[..raw.len], fields).then_some(raw)
+}
+
+/// Whether every line of a head httparse accepted ends in CRLF (httparse
+/// also takes a bare LF as a line end; a proxy must not, RFC 9112 §2.2).
+/// httparse refuses a CR anywhere but before an LF, and obs-fold, so each
+/// field name starts right after the LF that ended the line before it: one
+/// byte look per line, no second scan of the head. The last field line and
+/// the empty line are the head's last four bytes.
+fn crlf_line_ends(head: &[u8], fields: &[FieldSpan]) -> bool {
+    let crlf = head.ends_with(b"\r\n\r\n")
+        && fields.iter().all(|f| head.get(f.name.start.wrapping_sub(2)) == Some(&b'\r'));
+    debug_assert_eq!(crlf, memchr::memchr_iter(b'\r', head).count() == fields.len() + 2);
+    crlf
+}
+// ANCHOR_END: one_pass
+
+/// Parses a complete request head (`head` ends with CRLFCRLF), found by the
+/// incremental scanner.
+pub(crate) fn parse_request(
+    head: Bytes,
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Result<RequestHead, CodecError> {
+    match scan_request(&head, limits, fields) {
+        Ok(Some(raw)) => build_request(head, &raw, fields, limits),
+        Ok(None) => Err(CodecError::Malformed),
+        Err(e) => Err(classify(&head, e, true)),
+    }
+}
+
+/// Turns a head httparse accepted into a [`RequestHead`], with every check
+/// a proxy adds on top of httparse.
+pub(crate) fn build_request(
+    head: Bytes,
+    raw: &RawRequest,
+    fields: &[FieldSpan],
+    limits: &Limits,
+) -> Result<RequestHead, CodecError> {
+    let method = raw.method.bytes(&head);
+    let minor = raw.minor;
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    if version == Version::Http10 && !limits.accept_http_10 {
+        return Err(CodecError::Http10NotAllowed);
+    }
+    let target = parse_target(&head, method, raw.target.bytes(&head), limits)?;
+
+    // The pseudo-headers go in first, so every entry is a push (no
+    // shifting the regular fields to make room). `Host` is looked up
+    // before the fields are added; its errors still come after theirs.
+    // Room for the pseudo-headers and what the proxy adds (x-forwarded-*, x-request-id,
+    // x-envoy-*), so the map is allocated once.
+    let mut map = HeaderMap::with_capacity(fields.len() + 10);
+    map.append(headers::METHOD, method_value(&head, method)?);
+    // The target is ASCII without controls or spaces (httparse's URI
+    // check, then ours), and an authority passed `valid_authority`: both
+    // follow the header value rule already.
+    if let Some(path) = target.path {
+        map.append(headers::PATH, HeaderValue::from_parsed(path));
+    }
+    let mut hosts = fields.iter().filter(|f| f.name.bytes(&head).eq_ignore_ascii_case(b"host"));
+    let host = hosts.next().map(|f| f.value);
+    let single_host = host.is_some() && hosts.next().is_none();
+    let mut authority_error = None;
+    match (target.authority, host) {
+        (Some(from_target), _) => {
+            map.append(headers::AUTHORITY, HeaderValue::from_parsed(from_target));
+        }
+        (None, Some(host)) if single_host => {
+            if valid_authority(host.bytes(&head)) {
+                map.append(headers::AUTHORITY, HeaderValue::from_parsed(host.slice(&head)));
+            } else {
+                authority_error = Some(CodecError::InvalidHost);
+            }
+        }
+        // Several: `MultipleHost` once the fields are checked.
+        (None, Some(_)) => {}
+        (None, None) if version == Version::Http11 => {
+            authority_error = Some(CodecError::MissingHost);
+        }
+        (None, None) => {}
+    }
+    if let Some(scheme) = target.scheme {
+        map.append(headers::SCHEME, scheme);
+    }
+    let mut framing = Framing::default();
+    let mut host_count = 0;
+    add_fields(&head, spans_of(&head, fields), &mut map, &mut framing, Some(&mut host_count))?;
+
+    if host_count > 1 {
+        return Err(CodecError::MultipleHost);
+    }
+    if let Some(e) = authority_error {
+        return Err(e);
+    }
+
+    // ANCHOR: request_framing
+    let chunked = framing.check(version)?;
+    let connect = method == b"CONNECT";
+    let has_body = chunked || framing.content_length.is_some_and(|n| n > 0);
+    // An upgrade with a body is served as a plain request (RFC 9110 §7.8
+    // lets a server ignore Upgrade): the body must be read as HTTP first.
+    let upgrade = !connect
+        && version == Version::Http11
+        && framing.conn.upgrade
+        && framing.upgrade_header
+        && !has_body;
+    let framing_kind = if connect {
+        if has_body {
+            return Err(CodecError::BodyDisallowed);
+        }
+        BodyFraming::Tunnel
+    } else if upgrade {
+        BodyFraming::Tunnel
+    } else if chunked {
+        BodyFraming::Chunked
+    } else if let Some(n) = framing.content_length {
+        BodyFraming::ContentLength(n)
+    } else {
+        BodyFraming::None
+    };
+    // ANCHOR_END: request_framing
+    let tunnel = framing_kind == BodyFraming::Tunnel;
+    Ok(RequestHead {
+        headers: map,
+        version,
+        keep_alive: !tunnel && keep_alive(version, framing.conn),
+        expect_continue: version == Version::Http11 && framing.expect_continue,
+        upgrade,
+        connect,
+        framing: framing_kind,
+    })
+}
+
+/// A response head httparse accepted: its length and status line (the
+/// fields are in a separate, reused list).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawResponse {
+    pub(crate) len: usize,
+    code: u16,
+    minor: u8,
+}
+
+/// Runs httparse over `bytes`. `Ok(None)`: the head is incomplete.
+fn scan_response(
+    bytes: &[u8],
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Result<Option<RawResponse>, httparse::Error> {
+    with_header_slots(limits.max_headers_count as usize, |slots| {
+        let mut res = httparse::Response::new(&mut []);
+        let httparse::Status::Complete(len) = httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut res, bytes, slots)?
+        else {
+            return Ok(None);
+        };
+        let (Some(code), Some(minor)) = (res.code, res.version) else {
+            return Ok(None);
+        };
+        record_fields(bytes, res.headers, fields);
+        Ok(Some(RawResponse { len, code, minor }))
+    })
+}
+
+/// [`request_in`] for a response head.
+pub(crate) fn response_in(
+    front: &[u8],
+    limits: &Limits,
+    fields: &mut Vec<FieldSpan>,
+) -> Option<RawResponse> {
+    let window = &front[..front.len().min(limits.max_head_bytes())];
+    let raw = scan_response(window, limits, fields).ok()??;
+    crlf_line_ends(&window[..raw.len], fields).then_some(raw)
+}
+
+/// Parses a complete response head (found by the incremental scanner)
+/// answering the request described by `request`.
 pub(crate) fn parse_response(
     head: Bytes,
     limits: &Limits,
     request: RequestInfo,
+    fields: &mut Vec<FieldSpan>,
 ) -> Result<ResponseHead, CodecError> {
-    let count = limits.max_headers_count as usize;
-    with_header_slots(count, |slots| {
-        let mut res = httparse::Response::new(&mut []);
-        match httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut res, &head, slots)
-        {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(CodecError::Malformed),
-            Err(e) => return Err(classify(&head, e, false)),
-        }
-        let (Some(code), Some(minor)) = (res.code, res.version) else {
-            return Err(CodecError::Malformed);
-        };
-        if code < 100 {
+    match scan_response(&head, limits, fields) {
+        Ok(Some(raw)) => build_response(head, &raw, fields, request),
+        Ok(None) => Err(CodecError::Malformed),
+        Err(e) => Err(classify(&head, e, false)),
+    }
+}
+
+/// Turns a response head httparse accepted into a [`ResponseHead`].
+pub(crate) fn build_response(
+    head: Bytes,
+    raw: &RawResponse,
+    fields: &[FieldSpan],
+    request: RequestInfo,
+) -> Result<ResponseHead, CodecError> {
+    let (code, minor) = (raw.code, raw.minor);
+    if code < 100 {
+        return Err(CodecError::InvalidStatus);
+    }
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    // Room for :status and what the proxy adds (server, x-envoy-upstream-service-time).
+    let mut map = HeaderMap::with_capacity(fields.len() + 4);
+    // "HTTP/1.x " is 9 bytes and httparse read the 3 digits after it:
+    // share them rather than format the number again.
+    let status = match head.get(9..12) {
+        Some(digits) if digits == format_status(code) => head.slice(9..12),
+        _ => Bytes::copy_from_slice(&format_status(code)),
+    };
+    map.append(headers::STATUS, HeaderValue::new(status).map_err(|_| CodecError::InvalidStatus)?);
+    let mut framing = Framing::default();
+    add_fields(&head, spans_of(&head, fields), &mut map, &mut framing, None)?;
+    let chunked = framing.check(version)?;
+
+    // ANCHOR: response_framing
+    // RFC 9112 §6.3, in order.
+    let framing_kind = if code == 101 {
+        if !request.is_upgrade {
             return Err(CodecError::InvalidStatus);
         }
-        let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
-        // Room for :status and what the proxy adds (server, x-envoy-upstream-service-time).
-        let mut map = HeaderMap::with_capacity(res.headers.len() + 4);
-        // "HTTP/1.x " is 9 bytes and httparse read the 3 digits after it:
-        // share them rather than format the number again.
-        let status = match head.get(9..12) {
-            Some(digits) if digits == format_status(code) => head.slice(9..12),
-            _ => Bytes::copy_from_slice(&format_status(code)),
-        };
-        map.append(
-            headers::STATUS,
-            HeaderValue::new(status).map_err(|_| CodecError::InvalidStatus)?,
-        );
-        let mut framing = Framing::default();
-        add_fields(&head, res.headers, &mut map, &mut framing, None)?;
-        let chunked = framing.check(version)?;
-
-        // ANCHOR: response_framing
-        // RFC 9112 §6.3, in order.
-        let framing_kind = if code == 101 {
-            if !request.is_upgrade {
-                return Err(CodecError::InvalidStatus);
-            }
-            BodyFraming::Tunnel
-        } else if (100..200).contains(&code) || code == 204 || code == 304 || request.is_head {
-            BodyFraming::None
-        } else if request.is_connect && (200..300).contains(&code) {
-            BodyFraming::Tunnel
-        } else if chunked {
-            BodyFraming::Chunked
-        } else if let Some(n) = framing.content_length {
-            BodyFraming::ContentLength(n)
-        } else {
-            BodyFraming::CloseDelimited
-        };
-        // ANCHOR_END: response_framing
-        let persistent = !matches!(framing_kind, BodyFraming::CloseDelimited | BodyFraming::Tunnel);
-        Ok(ResponseHead {
-            headers: map,
-            status: code,
-            version,
-            keep_alive: persistent && keep_alive(version, framing.conn),
-            framing: framing_kind,
-        })
+        BodyFraming::Tunnel
+    } else if (100..200).contains(&code) || code == 204 || code == 304 || request.is_head {
+        BodyFraming::None
+    } else if request.is_connect && (200..300).contains(&code) {
+        BodyFraming::Tunnel
+    } else if chunked {
+        BodyFraming::Chunked
+    } else if let Some(n) = framing.content_length {
+        BodyFraming::ContentLength(n)
+    } else {
+        BodyFraming::CloseDelimited
+    };
+    // ANCHOR_END: response_framing
+    let persistent = !matches!(framing_kind, BodyFraming::CloseDelimited | BodyFraming::Tunnel);
+    Ok(ResponseHead {
+        headers: map,
+        status: code,
+        version,
+        keep_alive: persistent && keep_alive(version, framing.conn),
+        framing: framing_kind,
     })
 }
 
@@ -726,6 +894,7 @@ pub(crate) fn parse_trailers(block: Bytes, limits: &Limits) -> Result<HeaderMap,
         Err(e) => return Err(classify_fields(&block, e)),
     };
     let mut map = HeaderMap::with_capacity(fields.len());
+    let fields = fields.iter().map(|f| (f.name.as_bytes(), part_of(&block, f.value)));
     add_fields(&block, fields, &mut map, &mut Framing::default(), None)?;
     Ok(map)
 }

@@ -9,10 +9,11 @@
 //!
 //! ```text
 //!  socket ──read──► Buffer ──► RequestDecoder::decode ──► Event::Headers(RequestHead)
-//!                                  │ head: scan for CRLFCRLF   Event::Data(Bytes)  (zero-copy)
-//!                                  │ (resumes where it         Event::Trailers(HeaderMap)
-//!                                  │  stopped), httparse,      Event::MessageComplete
-//!                                  │  smuggling checks
+//!                                  │ head: httparse finds the  Event::Data(Bytes)  (zero-copy)
+//!                                  │ end and parses in one     Event::Trailers(HeaderMap)
+//!                                  │ pass (partial heads: a    Event::MessageComplete
+//!                                  │ scanner that resumes where
+//!                                  │ it stopped), smuggling checks
 //!                                  └ body: Content-Length / chunked / close / tunnel
 //!
 //!  HeaderMap + body ──► ResponseEncoder / RequestEncoder ──► Buffer ──writev──► socket

@@ -489,6 +489,12 @@ fn bare_cr_lf_nul() {
         b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n",
         b"GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n",
         b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        // Heads httparse accepts whole (it takes a bare LF as a line end):
+        // the one-pass fast path must refuse them too.
+        b"GET / HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+        b"GET / HTTP/1.1\nHost: h\nX: 1\n\n",
     ];
     for data in cases {
         assert_eq!(
@@ -1179,5 +1185,29 @@ proptest! {
             check_request_roundtrip(&wire);
             check_response_roundtrip(request_info_for(selector), &wire);
         }
+    }
+}
+
+#[test]
+fn response_heads_with_a_bare_lf_are_refused_whole_or_split() {
+    for data in [
+        &b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\n",
+    ] {
+        assert_eq!(res(data, GET).error, Some(CodecError::InvalidCharacters));
+        let bytewise = decode_responses(data.chunks(1), Limits::default(), &[GET; 4]);
+        assert_eq!(bytewise.error, Some(CodecError::InvalidCharacters));
+    }
+}
+
+#[test]
+fn a_head_split_across_reads_decodes_as_a_whole_one() {
+    let wire = b"GET /a HTTP/1.1\r\nHost: h\r\nX-Long: 0123456789\r\nContent-Length: 2\r\n\r\nok";
+    let whole = req(wire);
+    assert_eq!(whole.error, None);
+    for cut in 1..wire.len() {
+        let split = decode_requests([&wire[..cut], &wire[cut..]], Limits::default());
+        assert_eq!(split, whole, "cut at {cut}");
     }
 }
