@@ -9,6 +9,15 @@
 //! - HTTP/2-style pseudo-headers (`:method`, `:path`, `:authority`, `:scheme`,
 //!   `:status`) always sit before regular headers, whatever the insertion order.
 //!
+//! As Envoy's `HeaderMapImpl` keeps its O(1) inline headers, the map knows
+//! which *well-known* fields it may hold (hop-by-hop fields, `host`,
+//! `x-forwarded-*`, `x-request-id`, `x-envoy-*`...): each [`HeaderName`]
+//! carries its bit in [`WELL_KNOWN`], computed once (at compile time for
+//! `const` names, when the codec parses a name otherwise), and the map keeps
+//! the union of its names' bits. Asking for, or removing, a well-known field
+//! the map cannot hold answers at once instead of comparing every name; a
+//! well-known field that is present is found by comparing bits, not text.
+//!
 //! The HTTP/1.1 codec (week 3) fills a map from the wire, the router (week 1)
 //! reads it to pick a route, filters mutate it, and the codec encodes it again.
 //! Values are [`Bytes`], so a codec can hand out slices of its read buffer
@@ -53,9 +62,142 @@ const fn is_token_byte(b: u8) -> bool {
         | b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
 }
 
+/// Declares the well-known names: the [`WELL_KNOWN`] table and the run-time
+/// lookup of a name's bit, from one list.
+macro_rules! well_known {
+    ($($bit:literal => $name:literal,)*) => {
+        /// Fields the map tracks by presence bit (bit `i` for `WELL_KNOWN[i]`),
+        /// the ones a proxy asks for or strips on every request. Any other
+        /// `x-envoy-*` name shares bit 63 ([`OTHER_X_ENVOY`]).
+        pub const WELL_KNOWN: [&str; [$($bit),*].len()] = [$(
+            match std::str::from_utf8($name) {
+                Ok(name) => name,
+                Err(_) => panic!("well-known names are ASCII"),
+            }
+        ),*];
+
+        /// The presence bit of a lowercase name, at run time: a `match` on
+        /// literals (a switch on the length, then a comparison).
+        fn well_known_bit(lower: &[u8]) -> u64 {
+            match lower {
+                $($name => 1 << $bit,)*
+                [b'x', b'-', b'e', b'n', b'v', b'o', b'y', b'-', ..] => OTHER_X_ENVOY,
+                _ => 0,
+            }
+        }
+    };
+}
+
+well_known! {
+    0 => b":method",
+    1 => b":path",
+    2 => b":authority",
+    3 => b":scheme",
+    4 => b":status",
+    5 => b"host",
+    6 => b"content-length",
+    7 => b"transfer-encoding",
+    8 => b"connection",
+    9 => b"keep-alive",
+    10 => b"proxy-connection",
+    11 => b"te",
+    12 => b"upgrade",
+    13 => b"expect",
+    14 => b"trailer",
+    15 => b"via",
+    16 => b"referer",
+    17 => b"x-forwarded-for",
+    18 => b"x-forwarded-proto",
+    19 => b"x-forwarded-host",
+    20 => b"x-forwarded-port",
+    21 => b"x-forwarded-client-cert",
+    22 => b"x-request-id",
+    23 => b"x-client-trace-id",
+    24 => b"x-envoy-internal",
+    25 => b"x-envoy-external-address",
+    26 => b"x-envoy-original-path",
+    27 => b"x-envoy-original-url",
+    28 => b"x-envoy-decorator-operation",
+    29 => b"x-envoy-downstream-service-cluster",
+    30 => b"x-envoy-downstream-service-node",
+    31 => b"x-envoy-expected-rq-timeout-ms",
+    32 => b"x-envoy-upstream-rq-timeout-ms",
+    33 => b"x-envoy-upstream-rq-per-try-timeout-ms",
+    34 => b"x-envoy-upstream-rq-timeout-alt-response",
+    35 => b"x-envoy-upstream-alt-stat-name",
+    36 => b"x-envoy-upstream-service-time",
+    37 => b"x-envoy-retry-on",
+    38 => b"x-envoy-retry-grpc-on",
+    39 => b"x-envoy-max-retries",
+    40 => b"x-envoy-retriable-status-codes",
+    41 => b"x-envoy-retriable-header-names",
+    42 => b"x-envoy-hedge-on-per-try-timeout",
+    43 => b"x-envoy-force-trace",
+    44 => b"x-envoy-ip-tags",
+    45 => b"x-envoy-attempt-count",
+    46 => b"x-envoy-overloaded",
+    47 => b"x-envoy-immediate-health-check-fail",
+}
+
+/// The presence bit shared by every `x-envoy-*` name not in [`WELL_KNOWN`].
+pub const OTHER_X_ENVOY: u64 = 1 << 63;
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// [`well_known_bit`] in a `const` context (a search of the table; at run
+/// time only for a name `from_static` is given outside a `const`).
+const fn well_known_bit_const(lower: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < WELL_KNOWN.len() {
+        if bytes_eq(WELL_KNOWN[i].as_bytes(), lower) {
+            return 1 << i;
+        }
+        i += 1;
+    }
+    if lower.len() >= 8 && bytes_eq(lower.split_at(8).0, b"x-envoy-") {
+        return OTHER_X_ENVOY;
+    }
+    0
+}
+
+/// The presence bits of `names` (lowercase), for
+/// [`HeaderMap::may_contain_any`]: computed at compile time for a `const`
+/// list. `u64::MAX` ("may hold any") when a name has no bit of its own, so a
+/// check with it never skips wrongly.
+pub const fn well_known_bits(names: &[&str]) -> u64 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < names.len() {
+        let bit = well_known_bit_const(names[i].as_bytes());
+        if bit == 0 {
+            return u64::MAX;
+        }
+        bits |= bit;
+        i += 1;
+    }
+    bits
+}
+
 /// A lowercase header name. Pseudo-header names start with `:`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HeaderName(ByteString);
+pub struct HeaderName {
+    name: ByteString,
+    /// Its presence bit (see [`WELL_KNOWN`]); 0 for other names. A function
+    /// of `name`, so the derived comparisons stay those of the text.
+    bit: u64,
+}
 
 impl HeaderName {
     /// Validates `name` and lowercases it (without copying when it is already lowercase).
@@ -72,8 +214,9 @@ impl HeaderName {
         };
         // Token characters are ASCII, so this is valid UTF-8: checked once here,
         // so `as_str` is free on the request path.
+        let bit = well_known_bit(&name);
         ByteString::try_from(name)
-            .map(Self)
+            .map(|name| Self { name, bit })
             .map_err(|_| InvalidHeader::Name("non-ASCII header name".to_string()))
     }
 
@@ -92,33 +235,40 @@ impl HeaderName {
             );
             i += 1;
         }
-        Self(ByteString::from_static(name))
+        Self { name: ByteString::from_static(name), bit: well_known_bit_const(bytes) }
     }
 
     /// The lowercase name as text (names are always ASCII).
     #[inline]
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 
     /// The lowercase name as bytes.
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        self.name.as_bytes()
+    }
+
+    /// Its presence bit in [`WELL_KNOWN`] ([`OTHER_X_ENVOY`] for another
+    /// `x-envoy-*` name, 0 for any other name).
+    #[inline]
+    pub fn well_known_bit(&self) -> u64 {
+        self.bit
     }
 
     /// Whether this is a pseudo-header such as `:path`.
     #[inline]
     pub fn is_pseudo(&self) -> bool {
-        self.0.as_bytes().first() == Some(&b':')
+        self.name.as_bytes().first() == Some(&b':')
     }
 
     /// Case-insensitive comparison with a name given as text.
     pub fn matches(&self, name: &str) -> bool {
         // Names are stored lowercase and usually asked for in lowercase: an
         // exact comparison first (a length check, then memcmp).
-        self.0.len() == name.len()
-            && (self.0.as_bytes() == name.as_bytes() || self.0.eq_ignore_ascii_case(name))
+        self.name.len() == name.len()
+            && (self.name.as_bytes() == name.as_bytes() || self.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -319,15 +469,35 @@ impl TryFrom<String> for HeaderValue {
 
 // ANCHOR: header_map
 /// An ordered, case-insensitive, multi-valued header map.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct HeaderMap {
     entries: Vec<(HeaderName, HeaderValue)>,
     /// Number of leading entries that are pseudo-headers.
     pseudo_count: usize,
     /// Sum of name and value lengths, as Envoy's `byteSize()`.
     byte_size: usize,
+    /// At least the union of the entries' well-known bits: a bit not set
+    /// means no entry has that name.
+    present: u64,
 }
 // ANCHOR_END: header_map
+
+/// Maps are equal when their entries are (the presence bits are a cache).
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for HeaderMap {}
+
+/// The presence bit of a name asked for as text, when it is given in
+/// lowercase (the usual case): the map answers "absent" at once when that
+/// bit is not set. 0 when the name is not well-known or not lowercase.
+#[inline]
+fn lookup_bit(name: &str) -> u64 {
+    well_known_bit(name.as_bytes())
+}
 
 impl HeaderMap {
     /// An empty map.
@@ -360,6 +530,7 @@ impl HeaderMap {
     #[inline]
     pub fn append(&mut self, name: HeaderName, value: HeaderValue) {
         self.byte_size += name.as_bytes().len() + value.len();
+        self.present |= name.bit;
         if name.is_pseudo() {
             self.entries.insert(self.pseudo_count, (name, value));
             self.pseudo_count += 1;
@@ -409,13 +580,29 @@ impl HeaderMap {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        let range = if name.starts_with(':') {
-            &self.entries[..self.pseudo_count]
+        let (range, offset) = if name.starts_with(':') {
+            (&self.entries[..self.pseudo_count], 0)
         } else {
-            &self.entries[self.pseudo_count..]
+            (&self.entries[self.pseudo_count..], self.pseudo_count)
         };
-        let offset = if name.starts_with(':') { 0 } else { self.pseudo_count };
-        range.iter().position(|(n, _)| n.matches(name)).map(|i| i + offset)
+        let bit = lookup_bit(name);
+        let found = if bit == 0 || bit == OTHER_X_ENVOY {
+            range.iter().position(|(n, _)| n.matches(name))
+        } else if self.present & bit == 0 {
+            None
+        } else {
+            // A well-known name: one integer comparison per entry.
+            range.iter().position(|(n, _)| n.bit == bit)
+        };
+        found.map(|i| i + offset)
+    }
+
+    /// Whether an entry named `name` may be present: false when the name is
+    /// well-known and its presence bit is not set.
+    #[inline]
+    fn may_contain(&self, name: &str) -> bool {
+        let bit = lookup_bit(name);
+        bit == 0 || self.present & bit != 0
     }
 
     fn remove_at(&mut self, i: usize) -> (HeaderName, HeaderValue) {
@@ -439,13 +626,15 @@ impl HeaderMap {
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a HeaderValue> + 'a {
-        self.entries.iter().filter(move |(n, _)| n.matches(name)).map(|(_, v)| v)
+        let entries = if self.may_contain(name) { &self.entries[..] } else { &[] };
+        entries.iter().filter(move |(n, _)| n.matches(name)).map(|(_, v)| v)
     }
 
     /// All values of `name` joined with `,` (RFC 9110 list semantics), or `None`
     /// when absent. Borrows when there is a single value.
     pub fn get_joined(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self.entries.iter().filter(|(n, _)| n.matches(name)).map(|(_, v)| v);
+        let entries = if self.may_contain(name) { &self.entries[..] } else { &[] };
+        let mut values = entries.iter().filter(|(n, _)| n.matches(name)).map(|(_, v)| v);
         let first = values.next()?;
         let mut joined: Cow<'_, str> = first.to_str_lossy();
         for v in values {
@@ -463,6 +652,14 @@ impl HeaderMap {
 
     /// Removes every value of `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
+        let bit = lookup_bit(name);
+        if bit != 0 && self.present & bit == 0 {
+            return 0;
+        }
+        if bit != 0 && bit != OTHER_X_ENVOY {
+            // Every entry with this name goes: the bit is exact again.
+            self.present &= !bit;
+        }
         let mut removed = 0;
         let mut i = 0;
         while i < self.entries.len() {
@@ -479,14 +676,25 @@ impl HeaderMap {
     /// Keeps only the entries for which `keep` answers true.
     pub fn retain(&mut self, mut keep: impl FnMut(&HeaderName, &HeaderValue) -> bool) {
         let mut i = 0;
+        let mut present = 0;
         while i < self.entries.len() {
             let (n, v) = &self.entries[i];
             if keep(n, v) {
+                present |= n.bit;
                 i += 1;
             } else {
                 self.remove_at(i);
             }
         }
+        self.present = present;
+    }
+
+    /// Whether the map may hold a field with one of these presence bits
+    /// ([`well_known_bits`]). False means it certainly holds none: a
+    /// sanitiser can skip its scan of the entries.
+    #[inline]
+    pub fn may_contain_any(&self, bits: u64) -> bool {
+        self.present & bits != 0
     }
 
     /// Entries in order: pseudo-headers first, then regular headers as inserted.
@@ -504,6 +712,7 @@ impl HeaderMap {
         self.entries.clear();
         self.pseudo_count = 0;
         self.byte_size = 0;
+        self.present = 0;
     }
 
     /// `:method`, when set and UTF-8.
@@ -625,6 +834,39 @@ mod tests {
     }
 
     #[test]
+    fn well_known_names_have_their_own_bit() {
+        assert!(WELL_KNOWN.len() < 63);
+        for (i, name) in WELL_KNOWN.iter().enumerate() {
+            let parsed = HeaderName::try_from(name.to_ascii_uppercase().as_str()).unwrap();
+            assert_eq!(parsed.well_known_bit(), 1 << i, "{name}");
+            assert_eq!(well_known_bit_const(name.as_bytes()), 1 << i, "{name}");
+        }
+        assert_eq!(HeaderName::try_from("x-envoy-custom").unwrap().well_known_bit(), OTHER_X_ENVOY);
+        assert_eq!(HeaderName::try_from("x-custom").unwrap().well_known_bit(), 0);
+        assert_eq!(well_known_bits(&["te", "upgrade"]), (1 << 11) | (1 << 12));
+        assert_eq!(well_known_bits(&["te", "x-custom"]), u64::MAX);
+        assert_eq!(well_known_bits(&["x-envoy-custom"]), OTHER_X_ENVOY);
+    }
+
+    #[test]
+    fn absent_well_known_fields_are_answered_from_the_bits() {
+        let mut m = map(&[("host", "h"), ("x-envoy-custom", "1"), ("accept", "*/*")]);
+        assert!(m.may_contain_any(well_known_bits(&["host"])));
+        assert!(!m.may_contain_any(well_known_bits(&["te", "connection", "upgrade"])));
+        assert!(m.may_contain_any(well_known_bits(&["x-envoy-other"])));
+        assert!(m.may_contain_any(well_known_bits(&["x-anything"])));
+        assert_eq!(m.remove("host"), 1);
+        assert!(!m.may_contain_any(well_known_bits(&["host"])));
+        m.retain(|n, _| n.as_str() != "x-envoy-custom");
+        assert!(!m.may_contain_any(OTHER_X_ENVOY));
+        m.try_append("Host", "again").unwrap();
+        assert_eq!(m.get_str("host"), Some("again"));
+        assert_eq!(m.get_str("HOST"), Some("again"));
+        m.clear();
+        assert!(!m.may_contain_any(u64::MAX));
+    }
+
+    #[test]
     fn lowercase_names_are_not_copied() {
         let raw = Bytes::from_static(b"x-lower");
         let name = HeaderName::new(raw.clone()).unwrap();
@@ -660,7 +902,7 @@ mod tests {
         /// The map behaves like a simple model: a list of (lowercase name, value).
         #[test]
         fn matches_a_list_model(ops in prop::collection::vec(
-            (0u8..4, "[a-cA-C]{1,2}|:p", "[a-z0-9]{0,3}"), 0..40))
+            (0u8..5, "[a-cA-C]{1,2}|:p|:path|te|TE|host|Host|x-envoy-a|x-envoy-internal|X-Envoy-Internal", "[a-z0-9]{0,3}"), 0..40))
         {
             let mut m = HeaderMap::new();
             let mut model: Vec<(String, String)> = Vec::new();
@@ -686,9 +928,19 @@ mod tests {
                         model.retain(|(n, _)| *n != lower);
                         prop_assert_eq!(m.remove(&name), before - model.len());
                     }
+                    3 => {
+                        // retain recomputes the presence bits.
+                        model.retain(|(n, _)| *n != lower);
+                        m.retain(|n, _| n.as_str() != lower);
+                    }
                     _ => {
                         let want = model.iter().find(|(n, _)| *n == lower).map(|(_, v)| v.as_str());
                         prop_assert_eq!(m.get_str(&name), want);
+                        prop_assert_eq!(m.get_str(&lower), want);
+                        prop_assert_eq!(m.contains(&lower), want.is_some());
+                        let all: Vec<_> = model.iter().filter(|(n, _)| *n == lower).map(|(_, v)| v.as_str()).collect();
+                        let got: Vec<_> = m.get_all(&lower).map(|v| v.to_str().unwrap()).collect();
+                        prop_assert_eq!(got, all);
                     }
                 }
                 // Pseudo-headers first, stable order otherwise.

@@ -43,7 +43,7 @@ use std::net::{IpAddr, SocketAddr};
 use week1_core::config::http_connection_manager::{
     ForwardClientCertDetails, ServerHeaderTransformation,
 };
-use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
+use week1_core::headers::{HeaderMap, HeaderName, HeaderValue, well_known_bits};
 
 use super::config::ConnectionManagerConfig;
 
@@ -228,12 +228,25 @@ pub fn new_request_id(random: &mut dyn FnMut() -> u64) -> HeaderValue {
 /// Removes the fields named in `Connection` (RFC 9110 §7.6.1), except
 /// pseudo-headers and `keep`.
 /// Removes every field named in `names` (lowercase) in one pass, and only
-/// when one is present (the common request has none: no allocation, no move).
-fn remove_all(headers: &mut HeaderMap, names: &[&str]) {
+/// when one may be present: `bits` ([`well_known_bits`] of `names`, computed
+/// at compile time) answers that without looking at the entries for the
+/// common request, which has none.
+fn remove_all(headers: &mut HeaderMap, names: &[&str], bits: u64) {
+    if !headers.may_contain_any(bits) {
+        return;
+    }
     let present = headers.iter().any(|(n, _)| names.contains(&n.as_str()));
     if present {
         headers.retain(|n, _| !names.contains(&n.as_str()));
     }
+}
+
+/// [`remove_all`] for a `const` list of names.
+macro_rules! remove_all {
+    ($headers:expr, $names:expr) => {{
+        const NAMES: &[&str] = &$names;
+        remove_all($headers, NAMES, const { well_known_bits(NAMES) })
+    }};
 }
 
 fn remove_connection_options(headers: &mut HeaderMap, keep: &[&str]) {
@@ -257,7 +270,7 @@ fn remove_connection_options(headers: &mut HeaderMap, keep: &[&str]) {
     for name in &named {
         headers.remove(name);
     }
-    remove_all(headers, &["connection"]);
+    remove_all!(headers, ["connection"]);
 }
 
 /// Envoy's `sanitizeTEHeader`: `te` becomes exactly `trailers` when it lists
@@ -337,11 +350,11 @@ pub fn mutate_request_headers(
     // 1. Hop-by-hop fields.
     if connect || upgrade.is_none() {
         remove_connection_options(headers, &["te"]);
-        remove_all(headers, &["upgrade"]);
+        remove_all!(headers, ["upgrade"]);
         sanitize_te(headers);
     }
-    remove_all(headers, &HOP_BY_HOP_ALWAYS);
-    remove_all(headers, &[X_ENVOY_INTERNAL.as_str()]);
+    remove_all!(headers, HOP_BY_HOP_ALWAYS);
+    remove_all!(headers, ["x-envoy-internal"]);
     if headers.get_all("referer").nth(1).is_some() {
         headers.remove("referer");
     }
@@ -399,9 +412,9 @@ pub fn mutate_request_headers(
         headers.insert(X_ENVOY_INTERNAL, const { HeaderValue::from_static("true") });
     } else {
         if edge {
-            remove_all(headers, &EDGE_ONLY_ENVOY_REQUEST_HEADERS);
+            remove_all!(headers, EDGE_ONLY_ENVOY_REQUEST_HEADERS);
         }
-        remove_all(headers, &UNTRUSTED_ENVOY_REQUEST_HEADERS);
+        remove_all!(headers, UNTRUSTED_ENVOY_REQUEST_HEADERS);
     }
 
     // 5. via, x-envoy-external-address.
@@ -455,9 +468,9 @@ pub fn mutate_response_headers(
         && is_upgrade(response).is_some();
     if !switching {
         remove_connection_options(response, &[]);
-        remove_all(response, &["upgrade"]);
+        remove_all!(response, ["upgrade"]);
     }
-    remove_all(response, &HOP_BY_HOP_ALWAYS);
+    remove_all!(response, HOP_BY_HOP_ALWAYS);
 
     match config.server_header_transformation {
         ServerHeaderTransformation::Overwrite => {
