@@ -119,8 +119,8 @@ pub struct ListenerManager {
     drain_config: DrainConfig,
     active: Vec<ManagedListener>,
     warming: Vec<ManagedListener>,
-    /// Old versions still draining: `(name, drain)`.
-    draining: Rc<RefCell<Vec<(String, DrainManager)>>>,
+    /// Old versions still draining (for shutdown and `/config_dump`).
+    draining: Rc<RefCell<Vec<ManagedListener>>>,
     stats: ManagerStats,
     /// `listener_manager.lds.*`.
     pub lds: UpdateCounters,
@@ -296,9 +296,9 @@ impl ListenerManager {
         &self.warming
     }
 
-    /// Old versions still draining, by name.
-    pub fn draining_names(&self) -> Vec<String> {
-        self.draining.borrow().iter().map(|(n, _)| n.clone()).collect()
+    /// Old versions still draining (Envoy's `draining_state`).
+    pub fn draining(&self) -> Vec<ManagedListener> {
+        self.draining.borrow().clone()
     }
 
     /// The route configurations the active and warming listeners read from
@@ -358,7 +358,7 @@ impl ListenerManager {
     pub fn version_drains(&self) -> Vec<(String, DrainManager)> {
         let mut out: Vec<(String, DrainManager)> =
             self.active.iter().map(|l| (l.name.clone(), l.entry.drain.clone())).collect();
-        out.extend(self.draining.borrow().iter().cloned());
+        out.extend(self.draining.borrow().iter().map(|l| (l.name.clone(), l.entry.drain.clone())));
         out
     }
 
@@ -560,7 +560,7 @@ impl ListenerManager {
         }
         let drain = old.entry.drain.clone();
         let name = old.name.clone();
-        self.draining.borrow_mut().push((name.clone(), drain.clone()));
+        self.draining.borrow_mut().push(old.clone());
         self.stats.draining.inc();
         let (draining, gauge) = (Rc::downgrade(&self.draining), self.stats.draining.clone());
         tokio::task::spawn_local(async move {
@@ -568,7 +568,7 @@ impl ListenerManager {
             tracing::info!(listener = %name, "old listener version drained: {outcome:?}");
             gauge.dec();
             if let Some(d) = draining.upgrade() {
-                d.borrow_mut().retain(|(_, m)| m.active_connections() > 0);
+                d.borrow_mut().retain(|l| l.entry.drain.active_connections() > 0);
             }
         });
     }

@@ -277,9 +277,14 @@ async fn listeners_and_routes_replaced_ten_times_through_files_lose_no_request()
     let rds = stats(&s.envoy, "http.front.rds.routes.update_success").await;
     assert!(rds.lines().any(|l| l == "http.front.rds.routes.update_success: 11"), "{rds}");
 
-    // Removed: the socket stops accepting.
+    // /listeners lists the LDS listener; once removed, its socket stops
+    // accepting and it is no longer listed.
+    let listed = Client::new().get(s.envoy.admin(), "/listeners").await.text();
+    assert!(listed.contains(&format!("front::{}", s.front)), "{listed}");
     move_in(&s.lds, &response_file(11, &[]));
     assert!(wait_refused(s.front).await, "front still accepts\n{}", s.envoy.output());
+    let listed = Client::new().get(s.envoy.admin(), "/listeners").await.text();
+    assert!(!listed.contains("front::"), "{listed}");
     assert!(
         wait_for_stat(&s.envoy, "listener_removed", "listener_manager.listener_removed: 1").await
     );
@@ -444,6 +449,15 @@ async fn listeners_and_routes_replaced_ten_times_over_ads_lose_no_request() {
     assert_no_loss(ok, &failed);
     let success = "listener_manager.lds.update_success: 11";
     assert!(wait_for_stat(&envoy, "lds.update_success", success).await, "{}", envoy.output());
+
+    // A listener mini-envoy cannot build (a host name, not an IP) is NACKed,
+    // counted, and the previous version keeps serving.
+    let mut bad = ads_listener(front, 11);
+    bad["address"]["socket_address"]["address"] = json!("localhost");
+    cp.set_resources(&[bad, ads_routes("b0")]).expect("valid protobuf");
+    let rejected = "listener_manager.lds.update_rejected: 1";
+    assert!(wait_for_stat(&envoy, "lds.update_rejected", rejected).await, "{}", envoy.output());
+    assert!(poll_ok(front).await, "{}", envoy.output());
 
     // Removed over ADS: the socket stops accepting.
     cp.set_resources(&[]).expect("valid");

@@ -252,7 +252,15 @@ pub(super) fn clusters(state: &AdminState, params: &[(String, String)]) -> Reply
 /// `GET /listeners` (`?format=json`): Envoy's `name::address` lines or
 /// `{"listener_statuses":[{"name":…,"local_address":…}]}`.
 pub(super) fn listeners(state: &AdminState, params: &[(String, String)]) -> Reply {
-    let listeners = &state.addresses.listeners;
+    // The listener manager's active listeners (LDS ones too), on the main
+    // thread where admin runs; the start-up list otherwise.
+    let listeners: Vec<(String, std::net::SocketAddr)> =
+        match crate::server::main_listener_manager() {
+            Some(lm) => {
+                lm.borrow().active().iter().map(|l| (l.name.clone(), l.socket.address)).collect()
+            }
+            None => state.addresses.listeners.clone(),
+        };
     match params.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str()) {
         None | Some("text") => {
             Reply::text(200, listeners.iter().map(|(n, a)| format!("{n}::{a}\n")).collect())
