@@ -199,7 +199,7 @@ struct FileSetup {
     rds: PathBuf,
     front: SocketAddr,
     envoy: MiniEnvoy,
-    _backends: Vec<Backend>,
+    backends: Vec<Backend>,
 }
 
 /// mini-envoy with static clusters `b0`, `b1`, and `front` from `lds.yaml`
@@ -227,7 +227,7 @@ async fn file_setup() -> FileSetup {
     let envoy = MiniEnvoy::start_with_args(&args, 0, true);
     let serving = poll_ok(front).await;
     assert!(serving, "front never served from the LDS/RDS files\n{}", envoy.output());
-    FileSetup { _dir: dir, lds, rds, front, envoy, _backends: backends }
+    FileSetup { _dir: dir, lds, rds, front, envoy, backends }
 }
 
 /// Polls `GET /` on `addr` until it answers 200 (bounded).
@@ -463,4 +463,30 @@ async fn listeners_and_routes_replaced_ten_times_over_ads_lose_no_request() {
     cp.set_resources(&[]).expect("valid");
     assert!(wait_refused(front).await, "front still accepts\n{}", envoy.output());
     let _ = stop.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_uses_new_routes_on_its_next_request() {
+    use mini_envoy_tests::RawConnection;
+    let s = file_setup().await;
+    let (front, rds) = (s.front, s.rds.clone());
+    let get = b"GET / HTTP/1.1\r\nhost: front\r\n\r\n";
+    tokio::task::block_in_place(|| {
+        let mut conn = RawConnection::connect(front);
+        conn.send(get);
+        let first = conn.read_response().expect("a response");
+        assert_eq!(first.header("x-route-version"), Some("0"), "{first:?}");
+        // Only the routes change (to b1): the listener, and so this
+        // connection, stay.
+        move_in(&rds, &response_file(1, &[routes_json(1, "b1")]));
+        let switched = mini_envoy_tests::wait_until(WAIT, || {
+            conn.send(get);
+            let r = conn.read_response().expect("the keep-alive connection stays open");
+            assert_eq!(r.status, 200, "{r:?}");
+            assert_eq!(r.header("connection"), None, "not asked to close: {r:?}");
+            r.header("x-route-version") == Some("1")
+        });
+        assert!(switched, "the connection never saw the new routes\n{}", s.envoy.output());
+    });
+    assert!(s.backends[1].request_count() > 0, "b1 got the requests of the new routes");
 }
