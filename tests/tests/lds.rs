@@ -490,3 +490,33 @@ async fn a_keep_alive_connection_uses_new_routes_on_its_next_request() {
     });
     assert!(s.backends[1].request_count() > 0, "b1 got the requests of the new routes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_warms_until_its_routes_arrive() {
+    let s = file_setup().await;
+    // `second` reads routes `other`, which the route file does not have yet.
+    let second = free_port();
+    let mut warming = listener_json(second, 0, &s.rds);
+    warming["name"] = json!("second");
+    let hcm = &mut warming["filter_chains"][0]["filters"][0]["typed_config"];
+    hcm["stat_prefix"] = json!("second");
+    hcm["rds"]["route_config_name"] = json!("other");
+    hcm["rds"]["config_source"]["initial_fetch_timeout"] = json!("60s");
+    let front = listener_json(s.front, 0, &s.rds);
+    move_in(&s.lds, &response_file(1, &[front.clone(), warming]));
+    let line = "listener_manager.total_listeners_warming: 1";
+    assert!(wait_for_stat(&s.envoy, "warming", line).await, "{}", s.envoy.output());
+    let listed = Client::new().get(s.envoy.admin(), "/listeners").await.text();
+    assert!(!listed.contains("second::"), "a warming listener is not active: {listed}");
+    assert!(poll_ok(s.front).await, "front keeps serving");
+
+    // The routes arrive: `second` activates and serves them.
+    let mut other = routes_json(1, "b1");
+    other["name"] = json!("other");
+    move_in(&s.rds, &response_file(1, &[routes_json(1, "b0"), other]));
+    assert!(poll_ok(second).await, "second never served\n{}", s.envoy.output());
+    let line = "listener_manager.total_listeners_warming: 0";
+    assert!(wait_for_stat(&s.envoy, "warming", line).await, "{}", s.envoy.output());
+    let active = "listener_manager.total_listeners_active: 2";
+    assert!(wait_for_stat(&s.envoy, "total_listeners_active", active).await);
+}
