@@ -274,6 +274,10 @@ async fn listeners_and_routes_replaced_ten_times_through_files_lose_no_request()
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
     }
+    // Every old version finishes draining (its idle connections close after
+    // drain_timeout, anything left at the 2 s drain time).
+    let drained = "listener_manager.total_listeners_draining: 0";
+    assert!(wait_for_stat(&s.envoy, "draining", drained).await, "{}", s.envoy.output());
     let rds = stats(&s.envoy, "http.front.rds.routes.update_success").await;
     assert!(rds.lines().any(|l| l == "http.front.rds.routes.update_success: 11"), "{rds}");
 
