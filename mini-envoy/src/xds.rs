@@ -289,7 +289,8 @@ async fn watch_file(
     }
 }
 
-/// Applies one accepted update; CDS starts file watches of new EDS clusters.
+/// Applies one accepted CDS or EDS update; CDS starts file watches of new
+/// EDS clusters (LDS and RDS updates go to the listener manager).
 fn apply(dynamic: &Rc<RefCell<DynamicClusters>>, type_url: TypeUrl, update: &Update<Resource>) {
     match type_url {
         TypeUrl::Cluster => {
@@ -301,7 +302,7 @@ fn apply(dynamic: &Rc<RefCell<DynamicClusters>>, type_url: TypeUrl, update: &Upd
         TypeUrl::ClusterLoadAssignment => {
             let _ = dynamic.borrow_mut().apply_eds(update);
         }
-        other => tracing::warn!("{} updates are not served yet", other.short_name()),
+        other => tracing::warn!("{} update ignored: not clusters or endpoints", other.short_name()),
     }
 }
 
