@@ -203,8 +203,13 @@ struct FileSetup {
 }
 
 /// mini-envoy with static clusters `b0`, `b1`, and `front` from `lds.yaml`
-/// reading `routes` from `routes.yaml` (version 0, to `b0`).
+/// reading `routes` from `routes.yaml` (version 0, to `b0`); drain time 2 s.
 async fn file_setup() -> FileSetup {
+    file_setup_draining("2").await
+}
+
+/// [`file_setup`] with `--drain-time-s drain_s`.
+async fn file_setup_draining(drain_s: &str) -> FileSetup {
     let backends: Vec<Backend> =
         (0..2).map(|i| Backend::named(&format!("b{i}"), Behaviour::Fixed(200, "ok"))).collect();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -223,7 +228,7 @@ async fn file_setup() -> FileSetup {
     let path = dir.path().join("envoy.yaml");
     std::fs::write(&path, yaml).expect("write the bootstrap");
     let config = path.display().to_string();
-    let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", "2"];
+    let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", drain_s];
     let envoy = MiniEnvoy::start_with_args(&args, 0, true);
     let serving = poll_ok(front).await;
     assert!(serving, "front never served from the LDS/RDS files\n{}", envoy.output());
@@ -331,7 +336,7 @@ async fn rejected_lds_and_rds_files_keep_serving_and_count_update_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_connection_closes_after_drain_timeout_when_its_listener_is_replaced() {
     use tokio::io::AsyncReadExt;
-    let s = file_setup().await;
+    let s = file_setup_draining("30").await;
     // Connected, never sends a request.
     let mut silent = tokio::net::TcpStream::connect(s.front).await.expect("connect");
     // Let a worker accept it under version 0.
@@ -339,14 +344,14 @@ async fn a_silent_connection_closes_after_drain_timeout_when_its_listener_is_rep
         wait_for_stat(&s.envoy, "downstream_cx_active", "http.front.downstream_cx_active: 1").await;
     assert!(accepted, "{}", stats(&s.envoy, "downstream_cx").await);
     move_in(&s.lds, &response_file(1, &[listener_json(s.front, 1, &s.rds)]));
-    // drain_timeout is 0.2 s, the drain time 2 s: closed well before a
+    // drain_timeout is 0.2 s, the drain time 30 s: closed long before a
     // forced close would; bounded wait.
     let started = std::time::Instant::now();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(WAIT, silent.read(&mut buf)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the silent connection stayed open: {read:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(1900),
+        started.elapsed() < Duration::from_secs(8),
         "closed only after {:?} (the drain time, not drain_timeout)",
         started.elapsed()
     );
