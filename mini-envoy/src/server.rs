@@ -557,10 +557,9 @@ async fn accept_loop(
                 });
             }
             ChainTerminal::Tcp(tcp) => {
-                let guard = drain.track();
+                let guard = Some(drain.track());
                 tokio::task::spawn_local(async move {
-                    crate::tcp_proxy::serve_connection(io, connection, tcp, upstreams).await;
-                    drop(guard);
+                    crate::tcp_proxy::serve_connection(io, connection, tcp, upstreams, guard).await;
                     stats.connection_closed();
                 });
             }

@@ -67,9 +67,11 @@ pub async fn serve_connection(
     connection: ConnectionInfo,
     chain: Arc<TcpChain>,
     upstreams: Rc<WorkerUpstreams>,
+    drain: Option<week4_xds::drain::ConnectionGuard>,
 ) {
     let _ = io.set_nodelay(true);
     let mut proxy = Proxy::new(io, connection, chain, upstreams);
+    proxy.drain = drain;
     proxy.run().await;
     proxy.log();
 }
@@ -114,6 +116,8 @@ enum Wake {
     Connected(io::Result<TcpStream>),
     Timer,
     Io(Side, io::Error),
+    /// The listener's drain time is over: close both sides.
+    ForceClose,
 }
 
 /// One proxied connection (Envoy's `TcpProxy::Filter`).
@@ -135,6 +139,9 @@ struct Proxy {
     info: StreamInfo,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
+    /// Counts this connection in its listener's drain, which closes it at
+    /// the drain deadline (a byte stream has no graceful way to ask).
+    drain: Option<week4_xds::drain::ConnectionGuard>,
 }
 
 /// The session's clock is `std`'s; reading it through tokio keeps tests
@@ -172,6 +179,7 @@ impl Proxy {
             info,
             timer: Box::pin(tokio::time::sleep_until(Instant::from_std(start))),
             timer_at: None,
+            drain: None,
         };
         proxy.apply(first);
         proxy
@@ -194,6 +202,7 @@ impl Proxy {
                 Some(Wake::Connected(result)) => self.on_connected(result),
                 Some(Wake::Timer) => self.on_timer(),
                 Some(Wake::Io(side, e)) => self.fail(side, &e),
+                Some(Wake::ForceClose) => self.abort = Some("drain time over"),
                 None => self.abort = Some("nothing left to wait for"),
             }
         }
@@ -439,7 +448,16 @@ impl Proxy {
                 None => std::future::pending().await,
             }
         };
+        let drain = self.drain.as_mut();
+        let has_drain = drain.is_some();
+        let force_closed = async move {
+            match drain {
+                Some(guard) => guard.force_closed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = force_closed, if has_drain => Some(Wake::ForceClose),
             r = connect, if is_connecting => Some(Wake::Connected(r)),
             r = down.readable(), if read_down => Some(ready(Side::Downstream, r, true)),
             r = down.writable(), if write_down => Some(ready(Side::Downstream, r, false)),
@@ -546,6 +564,7 @@ mod tests {
     use crate::access_log::{AccessLogManager, flush_thread_buffers};
     use crate::cluster_manager::{ClusterSource, static_cluster_map};
     use crate::snapshot::{ChainTerminal, Snapshot};
+    use week4_xds::drain::DrainManager;
 
     /// A proxy on loopback serving every connection with one tcp_proxy chain.
     struct Harness {
@@ -605,6 +624,16 @@ mod tests {
     /// Loads the config through the week 1 loader and the snapshot builder,
     /// and serves its listener's tcp_proxy chain (must run in a `LocalSet`).
     async fn start(hosts: &[SocketAddr], proxy: &str, cluster: &str) -> Harness {
+        start_draining(hosts, proxy, cluster, None).await
+    }
+
+    /// [`start`], each connection tracked by `drain`.
+    async fn start_draining(
+        hosts: &[SocketAddr],
+        proxy: &str,
+        cluster: &str,
+        drain: Option<DrainManager>,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("access.log");
         let yaml = config(hosts, proxy, cluster, &log);
@@ -633,7 +662,9 @@ mod tests {
                     remote_address: Some(remote),
                     local_address: io.local_addr().ok(),
                 };
-                let task = serve_connection(io, connection, serving.clone(), upstreams.clone());
+                let guard = drain.as_ref().map(DrainManager::track);
+                let task =
+                    serve_connection(io, connection, serving.clone(), upstreams.clone(), guard);
                 tokio::task::spawn_local(task);
             }
         });
@@ -924,6 +955,35 @@ mod tests {
                 );
                 h.settle().await;
                 assert_eq!(h.log_lines(), [format!("- 2 2 {echo} backend")]);
+            })
+            .await;
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_drain_deadline_closes_a_proxied_connection() {
+        use week4_xds::drain::{DrainConfig, DrainOutcome, DrainStrategy};
+        LocalSet::new()
+            .run_until(async {
+                let echo = echo_server().await;
+                let drain = DrainManager::new(DrainConfig {
+                    drain_time: Duration::from_secs(5),
+                    strategy: DrainStrategy::Immediate,
+                });
+                let h = start_draining(&[echo], "", "", Some(drain.clone())).await;
+                let mut c = TcpStream::connect(h.addr).await.unwrap();
+                c.write_all(b"hi").await.unwrap();
+                c.read_exact(&mut [0u8; 2]).await.unwrap();
+                let started = Instant::now();
+                let outcome = drain.drain().await;
+                assert_eq!(outcome, DrainOutcome::ForcedClose { remaining: 1 });
+                let mut rest = Vec::new();
+                let closed =
+                    tokio::time::timeout(Duration::from_secs(60), c.read_to_end(&mut rest));
+                assert!(closed.await.is_ok(), "the proxied connection stayed open");
+                assert!(rest.is_empty());
+                assert!(started.elapsed() >= Duration::from_secs(5), "{:?}", started.elapsed());
+                h.settle().await;
+                assert_eq!(drain.active_connections(), 0);
             })
             .await;
     }
