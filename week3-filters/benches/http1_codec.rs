@@ -9,6 +9,9 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use week1_core::headers::HeaderMap;
 use week3_filters::buffer::Buffer;
+use week3_filters::hcm::{
+    ConnectionManagerConfig, RequestContext, mutate_request_headers, mutate_response_headers,
+};
 use week3_filters::http1::{Event, RequestDecoder, RequestEncoder, RequestInfo, ResponseEncoder};
 
 /// A browser-like request of about 600 bytes (mixed-case names, as browsers send).
@@ -177,6 +180,72 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// The downstream connection of the sanitising benchmark: an external client.
+fn context() -> RequestContext {
+    RequestContext {
+        remote_address: "203.0.113.7:40000".parse().expect("address"),
+        local_address: "10.0.0.100:8080".parse().expect("address"),
+        tls: false,
+        codec_upgrade: false,
+    }
+}
+
+/// The connection manager's per-request header work on the decoded typical
+/// request (hop-by-hop and `x-envoy-*` removal, `x-forwarded-*`,
+/// `x-request-id`, `via`...) and on a small response: mostly look-ups of
+/// fields the request does not have.
+fn sanitise(c: &mut Criterion) {
+    let config = ConnectionManagerConfig::default();
+    let ctx = context();
+    let mut decoder = RequestDecoder::default();
+    let Ok(Some(Event::Headers(head))) = decoder.decode(&mut read_buffer()) else {
+        panic!("request did not decode")
+    };
+    let response = headers(&[(":status", "200"), ("content-length", "12"), ("server", "upstream")]);
+    let mut n = 0u64;
+    c.bench_function("hcm_sanitise_typical_request_and_response", |b| {
+        b.iter_batched(
+            || (head.headers.clone(), response.clone()),
+            |(mut request, mut response)| {
+                let mut random = || {
+                    n += 1;
+                    n
+                };
+                black_box(mutate_request_headers(&mut request, &ctx, &config, &mut random));
+                mutate_response_headers(&mut response, Some(&request), &config);
+                (request, response)
+            },
+            BatchSize::SmallInput,
+        );
+    });
+}
+
+/// `HTTP1_PROFILE_SANITISE_ITERS=N`: the work of [`sanitise`] N times, for
+/// callgrind (as `HTTP1_PROFILE_ITERS`).
+fn profile_sanitise(iters: usize) {
+    let config = ConnectionManagerConfig::default();
+    let ctx = context();
+    let mut decoder = RequestDecoder::default();
+    let Ok(Some(Event::Headers(head))) = decoder.decode(&mut read_buffer()) else {
+        panic!("request did not decode")
+    };
+    let response = headers(&[(":status", "200"), ("content-length", "12"), ("server", "upstream")]);
+    let inputs: Vec<_> = (0..iters).map(|_| (head.headers.clone(), response.clone())).collect();
+    let mut n = 0u64;
+    let mut random = || {
+        n += 1;
+        n
+    };
+    let mut outputs = Vec::with_capacity(iters);
+    for (mut request, mut response) in inputs {
+        black_box(mutate_request_headers(&mut request, &ctx, &config, &mut random));
+        mutate_response_headers(&mut response, Some(&request), &config);
+        outputs.push((request, response));
+    }
+    black_box(&outputs);
+    println!("{iters} requests sanitised");
+}
+
 /// `HTTP1_PROFILE_ITERS=N` decodes the typical request head N times without
 /// criterion (inputs prepared first), for instruction counts under
 /// `valgrind --tool=callgrind`: run with two values of N and divide the
@@ -202,9 +271,15 @@ fn profile(iters: usize) {
     println!("{iters} heads, {fields} fields");
 }
 
-criterion_group!(benches, decode_head, decode_chunked, encode);
+criterion_group!(benches, decode_head, decode_chunked, encode, sanitise);
 
 fn main() {
+    if let Some(iters) =
+        std::env::var("HTTP1_PROFILE_SANITISE_ITERS").ok().and_then(|v| v.parse().ok())
+    {
+        profile_sanitise(iters);
+        return;
+    }
     if let Some(iters) = std::env::var("HTTP1_PROFILE_ITERS").ok().and_then(|v| v.parse().ok()) {
         profile(iters);
         return;
