@@ -559,6 +559,7 @@ impl ListenerManager {
             old.socket.drain.start_drain_sequence(now);
         }
         let drain = old.entry.drain.clone();
+        drain.start_drain_sequence(now);
         let name = old.name.clone();
         self.draining.borrow_mut().push(old.clone());
         self.stats.draining.inc();
@@ -685,6 +686,78 @@ mod tests {
           typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
 "#
         )
+    }
+
+    fn update(version: &str, resources: Vec<Resource>, removed: &[&str]) -> Update<Resource> {
+        Update {
+            type_url: week4_xds::TypeUrl::Listener,
+            version_info: version.into(),
+            resources,
+            removed: removed.iter().map(|r| r.to_string()).collect(),
+            warming: Default::default(),
+        }
+    }
+
+    /// `listener(name, false)` at `address`, with `stat_prefix` (so versions differ).
+    fn at(name: &str, address: &str, stat_prefix: &str) -> Vec<Resource> {
+        let yaml = listener(name, false)
+            .replace("port_value: 0", &format!("port_value: {address}"))
+            .replace(&format!("stat_prefix: {name}"), &format!("stat_prefix: {stat_prefix}"));
+        resources(&format!("resources:{yaml}"))
+    }
+
+    #[test]
+    fn updates_keep_the_socket_of_an_unchanged_address_and_drain_the_old_version() {
+        let main = TokioDispatcher::new("main_thread").unwrap();
+        let tls = Instance::new(main.handle());
+        let store = Store::default();
+        let parts = ManagerParts {
+            workers: Vec::new(),
+            slot: tls.allocate_slot().unwrap(),
+            route_slot: tls.allocate_slot().unwrap(),
+            logs: Arc::default(),
+            clusters: ClusterSource::Fixed(Arc::default()),
+            store: store.clone(),
+            cds: false,
+            drain_config: DrainConfig::default(),
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Drains run as tasks on this thread's LocalSet, as on the main thread.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let local = tokio::task::LocalSet::new();
+        rt.block_on(local.run_until(async {
+            let lm = ListenerManager::new(parts);
+            let mut m = lm.borrow_mut();
+            m.apply_lds(&update("1", at("a", &port.to_string(), "v1"), &[])).unwrap();
+            let first = m.active()[0].clone();
+            assert_eq!(first.socket.address.port(), port);
+            // Identical: nothing happens.
+            m.apply_lds(&update("2", at("a", &port.to_string(), "v1"), &[])).unwrap();
+            assert!(Arc::ptr_eq(&m.active()[0].entry, &first.entry));
+            // New config, same address: the socket stays, the old version drains.
+            m.apply_lds(&update("3", at("a", &port.to_string(), "v3"), &[])).unwrap();
+            let second = m.active()[0].clone();
+            assert!(Rc::ptr_eq(&second.socket, &first.socket), "the bound socket is reused");
+            assert!(first.entry.drain.draining() && !second.entry.drain.draining());
+            assert!(second.socket.drain.is_accepting());
+            // A bind failure (the port is taken by a socket without
+            // SO_REUSEPORT) changes nothing and is counted.
+            let counter = |n: &str| store.counter_value(&format!("listener_manager.{n}"));
+            let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let busy = taken.local_addr().unwrap().port().to_string();
+            let err = m.apply_lds(&update("4", at("b", &busy, "v4"), &[])).unwrap_err();
+            assert!(err.contains("cannot bind"), "{err}");
+            assert_eq!(m.active().len(), 1);
+            assert_eq!(counter("lds.update_rejected"), Some(1));
+            // Removed: its socket stops accepting, its version drains.
+            m.apply_lds(&update("6", Vec::new(), &["a"])).unwrap();
+            assert!(m.active().is_empty());
+            assert!(!second.socket.drain.is_accepting() && second.entry.drain.draining());
+            assert_eq!(counter("listener_added"), Some(1));
+            assert_eq!(counter("listener_modified"), Some(1));
+            assert_eq!(counter("listener_removed"), Some(1));
+            assert_eq!(m.lds.version_info, "6");
+        }));
     }
 
     #[test]
