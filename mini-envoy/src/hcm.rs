@@ -333,12 +333,9 @@ impl Connection {
         tokio::select! {
             biased;
             ev = upstream_wait, if has_upstream => Wake::Upstream(ev),
-            r = io.readable(), if want_read => match r {
-                Ok(()) => Wake::DownstreamReadable,
-                Err(e) => Wake::Io(e),
-            },
-            r = io.writable(), if want_write => match r {
-                Ok(()) => Wake::DownstreamWritable,
+            r = crate::io::ready(io, want_read, want_write), if want_read || want_write => match r {
+                Ok(crate::io::Ready::Readable) => Wake::DownstreamReadable,
+                Ok(crate::io::Ready::Writable) => Wake::DownstreamWritable,
                 Err(e) => Wake::Io(e),
             },
             () = timer.as_mut(), if timer_armed => Wake::Timer,

@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::io::Interest;
@@ -41,6 +42,34 @@ pub fn read_once(io: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
         Err(e) => Err(e),
     }
+}
+
+/// What [`ready`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// The socket has bytes (or end of input) to read.
+    Readable,
+    /// The socket takes more bytes.
+    Writable,
+}
+
+/// Waits until `io` is readable (if `read`) or writable (if `write`);
+/// readable first when both are. Built on `poll_read_ready` /
+/// `poll_write_ready`, which keep one waker per direction in the socket's
+/// registration, instead of the `readable()` / `writable()` futures that
+/// join and leave its waiter list on every wait. Only the task that owns the
+/// socket may wait on it this way. Never ready when neither is asked.
+pub async fn ready(io: &TcpStream, read: bool, write: bool) -> io::Result<Ready> {
+    std::future::poll_fn(|cx| {
+        if read && let Poll::Ready(r) = io.poll_read_ready(cx) {
+            return Poll::Ready(r.map(|()| Ready::Readable));
+        }
+        if write && let Poll::Ready(r) = io.poll_write_ready(cx) {
+            return Poll::Ready(r.map(|()| Ready::Writable));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Bytes asked of the socket per read.
@@ -138,6 +167,24 @@ mod tests {
         drop(client);
         server.readable().await.unwrap();
         assert_eq!(read_once(&server, &mut buf).unwrap(), 0, "end of input");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn ready_reports_the_asked_directions() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        assert_eq!(ready(&server, false, true).await.unwrap(), Ready::Writable);
+        client.write_all(b"ping").await.unwrap();
+        assert_eq!(ready(&server, true, true).await.unwrap(), Ready::Readable, "readable first");
+        assert_eq!(ready(&server, true, false).await.unwrap(), Ready::Readable);
+        let mut buf = BytesMut::with_capacity(64);
+        assert_eq!(read_once(&server, &mut buf).unwrap(), 4);
+        // Drained and nothing else asked: not ready.
+        let idle = tokio::time::timeout(std::time::Duration::ZERO, ready(&server, true, false));
+        assert!(idle.await.is_err(), "no readiness after a draining read");
+        let neither = tokio::time::timeout(std::time::Duration::ZERO, ready(&server, false, false));
+        assert!(neither.await.is_err());
     }
 
     #[test]

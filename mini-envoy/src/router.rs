@@ -552,17 +552,10 @@ impl UpstreamRequest {
             State::Active(a) => {
                 let read = down_room && !self.read_disabled && !a.response_ended;
                 let write = !a.write_buf.is_empty();
-                let io = &a.conn.io;
-                if !read && !write {
-                    return std::future::pending().await;
-                }
-                tokio::select! {
-                    r = io.readable(), if read => {
-                        r.map_or_else(UpstreamEvent::Failed, |()| UpstreamEvent::Readable)
-                    }
-                    r = io.writable(), if write => {
-                        r.map_or_else(UpstreamEvent::Failed, |()| UpstreamEvent::Writable)
-                    }
+                match crate::io::ready(&a.conn.io, read, write).await {
+                    Ok(crate::io::Ready::Readable) => UpstreamEvent::Readable,
+                    Ok(crate::io::Ready::Writable) => UpstreamEvent::Writable,
+                    Err(e) => UpstreamEvent::Failed(e),
                 }
             }
             _ => std::future::pending().await,
