@@ -224,8 +224,11 @@ pub enum ClusterManagerError {
     Publish(#[from] TlsError),
 }
 
-/// A DNS resolver the manager owns (`STRICT_DNS` / `LOGICAL_DNS` names).
-pub type OwnedResolver = Box<dyn FnMut(&str, u16) -> Result<Vec<SocketAddr>, String> + Send>;
+/// A DNS resolver the manager owns: `(cluster, name, port)` to addresses,
+/// for `STRICT_DNS` / `LOGICAL_DNS` names (each cluster may name its own
+/// resolver: [`crate::dns::DnsResolvers::resolve_blocking`]).
+pub type OwnedResolver =
+    Box<dyn FnMut(&Cluster, &str, u16) -> Result<Vec<SocketAddr>, String> + Send>;
 
 // ANCHOR: cluster_manager
 /// The main thread's clusters (Envoy's `ClusterManager`). It lives on the
@@ -239,6 +242,8 @@ pub struct ClusterManager {
     resolve: OwnedResolver,
     /// Where each cluster's `cluster.<name>.*` stats live.
     store: Store,
+    /// Bumped on every config change (add, update, remove).
+    config_changes: tokio::sync::watch::Sender<u64>,
 }
 // ANCHOR_END: cluster_manager
 
@@ -265,22 +270,46 @@ impl ClusterManager {
         let first = published.clone();
         slot.set(move || first.clone())?;
         let (active, warming) = (BTreeMap::new(), BTreeMap::new());
-        Ok(Self { active, warming, published, slot, resolve, store })
+        let (config_changes, _) = tokio::sync::watch::channel(0);
+        Ok(Self { active, warming, published, slot, resolve, store, config_changes })
+    }
+
+    /// Wakes whenever a cluster is added, updated or removed (main-thread
+    /// services that follow configs: DNS refresh). Closed when the manager
+    /// is dropped.
+    pub fn watch_config(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_changes.subscribe()
+    }
+
+    fn config_changed(&self) {
+        self.config_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Adds every `static_resources.clusters` entry (errors name their path)
     /// and publishes once.
     pub fn add_static_clusters(&mut self, clusters: &[Cluster]) -> Result<(), ClusterManagerError> {
-        let entries = compile_static_clusters(clusters, &self.store, &mut *self.resolve)?;
+        let at = FieldPath::root().field("static_resources").field("clusters");
+        let mut entries = Vec::with_capacity(clusters.len());
+        for (i, c) in clusters.iter().enumerate() {
+            let resolve = &mut *self.resolve;
+            let mut for_cluster = |name: &str, port: u16| resolve(c, name, port);
+            entries.push(ClusterEntry::from_config(
+                c,
+                &at.index(i),
+                &self.store,
+                &mut for_cluster,
+            )?);
+        }
         for (config, entry) in clusters.iter().zip(entries) {
             let managed = ManagedCluster {
                 config: config.clone(),
-                entry,
+                entry: Arc::new(entry),
                 origin: ClusterOrigin::Static,
                 last_updated: SystemTime::now(),
             };
             self.active.insert(config.name.clone(), managed);
         }
+        self.config_changed();
         self.publish()
     }
 
@@ -339,7 +368,9 @@ impl ClusterManager {
                 return Ok(ClusterChange::Unchanged);
             }
         }
-        let compiled = ClusterEntry::from_config(config, at, &self.store, &mut *self.resolve)?;
+        let resolve = &mut *self.resolve;
+        let mut for_cluster = |host: &str, port: u16| resolve(config, host, port);
+        let compiled = ClusterEntry::from_config(config, at, &self.store, &mut for_cluster)?;
         let previous = self.active.get(name).map(|c| c.entry.priority_set.clone());
         let is_eds = compiled.info.discovery == DiscoveryType::Eds;
         let hosts = match (&previous, is_eds) {
@@ -354,6 +385,7 @@ impl ClusterManager {
             origin: ClusterOrigin::Dynamic { version_info: version_info.to_string() },
             last_updated: SystemTime::now(),
         };
+        self.config_changed();
         if previous.is_none() && is_eds {
             self.warming.insert(name.clone(), managed);
             return Ok(ClusterChange::Warming);
@@ -377,8 +409,12 @@ impl ClusterManager {
         }
         let warmed = self.warming.remove(name).is_some();
         if self.active.remove(name).is_some() {
+            self.config_changed();
             self.publish()?;
             return Ok(true);
+        }
+        if warmed {
+            self.config_changed();
         }
         Ok(warmed)
     }
@@ -505,7 +541,7 @@ static_resources:
         let main = TokioDispatcher::new("main_thread").unwrap();
         let tls = Instance::new(main.handle());
         let slot = tls.allocate_slot().unwrap();
-        let resolve: OwnedResolver = Box::new(|h, _| Err(format!("no DNS for {h}")));
+        let resolve: OwnedResolver = Box::new(|_, h, _| Err(format!("no DNS for {h}")));
         (main, ClusterManager::new(slot, resolve, Store::default()).unwrap())
     }
 

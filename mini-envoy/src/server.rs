@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use week1_core::cluster::info::system_resolver;
 use week1_core::config::bootstrap::Bootstrap;
 use week1_core::config::{ConfigError, FieldPath};
 use week1_core::listener::{BindOptions, ChainMatch, ConnectionInfo as ListenerConnection, bind};
@@ -173,9 +172,12 @@ fn start_configuration(
     store: &Store,
     slots: (Slot<Arc<ClusterMap>>, &Slot<Arc<RouteMap>>),
     workers: usize,
+    dns: &crate::dns::DnsResolvers,
 ) -> Result<Started, ServerError> {
     let (cluster_slot, route_slot) = slots;
-    let resolver: OwnedResolver = Box::new(system_resolver);
+    let dns = dns.clone();
+    let resolver: OwnedResolver =
+        Box::new(move |c, name, port| dns.resolve_blocking(c, name, port));
     let mut cluster_manager = ClusterManager::new(cluster_slot, resolver, store.clone())
         .map_err(|e| ServerError::Threads(e.to_string()))?;
     cluster_manager.add_static_clusters(bootstrap.clusters())?;
@@ -283,7 +285,8 @@ pub fn run(
     let route_slot: Slot<Arc<RouteMap>> = tls.allocate_slot().map_err(|e| threads(&e))?;
     let store = Store::default();
     let slots = (cluster_slot.clone(), &route_slot);
-    let started = start_configuration(bootstrap, &logs, &store, slots, workers);
+    let dns = crate::dns::DnsResolvers::new(bootstrap.dns_resolver(), &store);
+    let started = start_configuration(bootstrap, &logs, &store, slots, workers, &dns);
     let (cluster_manager, static_listeners, addresses, admin_socket) = match started {
         Ok(started) => started,
         Err(e) => {
@@ -388,7 +391,7 @@ pub fn run(
         let for_health = cluster_manager.clone();
         let _ = main.spawn_local(async move {
             crate::health::start(&for_health);
-            crate::dns::start(&for_health);
+            crate::dns::start(&for_health, dns);
         });
         // CDS, EDS, LDS and RDS (file watches, the ADS stream) until the server exits.
         let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());

@@ -649,7 +649,7 @@ resources:
     fn dynamic() -> (TokioDispatcher, Store, Rc<RefCell<DynamicClusters>>) {
         let main = TokioDispatcher::new("main_thread").unwrap();
         let tls = Instance::new(main.handle());
-        let resolve: OwnedResolver = Box::new(|h, _| Err(format!("no DNS for {h}")));
+        let resolve: OwnedResolver = Box::new(|_, h, _| Err(format!("no DNS for {h}")));
         let store = Store::default();
         let cm = ClusterManager::new(tls.allocate_slot().unwrap(), resolve, store.clone()).unwrap();
         (main, store, DynamicClusters::new(Rc::new(RefCell::new(cm))))

@@ -156,6 +156,20 @@ impl Backend {
     pub fn named(name: &str, behaviour: Behaviour) -> Backend {
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind a backend on loopback");
+        Backend::on(listener, name, behaviour)
+    }
+
+    /// A backend named `name` on `addr` (another loopback address, such as
+    /// `127.0.0.2:port` for DNS tests whose hosts share a port), or the bind error.
+    pub fn named_at(
+        name: &str,
+        addr: SocketAddr,
+        behaviour: Behaviour,
+    ) -> std::io::Result<Backend> {
+        Ok(Backend::on(std::net::TcpListener::bind(addr)?, name, behaviour))
+    }
+
+    fn on(listener: std::net::TcpListener, name: &str, behaviour: Behaviour) -> Backend {
         listener.set_nonblocking(true).expect("non-blocking backend listener");
         let addr = listener.local_addr().expect("backend address");
         let shared = Arc::new(Shared {

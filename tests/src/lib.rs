@@ -19,6 +19,8 @@
 //! - [`Client`]: a keep-alive hyper client; [`RawConnection`]: bytes in,
 //!   parsed responses out, for malformed and pipelined requests.
 //! - [`config`]: small YAML builders for bootstraps.
+//! - [`DnsServer`]: an authoritative DNS server on loopback UDP whose A
+//!   answers a test changes (STRICT_DNS / LOGICAL_DNS clusters).
 //!
 //! Nothing here sleeps to synchronize: waits are bounded polls on conditions.
 //! In `#[tokio::test]`s use the `*_async` waits, which let spawned tasks run.
@@ -27,6 +29,7 @@ pub mod backend;
 pub mod binary;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod envoy;
 pub mod raw;
 
@@ -34,6 +37,7 @@ use std::time::{Duration, Instant};
 
 pub use backend::{Backend, Behaviour, RecordedRequest, Reply};
 pub use client::{Client, Response};
+pub use dns::DnsServer;
 pub use envoy::MiniEnvoy;
 pub use raw::{RawConnection, RawResponse};
 

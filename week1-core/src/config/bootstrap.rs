@@ -20,6 +20,7 @@ use serde::Deserialize;
 use super::access_log::AccessLog;
 use super::cluster::Cluster;
 use super::config_source::{ApiConfigSource, ConfigSource};
+use super::dns::{DnsResolutionConfig, DnsResolverChoice, TypedDnsResolverConfig};
 use super::endpoint::ClusterLoadAssignment;
 use super::listener::{Listener, NetworkFilterConfig};
 use super::route::RouteConfiguration;
@@ -258,12 +259,12 @@ pub struct Bootstrap {
     pub header_prefix: String,
     /// `server_info` version override (not supported).
     pub stats_server_version_override: Option<u64>,
-    /// DNS over TCP (not supported).
+    /// Deprecated: DNS over TCP for the default resolver.
     pub use_tcp_for_dns_lookups: bool,
-    /// Resolver config (not supported).
-    pub dns_resolution_config: Option<serde_json::Value>,
-    /// Resolver extension (not supported).
-    pub typed_dns_resolver_config: Option<serde_json::Value>,
+    /// Deprecated: the default resolver's name servers and flags.
+    pub dns_resolution_config: Option<DnsResolutionConfig>,
+    /// The default resolver of DNS clusters that name none.
+    pub typed_dns_resolver_config: Option<TypedDnsResolverConfig>,
     /// Bootstrap extensions (not supported).
     pub bootstrap_extensions: Vec<serde_json::Value>,
     /// Fatal actions (not supported).
@@ -292,6 +293,19 @@ impl Bootstrap {
     /// Static listeners.
     pub fn listeners(&self) -> &[Listener] {
         self.static_resources.as_ref().map_or(&[], |s| &s.listeners)
+    }
+
+    /// The default resolver of DNS clusters (`typed_dns_resolver_config`,
+    /// else the deprecated `dns_resolution_config`, `use_tcp_for_dns_lookups`;
+    /// none set: the system's `getaddrinfo`).
+    pub fn dns_resolver(&self) -> DnsResolverChoice {
+        DnsResolverChoice::from_fields(
+            self.typed_dns_resolver_config.as_ref(),
+            self.dns_resolution_config.as_ref(),
+            &[],
+            self.use_tcp_for_dns_lookups,
+        )
+        .unwrap_or_default()
     }
 
     /// Static clusters.
@@ -391,6 +405,8 @@ impl Validate for Bootstrap {
             });
         }
         v.known_clusters = outer_known;
+        v.child("dns_resolution_config", &self.dns_resolution_config);
+        v.child("typed_dns_resolver_config", &self.typed_dns_resolver_config);
         for (name, set, hint) in [
             (
                 "node_context_params",
@@ -416,21 +432,6 @@ impl Validate for Bootstrap {
                 "there is no overload manager; limit load with circuit breakers and local rate limits",
             ),
             ("header_prefix", !self.header_prefix.is_empty(), "headers use the x-envoy prefix"),
-            (
-                "use_tcp_for_dns_lookups",
-                self.use_tcp_for_dns_lookups,
-                "the system resolver is used",
-            ),
-            (
-                "dns_resolution_config",
-                self.dns_resolution_config.is_some(),
-                "the system resolver is used",
-            ),
-            (
-                "typed_dns_resolver_config",
-                self.typed_dns_resolver_config.is_some(),
-                "the system resolver is used",
-            ),
             (
                 "bootstrap_extensions",
                 !self.bootstrap_extensions.is_empty(),

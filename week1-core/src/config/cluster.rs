@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::config_source::ConfigSource;
+use super::dns::{
+    DnsResolutionConfig, DnsResolverChoice, TypedDnsResolverConfig, validate_resolvers,
+};
 use super::endpoint::ClusterLoadAssignment;
 use super::health_check::HealthCheck;
 use super::protocol::{
     Http1ProtocolOptions, HttpProtocolOptions, ProtocolOptionsConfig, UpstreamConnectionOptions,
     validate_protocol_options,
 };
-use super::types::{Duration, Empty, Metadata, Percent};
+use super::types::{Address, Duration, Empty, Metadata, Percent};
 use super::validate::{Validate, Validator};
 
 /// `Cluster.DiscoveryType`.
@@ -817,18 +820,18 @@ pub struct Cluster {
     pub dns_refresh_rate: Option<Duration>,
     /// Backoff after DNS failures (default: dns_refresh_rate).
     pub dns_failure_refresh_rate: Option<RefreshRate>,
-    /// Use DNS TTLs as the refresh interval.
+    /// Refresh at the answer's TTL instead of dns_refresh_rate (a TTL of 0: dns_refresh_rate).
     pub respect_dns_ttl: bool,
     /// Address families to resolve.
     pub dns_lookup_family: DnsLookupFamily,
-    /// Custom resolvers (not supported: the system resolver is used).
-    pub dns_resolvers: Vec<serde_json::Value>,
-    /// DNS over TCP (not supported).
+    /// Deprecated: name servers (use typed_dns_resolver_config).
+    pub dns_resolvers: Vec<Address>,
+    /// Deprecated: DNS over TCP (use typed_dns_resolver_config).
     pub use_tcp_for_dns_lookups: bool,
-    /// Resolver config (not supported).
-    pub dns_resolution_config: Option<serde_json::Value>,
-    /// Resolver extension (not supported).
-    pub typed_dns_resolver_config: Option<serde_json::Value>,
+    /// Deprecated: name servers and flags (use typed_dns_resolver_config).
+    pub dns_resolution_config: Option<DnsResolutionConfig>,
+    /// The resolver of this cluster's names (default: the bootstrap's).
+    pub typed_dns_resolver_config: Option<TypedDnsResolverConfig>,
     /// Wait for the first DNS/EDS result before serving (default true).
     pub wait_for_warm_on_init: Option<bool>,
     /// Passive health checking.
@@ -892,6 +895,18 @@ impl Cluster {
     /// Effective DNS refresh rate (default 5s).
     pub fn dns_refresh_rate(&self) -> std::time::Duration {
         self.dns_refresh_rate.map_or(std::time::Duration::from_secs(5), Duration::get)
+    }
+
+    /// This cluster's own resolver (`typed_dns_resolver_config`, else the
+    /// deprecated `dns_resolution_config`, `dns_resolvers`,
+    /// `use_tcp_for_dns_lookups`); `None`: the bootstrap's default.
+    pub fn dns_resolver(&self) -> Option<DnsResolverChoice> {
+        DnsResolverChoice::from_fields(
+            self.typed_dns_resolver_config.as_ref(),
+            self.dns_resolution_config.as_ref(),
+            &self.dns_resolvers,
+            self.use_tcp_for_dns_lookups,
+        )
     }
 
     /// Effective per-connection buffer limit (default 1 MiB).
@@ -1006,6 +1021,9 @@ impl Cluster {
         if self.per_connection_buffer_limit_bytes == Some(0) {
             v.error("per_connection_buffer_limit_bytes", "must be greater than 0");
         }
+        validate_resolvers(v, "dns_resolvers", &self.dns_resolvers);
+        v.child("dns_resolution_config", &self.dns_resolution_config);
+        v.child("typed_dns_resolver_config", &self.typed_dns_resolver_config);
         v.each("health_checks", &self.health_checks);
         v.child("circuit_breakers", &self.circuit_breakers);
         v.child("outlier_detection", &self.outlier_detection);
@@ -1035,22 +1053,6 @@ impl Cluster {
             ("transport_socket", self.transport_socket.is_some(), TLS),
             ("transport_socket_matches", !self.transport_socket_matches.is_empty(), TLS),
             ("upstream_http_protocol_options", self.upstream_http_protocol_options.is_some(), TLS),
-            ("dns_resolvers", !self.dns_resolvers.is_empty(), "the system resolver is used"),
-            (
-                "use_tcp_for_dns_lookups",
-                self.use_tcp_for_dns_lookups,
-                "the system resolver is used",
-            ),
-            (
-                "dns_resolution_config",
-                self.dns_resolution_config.is_some(),
-                "the system resolver is used",
-            ),
-            (
-                "typed_dns_resolver_config",
-                self.typed_dns_resolver_config.is_some(),
-                "the system resolver is used",
-            ),
             (
                 "upstream_bind_config",
                 self.upstream_bind_config.is_some(),

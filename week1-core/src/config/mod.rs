@@ -19,6 +19,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config_source;
 pub mod de;
+pub mod dns;
 pub mod endpoint;
 pub mod error;
 pub mod filters;
