@@ -49,6 +49,9 @@ fn is_fresh(binary: &Path) -> bool {
         newest_mtime(&root.join(dir).join("src"), &mut newest);
         newest_mtime(&root.join(dir).join("Cargo.toml"), &mut newest);
     }
+    // week4-xds compiles Envoy's .proto files into the binary (build.rs).
+    newest_mtime(&root.join("week4-xds/build.rs"), &mut newest);
+    newest_mtime(&root.join("week4-xds/proto"), &mut newest);
     newest_mtime(&root.join("Cargo.lock"), &mut newest);
     built >= newest
 }

@@ -241,6 +241,7 @@ fn resource_type(type_url: &str) -> Result<TypeUrl, ConvertError> {
     }
 }
 
+// ANCHOR: any_to_json
 /// Decodes an xDS resource `Any` into protobuf JSON (proto field names) for
 /// the week 1 loader, with its `"@type"`. Fails on a type that is not an xDS
 /// resource, undecodable bytes, an embedded `Any` of a type outside the pool,
@@ -263,6 +264,7 @@ pub fn any_to_json(any: &Any) -> Result<Value, ConvertError> {
     }
     Ok(v)
 }
+// ANCHOR_END: any_to_json
 
 /// Refuses, with its field path, what the JSON mapping would lose: fields the
 /// descriptors do not know, and `Any` values of types outside the pool.
