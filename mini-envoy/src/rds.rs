@@ -26,6 +26,7 @@ use std::time::SystemTime;
 use week1_core::config::bootstrap::Resource;
 use week1_core::config::route::RouteConfiguration;
 use week2_threads::tls::Slot;
+use week3_filters::context::FactoryContext;
 use week4_xds::Update;
 
 use crate::snapshot::{RouteMap, compile_routes};
@@ -108,7 +109,9 @@ impl RouteConfigs {
     /// Applies an RDS update, all or nothing: compiles every
     /// `RouteConfiguration`, then publishes them. Returns the names updated.
     pub fn apply(&mut self, update: &Update<Resource>) -> Result<Vec<String>, String> {
-        let compiled = compile_all(&update.resources);
+        let ctx =
+            FactoryContext { stats: Arc::new(self.store.clone()), ..FactoryContext::default() };
+        let compiled = compile_all(&update.resources, &ctx);
         let names: Vec<String> = update.resources.iter().map(|r| r.name().to_string()).collect();
         let compiled = match compiled {
             Ok(c) => c,
@@ -139,8 +142,9 @@ impl RouteConfigs {
 
 type Compiled = Vec<(Arc<RouteConfiguration>, Arc<week1_core::router::Router>)>;
 
-/// Compiles every resource of an RDS update (only route configurations).
-pub fn compile_all(resources: &[Resource]) -> Result<Compiled, String> {
+/// Compiles every resource of an RDS update (only route configurations);
+/// filter stats register in `ctx`'s scope (a throwaway one to validate only).
+pub fn compile_all(resources: &[Resource], ctx: &FactoryContext) -> Result<Compiled, String> {
     let mut out: Compiled = Vec::new();
     for (i, r) in resources.iter().enumerate() {
         let Resource::RouteConfiguration(rc) = r else {
@@ -152,7 +156,7 @@ pub fn compile_all(resources: &[Resource]) -> Result<Compiled, String> {
                 rc.name
             ));
         }
-        let router = compile_routes(rc).map_err(|e| format!("resources[{i}]: {e}"))?;
+        let router = compile_routes(rc, ctx).map_err(|e| format!("resources[{i}]: {e}"))?;
         out.push((Arc::new((**rc).clone()), router));
     }
     Ok(out)
@@ -227,9 +231,13 @@ resources:
         let yaml = routes("a", "/.*");
         let mut twice = update("1", &yaml).resources;
         twice.extend(update("1", &yaml).resources);
-        assert!(compile_all(&twice).unwrap_err().contains("duplicate"));
+        assert!(compile_all(&twice, &FactoryContext::default()).unwrap_err().contains("duplicate"));
         let listener = week1_core::config::listener::Listener::default();
         let wrong = [Resource::Listener(Box::new(listener))];
-        assert!(compile_all(&wrong).unwrap_err().contains("not a RouteConfiguration"));
+        assert!(
+            compile_all(&wrong, &FactoryContext::default())
+                .unwrap_err()
+                .contains("not a RouteConfiguration")
+        );
     }
 }

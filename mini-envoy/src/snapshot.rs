@@ -300,7 +300,7 @@ pub fn build_listener(
 ) -> Result<ListenerEntry, ConfigError> {
     let address = socket_address(l, at)?;
     let matcher = FilterChainMatcher::from_listener(l, at)?;
-    let ctx = FactoryContext::default();
+    let ctx = FactoryContext { stats: Arc::new(build.stats.clone()), ..FactoryContext::default() };
     let shared = SharedBuckets::default();
     let mut rds = Vec::new();
     let mut chain = |fc: &week1_core::config::listener::FilterChain, at: FieldPath| {
@@ -330,11 +330,13 @@ pub fn build_listener(
 }
 
 /// Compiles a route configuration (inline or from RDS) as the router runs it.
+/// Per-route filter configs (a route's own rate limit) register their stats
+/// in `ctx`'s scope.
 pub fn compile_routes(
     route_config: &week1_core::config::route::RouteConfiguration,
+    ctx: &FactoryContext,
 ) -> Result<Arc<Router>, String> {
-    let ctx = FactoryContext::default();
-    let compiler = RouteConfigCompiler::new(&ctx);
+    let compiler = RouteConfigCompiler::new(ctx);
     Router::with_filter_configs(route_config, &compiler).map(Arc::new).map_err(|e| e.to_string())
 }
 
@@ -365,7 +367,7 @@ fn build_chain(
     let terminal =
         match &network.terminal {
             Terminal::HttpConnectionManager(hcm, factory) => ChainTerminal::Http(Arc::new(
-                build_http(hcm, factory.clone(), &terminal_at, build, rds)?,
+                build_http(hcm, factory.clone(), &terminal_at, build, ctx, rds)?,
             )),
             Terminal::TcpProxy(config) => {
                 let access_logs = logs.compile(
@@ -422,6 +424,7 @@ fn build_http(
     filters: FilterChainFactory,
     at: &FieldPath,
     build: &BuildContext<'_>,
+    ctx: &FactoryContext,
     rds: &mut Vec<RdsRef>,
 ) -> Result<HttpChain, ConfigError> {
     let (clusters, logs, stats) = (build.clusters, build.logs, build.stats);
@@ -431,7 +434,7 @@ fn build_http(
     let (router, resolver): (Option<Arc<Router>>, Arc<dyn RouteResolver>) =
         match (&hcm.route_config, &hcm.rds) {
             (Some(route_config), _) => {
-                let router = compile_routes(route_config)
+                let router = compile_routes(route_config, ctx)
                     .map_err(|e| ConfigError::invalid(at.field("route_config"), e))?;
                 let resolver = Arc::new(RouteTable {
                     snapshots: RouteSnapshots::new(&router),

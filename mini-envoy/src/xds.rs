@@ -429,7 +429,10 @@ impl AdsHandler for Forward {
         let verdict = match type_url {
             TypeUrl::Cluster => validate_cds(resources, &self.static_names),
             TypeUrl::Listener => self.listeners.validate(resources),
-            TypeUrl::RouteConfiguration => crate::rds::compile_all(resources).map(|_| ()),
+            TypeUrl::RouteConfiguration => {
+                let scratch = week3_filters::context::FactoryContext::default();
+                crate::rds::compile_all(resources, &scratch).map(|_| ())
+            }
             _ => Ok(()),
         };
         if let Err(error) = &verdict {

@@ -402,6 +402,66 @@ async fn network_local_ratelimit_before_the_hcm_closes_connections_over_the_limi
     assert_eq!(stats.trim(), "local_ratelimit.conns.rate_limited: 1", "{stats}");
 }
 
+#[tokio::test]
+async fn http_rate_limit_and_fault_filters_answer_locally_and_count_in_envoy_stats() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let routes = r#"- match: { prefix: "/fault" }
+  route: { cluster: b }
+  typed_per_filter_config:
+    envoy.filters.http.fault:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+      abort: { http_status: 418, percentage: { numerator: 100 } }
+- match: { prefix: "/" }
+  route: { cluster: b }
+"#;
+    let filters = r#"- name: envoy.filters.http.fault
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+- name: envoy.filters.http.local_ratelimit
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+    stat_prefix: rl
+    token_bucket: { max_tokens: 2, fill_interval: 3600s }
+    filter_enabled: { default_value: { numerator: 100 } }
+    filter_enforced: { default_value: { numerator: 100 } }
+"#;
+    let listener = http_listener("front", &catch_all(routes), "");
+    let listener = listener.replacen(
+        "        http_filters:\n",
+        &format!("        http_filters:\n{}", mini_envoy_tests::config::indent(filters, 8)),
+        1,
+    );
+    let envoy = MiniEnvoy::start(&bootstrap(&[listener], &[cluster("b", &[backend.addr()], "")]));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // The fault aborts before the rate limit spends a token.
+    assert_eq!(client.get(front, "/fault").await.status, 418);
+    assert_eq!(client.get(front, "/a").await.status, 200);
+    assert_eq!(client.get(front, "/b").await.status, 200);
+    let limited = client.get(front, "/c").await;
+    assert_eq!((limited.status, limited.text().as_str()), (429, "local_rate_limited"));
+    assert_eq!(backend.request_count(), 2);
+
+    let stats = Client::new().get(envoy.admin(), "/stats").await.text();
+    for line in [
+        "http.front.fault.aborts_injected: 1",
+        "http.front.fault.active_faults: 0",
+        "rl.http_local_rate_limit.enabled: 3",
+        "rl.http_local_rate_limit.ok: 2",
+        "rl.http_local_rate_limit.rate_limited: 1",
+        "rl.http_local_rate_limit.enforced: 1",
+    ] {
+        assert!(stats.lines().any(|l| l == line), "{line} missing from /stats:\n{stats}");
+    }
+    let prometheus = Client::new().get(envoy.admin(), "/stats/prometheus").await.text();
+    assert!(
+        prometheus.contains(
+            r#"envoy_http_fault_aborts_injected{envoy_http_conn_manager_prefix="front"} 1"#
+        ),
+        "{prometheus}"
+    );
+}
+
 // -------------------------------------------------------------------------
 // HTTP/1.1 on the wire.
 

@@ -1,4 +1,4 @@
-//! # Time and randomness, injected
+//! # Time, randomness and stats, injected
 //!
 //! Envoy's filters read the clock through the dispatcher's `TimeSource` and
 //! draw random numbers from a `Random::RandomGenerator`; they never call the
@@ -10,10 +10,16 @@
 //!
 //! Production uses [`RealTime`] and [`XorShiftRandom`]; tests use
 //! [`ManualTime`] (advanced explicitly) and [`SequenceRandom`].
+//!
+//! Filters count what they do (Envoy's filter stats, e.g.
+//! `<stat_prefix>.http_local_rate_limit.rate_limited`) through a
+//! [`StatsScope`]: mini-envoy hands them its stats store, tests a
+//! [`MemoryStats`] they can read back. Filters take their counters once, when
+//! the filter config is compiled, and only increment them per request.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -190,9 +196,97 @@ impl LogSink for MemorySink {
     }
 }
 
+/// A counter a filter increments (Envoy's `Stats::Counter`).
+pub trait StatCounter: Send + Sync + fmt::Debug {
+    /// Adds `n`.
+    fn add(&self, n: u64);
+    /// Adds one.
+    fn inc(&self) {
+        self.add(1);
+    }
+}
+
+/// A gauge a filter moves (Envoy's `Stats::Gauge`).
+pub trait StatGauge: Send + Sync + fmt::Debug {
+    /// Adds `n` (negative to subtract).
+    fn add(&self, n: i64);
+}
+
+/// Where filters get their stats (Envoy's `Stats::Scope`). Names are full
+/// stat names; asking twice for one name gives the same stat.
+pub trait StatsScope: Send + Sync + fmt::Debug {
+    /// The counter `name`.
+    fn counter(&self, name: &str) -> Arc<dyn StatCounter>;
+    /// The gauge `name`.
+    fn gauge(&self, name: &str) -> Arc<dyn StatGauge>;
+}
+
+/// Stats kept in memory, readable by name (tests, and the default scope of a
+/// [`FactoryContext`] outside mini-envoy).
+#[derive(Debug, Default)]
+pub struct MemoryStats {
+    counters: Mutex<BTreeMap<String, Arc<MemoryCounter>>>,
+    gauges: Mutex<BTreeMap<String, Arc<MemoryGauge>>>,
+}
+
+/// A [`MemoryStats`] counter.
+#[derive(Debug, Default)]
+pub struct MemoryCounter(AtomicU64);
+
+impl StatCounter for MemoryCounter {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A [`MemoryStats`] gauge.
+#[derive(Debug, Default)]
+pub struct MemoryGauge(AtomicI64);
+
+impl StatGauge for MemoryGauge {
+    fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl MemoryStats {
+    /// A counter's value (`None` if never registered).
+    pub fn counter_value(&self, name: &str) -> Option<u64> {
+        let counters = self.counters.lock().ok()?;
+        counters.get(name).map(|c| c.0.load(Ordering::Relaxed))
+    }
+
+    /// A gauge's value (`None` if never registered).
+    pub fn gauge_value(&self, name: &str) -> Option<i64> {
+        let gauges = self.gauges.lock().ok()?;
+        gauges.get(name).map(|g| g.0.load(Ordering::Relaxed))
+    }
+
+    /// Every registered counter name, sorted.
+    pub fn counter_names(&self) -> Vec<String> {
+        self.counters.lock().map(|c| c.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl StatsScope for MemoryStats {
+    fn counter(&self, name: &str) -> Arc<dyn StatCounter> {
+        match self.counters.lock() {
+            Ok(mut counters) => counters.entry(name.to_string()).or_default().clone(),
+            Err(_) => Arc::new(MemoryCounter::default()),
+        }
+    }
+
+    fn gauge(&self, name: &str) -> Arc<dyn StatGauge> {
+        match self.gauges.lock() {
+            Ok(mut gauges) => gauges.entry(name.to_string()).or_default().clone(),
+            Err(_) => Arc::new(MemoryGauge::default()),
+        }
+    }
+}
+
 /// What filter factories receive besides their config: the clock, the
-/// random source and the log sink (Envoy's `FactoryContext`, reduced to what
-/// filters use).
+/// random source, the log sink and the stats scope (Envoy's
+/// `FactoryContext`, reduced to what filters use).
 #[derive(Debug, Clone)]
 pub struct FactoryContext {
     /// The clock.
@@ -201,6 +295,11 @@ pub struct FactoryContext {
     pub random: Arc<dyn RandomSource>,
     /// Where logging filters write.
     pub log: Arc<dyn LogSink>,
+    /// Where filters register their stats.
+    pub stats: Arc<dyn StatsScope>,
+    /// The HTTP connection manager's stats prefix, `http.<stat_prefix>.`,
+    /// for HTTP filters whose stats live under it (fault); empty elsewhere.
+    pub stats_prefix: String,
 }
 
 impl Default for FactoryContext {
@@ -209,6 +308,8 @@ impl Default for FactoryContext {
             time: Arc::new(RealTime),
             random: Arc::new(XorShiftRandom::default()),
             log: Arc::new(TracingSink),
+            stats: Arc::new(MemoryStats::default()),
+            stats_prefix: String::new(),
         }
     }
 }
@@ -220,6 +321,8 @@ impl FactoryContext {
             time,
             random: Arc::new(SequenceRandom::fixed(random)),
             log: Arc::new(MemorySink::default()),
+            stats: Arc::new(MemoryStats::default()),
+            stats_prefix: String::new(),
         }
     }
 }

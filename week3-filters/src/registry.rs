@@ -103,7 +103,7 @@ pub fn http_filter_factory(
             Arc::new(move || HttpFilterInstance::dual(LocalRateLimitFilter::new(c.clone())))
         }
         HttpFilterConfig::Fault(c) => {
-            let c = Arc::new(FaultConfig::new(c, ctx.random.clone()));
+            let c = Arc::new(FaultConfig::new(c, ctx));
             Arc::new(move || HttpFilterInstance::decoder(FaultFilter::new(c.clone())))
         }
         HttpFilterConfig::Buffer(c) => {
@@ -166,11 +166,15 @@ impl FilterChainFactory {
     }
 
     /// The chain of an HCM config.
+    /// Filters whose stats live under the connection manager's prefix get
+    /// `http.<stat_prefix>.`.
     pub fn from_hcm(
         hcm: &HttpConnectionManager,
         ctx: &FactoryContext,
     ) -> Result<Self, ConfigError> {
-        Self::from_config(&hcm.http_filters, ctx)
+        let ctx =
+            FactoryContext { stats_prefix: format!("http.{}.", hcm.stat_prefix), ..ctx.clone() };
+        Self::from_config(&hcm.http_filters, &ctx)
     }
 
     /// A chain of custom factories (tests, benches, extensions), in order.

@@ -7,7 +7,7 @@ use week1_core::config::filters::PerFilterConfig;
 use week1_core::config::http_connection_manager::HttpFilter;
 use week1_core::headers::HeaderMap;
 use week3_filters::buffer::Buffer;
-use week3_filters::context::{FactoryContext, ManualTime, MemorySink};
+use week3_filters::context::{FactoryContext, ManualTime, MemorySink, MemoryStats};
 use week3_filters::http::*;
 use week3_filters::registry::{FilterChainFactory, RouteConfigCompiler};
 
@@ -72,6 +72,14 @@ fn drain(fm: &mut FilterManager) -> Out {
 fn ctx() -> (FactoryContext, Arc<ManualTime>) {
     let t = Arc::new(ManualTime::new());
     (FactoryContext::manual(t.clone(), 0), t)
+}
+
+/// A context whose stats can be read back, as under an HCM `front`.
+fn ctx_with_stats() -> (FactoryContext, Arc<ManualTime>, Arc<MemoryStats>) {
+    let (ctx, t) = ctx();
+    let stats = Arc::new(MemoryStats::default());
+    let ctx = FactoryContext { stats: stats.clone(), stats_prefix: "http.front.".into(), ..ctx };
+    (ctx, t, stats)
 }
 
 #[test]
@@ -253,7 +261,7 @@ fn bearer_auth_accepts_configured_tokens_only() {
 #[test]
 fn local_ratelimit_answers_429_with_ratelimit_headers() {
     let rl = "name: envoy.filters.http.local_ratelimit\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n  stat_prefix: rl\n  token_bucket: {max_tokens: 1, tokens_per_fill: 1, fill_interval: 2s}\n  filter_enabled: {default_value: {numerator: 100}}\n  filter_enforced: {default_value: {numerator: 100}}\n  enable_x_ratelimit_headers: DRAFT_VERSION_03\n  response_headers_to_add: [{header: {key: x-limited, value: \"yes\"}}]\n";
-    let (ctx, time) = ctx();
+    let (ctx, time, stats) = ctx_with_stats();
     let chain = FilterChainFactory::from_config(&filters(&[rl, ROUTER]), &ctx).unwrap();
     let route = || Some(ResolvedRoute::forward("r", "c"));
     let mut fm = stream(&chain, route());
@@ -279,24 +287,30 @@ fn local_ratelimit_answers_429_with_ratelimit_headers() {
     let mut fm = stream(&chain, route());
     fm.decode_headers(req("GET", &[]), true);
     assert!(drain(&mut fm).up_headers, "refilled");
+    let stat = |leaf: &str| stats.counter_value(&format!("rl.http_local_rate_limit.{leaf}"));
+    assert_eq!(
+        ["enabled", "ok", "rate_limited", "enforced"].map(stat),
+        [Some(3), Some(2), Some(1), Some(1)]
+    );
 }
 
 #[test]
 fn local_ratelimit_is_off_by_default() {
     let rl = "name: rl\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit\n  stat_prefix: rl\n  token_bucket: {max_tokens: 1, fill_interval: 60s}\n";
-    let (ctx, _) = ctx();
+    let (ctx, _, stats) = ctx_with_stats();
     let chain = FilterChainFactory::from_config(&filters(&[rl, ROUTER]), &ctx).unwrap();
     for _ in 0..3 {
         let mut fm = stream(&chain, Some(ResolvedRoute::forward("r", "c")));
         fm.decode_headers(req("GET", &[]), true);
         assert!(drain(&mut fm).up_headers);
     }
+    assert_eq!(stats.counter_value("rl.http_local_rate_limit.enabled"), Some(0));
 }
 
 #[test]
 fn fault_delays_through_a_timer_then_aborts() {
     let fault = "name: envoy.filters.http.fault\ntyped_config:\n  \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n  delay: {fixed_delay: 0.5s, percentage: {numerator: 100}}\n  abort: {http_status: 503, percentage: {numerator: 100}}\n  max_active_faults: 1\n";
-    let (ctx, _) = ctx();
+    let (ctx, _, stats) = ctx_with_stats();
     let chain = FilterChainFactory::from_config(&filters(&[fault, ROUTER]), &ctx).unwrap();
     let mut fm = stream(&chain, Some(ResolvedRoute::forward("r", "c")));
     fm.decode_headers(req("POST", &[]), false);
@@ -305,6 +319,7 @@ fn fault_delays_through_a_timer_then_aborts() {
     assert_eq!(o.timers.len(), 1);
     assert_eq!(o.timers[0].1, Duration::from_millis(500));
     assert!(!o.up_headers && o.down_status.is_none(), "held during the delay");
+    assert_eq!(stats.gauge_value("http.front.fault.active_faults"), Some(1));
     // A second stream while the first is active: max_active_faults says no fault.
     let mut other = stream(&chain, Some(ResolvedRoute::forward("r", "c")));
     other.decode_headers(req("GET", &[]), true);
@@ -314,6 +329,13 @@ fn fault_delays_through_a_timer_then_aborts() {
     assert_eq!(o.down_status, Some(503));
     assert_eq!(fm.stream_info().response_flags.to_string(), "DI,FI");
     assert_eq!(fm.stream_info().response_code_details.as_deref(), Some("fault_filter_abort"));
+    drop(fm);
+    let stat = |leaf: &str| stats.counter_value(&format!("http.front.fault.{leaf}"));
+    assert_eq!(
+        ["delays_injected", "aborts_injected", "faults_overflow"].map(stat),
+        [Some(1), Some(1), Some(1)]
+    );
+    assert_eq!(stats.gauge_value("http.front.fault.active_faults"), Some(0));
 }
 
 #[test]

@@ -533,6 +533,45 @@ impl Counter {
 }
 // ANCHOR_END: counter_inc
 
+// Week 3's filters count through its `StatsScope` traits; the store is the
+// scope mini-envoy hands them, so their stats are ordinary ones here.
+impl week3_filters::context::StatCounter for Counter {
+    fn add(&self, n: u64) {
+        Counter::add(self, n);
+    }
+}
+
+impl week3_filters::context::StatGauge for Gauge {
+    fn add(&self, n: i64) {
+        Gauge::add(self, n);
+    }
+}
+
+impl week3_filters::context::StatsScope for Store {
+    fn counter(&self, name: &str) -> Arc<dyn week3_filters::context::StatCounter> {
+        let (scope, leaf) = self.filter_scope(name);
+        Arc::new(scope.counter(leaf))
+    }
+
+    fn gauge(&self, name: &str) -> Arc<dyn week3_filters::context::StatGauge> {
+        let (scope, leaf) = self.filter_scope(name);
+        Arc::new(scope.gauge(leaf))
+    }
+}
+
+impl Store {
+    /// A filter stat's scope: `http.<prefix>.…` carries the connection
+    /// manager's tag, as Envoy's tag extractor (`^http\.((.*?)\.)`) gives it.
+    fn filter_scope<'a>(&self, name: &'a str) -> (Scope, &'a str) {
+        match name.strip_prefix("http.").and_then(|rest| rest.split_once('.')) {
+            Some((prefix, leaf)) => {
+                (self.root().tagged_scope("http", "envoy_http_conn_manager_prefix", prefix), leaf)
+            }
+            None => (self.root(), name),
+        }
+    }
+}
+
 /// A gauge handle (Envoy's `Stats::Gauge`).
 #[derive(Clone)]
 pub struct Gauge {

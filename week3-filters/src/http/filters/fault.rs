@@ -8,6 +8,9 @@
 //! from the injected random source. Faults can be limited to an upstream
 //! cluster, to downstream nodes (`x-envoy-downstream-service-node`) and to
 //! `max_active_faults` at once; a route's `HTTPFault` replaces the filter's.
+//! Stats as Envoy's, under the connection manager's prefix:
+//! `http.<stat_prefix>.fault.delays_injected`, `aborts_injected`,
+//! `faults_overflow` and the gauge `active_faults`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +19,7 @@ use std::time::Duration;
 use week1_core::config::filters::HttpFault;
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::context::RandomSource;
+use crate::context::{FactoryContext, RandomSource, StatCounter, StatGauge};
 use crate::http::stream_info::details;
 use crate::http::{
     CompletedStream, FilterCallbacks, FilterDataStatus, FilterHeadersStatus, FilterTrailersStatus,
@@ -29,12 +32,34 @@ pub struct FaultConfig {
     fault: Arc<HttpFault>,
     random: Arc<dyn RandomSource>,
     active: Arc<AtomicU32>,
+    stats: FaultStats,
+}
+
+/// `http.<stat_prefix>.fault.*`.
+#[derive(Debug)]
+struct FaultStats {
+    delays_injected: Arc<dyn StatCounter>,
+    aborts_injected: Arc<dyn StatCounter>,
+    faults_overflow: Arc<dyn StatCounter>,
+    active_faults: Arc<dyn StatGauge>,
 }
 
 impl FaultConfig {
-    /// From the typed config.
-    pub fn new(c: &HttpFault, random: Arc<dyn RandomSource>) -> Self {
-        Self { fault: Arc::new(c.clone()), random, active: Arc::default() }
+    /// From the typed config; stats go to `ctx.stats` under `ctx.stats_prefix`.
+    pub fn new(c: &HttpFault, ctx: &FactoryContext) -> Self {
+        let name = |leaf: &str| format!("{}fault.{leaf}", ctx.stats_prefix);
+        let stats = FaultStats {
+            delays_injected: ctx.stats.counter(&name("delays_injected")),
+            aborts_injected: ctx.stats.counter(&name("aborts_injected")),
+            faults_overflow: ctx.stats.counter(&name("faults_overflow")),
+            active_faults: ctx.stats.gauge(&name("active_faults")),
+        };
+        Self {
+            fault: Arc::new(c.clone()),
+            random: ctx.random.clone(),
+            active: Arc::default(),
+            stats,
+        }
     }
 
     /// Faults active now.
@@ -62,6 +87,7 @@ impl FaultFilter {
     fn release(&mut self) {
         if std::mem::take(&mut self.counted) {
             self.config.active.fetch_sub(1, Ordering::Relaxed);
+            self.config.stats.active_faults.add(-1);
         }
     }
 
@@ -72,6 +98,7 @@ impl FaultFilter {
             return false;
         }
         cb.stream_info_mut().set_response_flag(ResponseFlag::FaultInjected);
+        self.config.stats.aborts_injected.inc();
         if let Some(grpc) = abort.grpc_status {
             cb.send_local_reply(
                 200,
@@ -144,17 +171,18 @@ impl StreamDecoderFilter for FaultFilter {
         if fault.delay.is_none() && fault.abort.is_none() {
             return FilterHeadersStatus::Continue;
         }
-        if let Some(max) = fault.max_active_faults {
-            let admitted = self
-                .config
-                .active
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| (a < max).then_some(a + 1))
-                .is_ok();
-            if !admitted {
-                return FilterHeadersStatus::Continue;
-            }
-            self.counted = true;
+        let max = fault.max_active_faults.unwrap_or(u32::MAX);
+        let admitted = self
+            .config
+            .active
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| (a < max).then_some(a + 1))
+            .is_ok();
+        if !admitted {
+            self.config.stats.faults_overflow.inc();
+            return FilterHeadersStatus::Continue;
         }
+        self.counted = true;
+        self.config.stats.active_faults.add(1);
         let delay = fault.delay.as_ref().and_then(|d| {
             let hit = d.percentage.hits(self.config.random.random());
             d.fixed_delay.filter(|_| hit).map(|d| d.get())
@@ -162,6 +190,7 @@ impl StreamDecoderFilter for FaultFilter {
         self.fault = Some(fault);
         if let Some(delay) = delay.filter(|d| *d > Duration::ZERO) {
             cb.stream_info_mut().set_response_flag(ResponseFlag::DelayInjected);
+            self.config.stats.delays_injected.inc();
             self.delay_timer = Some(cb.start_timer(delay));
             return FilterHeadersStatus::StopIteration;
         }

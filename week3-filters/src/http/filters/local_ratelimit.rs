@@ -13,6 +13,9 @@
 //! compiled into a [`Limit`] when the route table is built, one bucket per
 //! route entry (owned by the compiled route, shared by every worker through
 //! an `Arc`; the bucket is atomic, nothing is locked per request).
+//! Stats as Envoy's: `<stat_prefix>.http_local_rate_limit.enabled`, `ok`,
+//! `rate_limited` (no token, enforced or not) and `enforced`, each limit
+//! under its own `stat_prefix`.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ use week1_core::config::filters::{LocalRateLimit, XRateLimitHeaders};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 use week1_core::router::{FormatContext, HeaderMutations};
 
-use crate::context::FactoryContext;
+use crate::context::{FactoryContext, StatCounter};
 use crate::http::stream_info::details;
 use crate::http::{
     FilterCallbacks, FilterHeadersStatus, ResponseFlag, StreamDecoderFilter, StreamEncoderFilter,
@@ -38,6 +41,16 @@ pub struct Limit {
     response_headers: HeaderMutations,
     request_headers_not_enforced: HeaderMutations,
     x_ratelimit: bool,
+    stats: LimitStats,
+}
+
+/// `<stat_prefix>.http_local_rate_limit.*`.
+#[derive(Debug)]
+struct LimitStats {
+    enabled: Arc<dyn StatCounter>,
+    enforced: Arc<dyn StatCounter>,
+    rate_limited: Arc<dyn StatCounter>,
+    ok: Arc<dyn StatCounter>,
 }
 
 impl Limit {
@@ -57,6 +70,15 @@ impl Limit {
                 &[],
             )?,
             x_ratelimit: c.enable_x_ratelimit_headers == XRateLimitHeaders::DraftVersion03,
+            stats: {
+                let name = |leaf: &str| format!("{}.http_local_rate_limit.{leaf}", c.stat_prefix);
+                LimitStats {
+                    enabled: ctx.stats.counter(&name("enabled")),
+                    enforced: ctx.stats.counter(&name("enforced")),
+                    rate_limited: ctx.stats.counter(&name("rate_limited")),
+                    ok: ctx.stats.counter(&name("ok")),
+                }
+            },
         })
     }
 }
@@ -92,6 +114,7 @@ impl LocalRateLimitFilter {
 
 impl StreamFilterBase for LocalRateLimitFilter {}
 
+// ANCHOR: decode_headers
 impl StreamDecoderFilter for LocalRateLimitFilter {
     fn decode_headers(
         &mut self,
@@ -105,15 +128,19 @@ impl StreamDecoderFilter for LocalRateLimitFilter {
         if !limit.enabled.is_some_and(|f| f.hits(random.random())) {
             return FilterHeadersStatus::Continue;
         }
+        limit.stats.enabled.inc();
         self.checked = Some(limit.clone());
         if bucket.try_consume() {
+            limit.stats.ok.inc();
             return FilterHeadersStatus::Continue;
         }
+        limit.stats.rate_limited.inc();
         if !limit.enforced.is_some_and(|f| f.hits(random.random())) {
             let ctx = FormatContext { request_headers: None, ..FormatContext::default() };
             limit.request_headers_not_enforced.apply(headers, &ctx);
             return FilterHeadersStatus::Continue;
         }
+        limit.stats.enforced.inc();
         cb.stream_info_mut().set_response_flag(ResponseFlag::RateLimited);
         let l = limit.clone();
         cb.send_local_reply(
@@ -125,6 +152,7 @@ impl StreamDecoderFilter for LocalRateLimitFilter {
         FilterHeadersStatus::StopIteration
     }
 }
+// ANCHOR_END: decode_headers
 
 impl StreamEncoderFilter for LocalRateLimitFilter {
     fn encode_headers(
