@@ -423,13 +423,15 @@ impl ClusterManager {
     /// Replaces a cluster's hosts (EDS, a DNS refresh): hosts whose address,
     /// hostname, locality and priority stay keep their `Arc<Host>` (health
     /// flags, stats, pooled connections); the others come and go. A warming
-    /// cluster starts serving. Publishes to workers.
+    /// cluster starts serving. New hosts of a health-checked cluster start
+    /// `FAILED_ACTIVE_HC` until their first check, as in Envoy. Publishes to workers.
     pub fn update_hosts(
         &mut self,
         cluster: &str,
         hosts: PrioritySet,
     ) -> Result<(), ClusterManagerError> {
         if let Some(mut warming) = self.warming.remove(cluster) {
+            let hosts = warming.entry.info.with_initial_health(hosts);
             warming.entry = Arc::new(warming.entry.with_hosts(hosts)?);
             self.active.insert(cluster.to_string(), warming);
             return self.publish();
@@ -438,6 +440,7 @@ impl ClusterManager {
             .active
             .get_mut(cluster)
             .ok_or_else(|| ClusterManagerError::Unknown(cluster.into()))?;
+        let hosts = current.entry.info.with_initial_health(hosts);
         let hosts = hosts.keeping_hosts_of(&current.entry.priority_set);
         current.entry = Arc::new(current.entry.with_hosts(hosts)?);
         self.publish()
@@ -625,6 +628,28 @@ static_resources:
 
         let unknown = cm.update_load_assignment("nope", &assignment("nope", &[1]), &at);
         assert!(matches!(unknown, Err(ClusterManagerError::Unknown(_))));
+    }
+
+    #[test]
+    fn new_hosts_of_a_health_checked_cluster_start_failed_active_hc() {
+        let (_main, mut cm) = manager();
+        let source = cm.source();
+        let at = FieldPath::root();
+        let mut checked = eds("svc");
+        checked.health_checks = serde_json::from_value(serde_json::json!([{
+            "timeout": "1s", "interval": "1s", "unhealthy_threshold": 1,
+            "healthy_threshold": 1, "tcp_health_check": {}
+        }]))
+        .unwrap();
+        cm.add_or_update_cluster(&checked, "1", &at).unwrap();
+        cm.update_load_assignment("svc", &assignment("svc", &[8001]), &at).unwrap();
+        let first = source.get("svc").unwrap().priority_set.host_sets()[0].hosts()[0].clone();
+        assert_eq!(first.health_flags(), HealthFlags::FAILED_ACTIVE_HC, "warming's hosts too");
+        first.clear_health_flags(HealthFlags::FAILED_ACTIVE_HC); // its first check passed
+        cm.update_load_assignment("svc", &assignment("svc", &[8001, 8002]), &at).unwrap();
+        let hosts = source.get("svc").unwrap().priority_set.host_sets()[0].hosts().to_vec();
+        assert!(Arc::ptr_eq(&hosts[0], &first) && hosts[0].health_flags().is_empty());
+        assert_eq!(hosts[1].health_flags(), HealthFlags::FAILED_ACTIVE_HC, "new: unchecked");
     }
 
     #[test]

@@ -345,7 +345,7 @@ pub fn run(
             .and_then(|v| i64::try_from(v).ok())
             .unwrap_or_else(ServerStats::version_number),
     );
-    server_stats.set_state(ServerState::Live);
+    server_stats.set_state(ServerState::Initializing);
     // /clusters runs on the main thread, where the cluster manager lives.
     let cluster_views: crate::admin::clusters::ClusterProvider = Arc::new(|| {
         let Some(manager) = main_cluster_manager() else { return Vec::new() };
@@ -385,13 +385,24 @@ pub fn run(
         // The listeners: static ones now, LDS ones as they come.
         let Some(parts) = manager_parts.lock().take() else { return };
         let listeners = ListenerManager::new(parts);
-        listeners.borrow_mut().add_static(static_listeners.lock().take().unwrap_or_default());
         MAIN_LISTENER_MANAGER.with(|lm| *lm.borrow_mut() = Some(listeners.clone()));
         // Health checks and outlier detection run on this thread's LocalSet.
         let for_health = cluster_manager.clone();
+        let (ready_stats, ready_addresses) = (server_stats.clone(), ready_addresses.clone());
+        let static_listeners = static_listeners.lock().take().unwrap_or_default();
+        let warming_listeners = listeners.clone();
         let _ = main.spawn_local(async move {
-            crate::health::start(&for_health);
+            let health = crate::health::start(&for_health);
             crate::dns::start(&for_health, dns);
+            // ANCHOR: warming
+            // The static listeners (bound already: connections wait in the
+            // backlog) accept once the clusters warmed, as Envoy's workers
+            // start listening after the cluster manager initialized.
+            health.initial_checks_done().await;
+            warming_listeners.borrow_mut().add_static(static_listeners);
+            ready_stats.set_state(ServerState::Live);
+            on_ready(&ready_addresses);
+            // ANCHOR_END: warming
         });
         // CDS, EDS, LDS and RDS (file watches, the ADS stream) until the server exits.
         let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());
@@ -422,7 +433,6 @@ pub fn run(
         });
         let handle = handle.clone();
         let _ = main.spawn_local(graceful_shutdown(handle));
-        on_ready(&ready_addresses);
     })
     .map_err(|e| ServerError::Threads(e.to_string()))?;
 

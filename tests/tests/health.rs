@@ -290,3 +290,33 @@ outlier_detection:
     assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_success_rate")).await, 0);
     assert_eq!(stat(&envoy, &format!("{od}.ejections_enforced_total")).await, 1);
 }
+
+#[tokio::test]
+async fn warming_keeps_a_failing_host_out_from_the_first_request() {
+    let a = backend("a", switch(503), switch(200));
+    let b = backend("b", switch(200), switch(200));
+    // The first checks come up to 0.5 s after start-up. Without warming the
+    // listener would serve at once, both hosts FAILED_ACTIVE_HC: panic mode,
+    // round robin over both, so a would take half of the first requests.
+    let check = "\
+health_checks:
+- timeout: 0.5s
+  interval: 5s
+  initial_jitter: 0.5s
+  unhealthy_threshold: 1
+  healthy_threshold: 1
+  http_health_check: { path: /healthz }
+";
+    let envoy = start(cluster("backends", &[a.addr(), b.addr()], check));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    for _ in 0..20 {
+        let r = client.get(front, "/").await;
+        assert_eq!((r.status, r.text()), (200, "b".to_string()));
+    }
+    let served = a.requests().iter().filter(|r| r.path != "/healthz").count();
+    assert_eq!(served, 0, "a was never sent a request");
+    assert_eq!(a.requests().len(), 1, "a had its first health check");
+    let r = Client::without_pool().get(envoy.admin(), "/ready").await;
+    assert_eq!((r.status, r.text().trim()), (200, "LIVE"));
+}

@@ -18,8 +18,16 @@
 //!                                    router: host.outlier().put_http_status / put_result ─┘
 //! ```
 //!
-//! Differences from Envoy: hosts start `FAILED_ACTIVE_HC` and take traffic
-//! (in panic mode) until their first check, without delaying start-up; TCP
+//! Warming, as Envoy's cluster initialization: hosts of a health-checked
+//! cluster start `FAILED_ACTIVE_HC` (plus `PENDING_ACTIVE_HC` with
+//! `common_lb_config.ignore_new_hosts_until_first_hc`), and the server starts
+//! accepting on its listeners only when every host had its first check
+//! ([`HealthManager::initial_checks_done`]; each check is bounded by its
+//! `initial_jitter` and `timeout`). Hosts added later (EDS, DNS) start the
+//! same way and are checked at once.
+//!
+//! Differences from Envoy: a cluster added by CDS serves at once, its hosts
+//! failing (in panic mode) until their first check, instead of warming; TCP
 //! checks open a connection per check (`reuse_connection` applies to HTTP).
 
 pub mod check;
@@ -88,6 +96,34 @@ pub fn report_result(info: &ClusterInfo, host: &Host, result: UpstreamResult) {
     }
 }
 // ANCHOR_END: report
+
+/// Counts the check sessions that have not had their first result yet
+/// (Envoy's initial health-check pass that completes cluster warming).
+#[derive(Default)]
+struct FirstChecks {
+    pending: std::cell::Cell<usize>,
+    done: Notify,
+}
+
+/// Held by a check loop until its first result (or until it is aborted).
+struct FirstCheckGuard(Rc<FirstChecks>);
+
+impl FirstCheckGuard {
+    fn new(first: &Rc<FirstChecks>) -> Self {
+        first.pending.set(first.pending.get() + 1);
+        Self(first.clone())
+    }
+}
+
+impl Drop for FirstCheckGuard {
+    fn drop(&mut self) {
+        let left = self.0.pending.get().saturating_sub(1);
+        self.0.pending.set(left);
+        if left == 0 {
+            self.0.done.notify_waiters();
+        }
+    }
+}
 
 /// Republishes a cluster after its hosts' flags changed (the cluster
 /// manager's `hosts_changed`).
@@ -221,6 +257,7 @@ pub struct HealthManager {
     clusters: RefCell<FxHashMap<String, Rc<ClusterHealth>>>,
     publish: Publish,
     outlier_task: RefCell<Option<AbortHandle>>,
+    first_checks: Rc<FirstChecks>,
 }
 // ANCHOR_END: health_manager
 
@@ -247,8 +284,25 @@ impl HealthManager {
             clusters: RefCell::new(FxHashMap::default()),
             publish,
             outlier_task: RefCell::new(None),
+            first_checks: Rc::default(),
         })
     }
+
+    // ANCHOR: initial_checks_done
+    /// Resolves when every host being checked has had its first result of
+    /// every check, pass or fail (at once when nothing is checked): the
+    /// server's listeners wait for this, as Envoy's cluster manager
+    /// initialization waits for each cluster's initial health-check pass.
+    pub async fn initial_checks_done(&self) {
+        loop {
+            let done = self.first_checks.done.notified();
+            if self.first_checks.pending.get() == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+    // ANCHOR_END: initial_checks_done
 
     /// Starts health checking and outlier detection of a cluster with these
     /// hosts, or follows a change of them (hosts that stay keep their check
@@ -296,6 +350,7 @@ impl HealthManager {
                         check.clone(),
                         host.clone(),
                         self.publish.clone(),
+                        FirstCheckGuard::new(&self.first_checks),
                     );
                     tokio::task::spawn_local(run).abort_handle()
                 })
@@ -447,7 +502,9 @@ async fn check_loop(
     check: Rc<CheckConfig>,
     host: Arc<Host>,
     publish: Publish,
+    first: FirstCheckGuard,
 ) {
+    let mut first = Some(first);
     let mut session = HealthCheckSession::new();
     let mut kept: Option<TcpStream> = None;
     tokio::time::sleep(check.policy.first_check_in(crate::random::next_u64())).await;
@@ -488,6 +545,8 @@ async fn check_loop(
             publish(&c.name);
         }
         drop(c);
+        // After the flags are published: the host's first result counts.
+        drop(first.take());
         tokio::time::sleep(decision.next_check_in).await;
     }
 }
