@@ -12,7 +12,8 @@
 //! Mutating endpoints (`/quitquitquit`, `/healthcheck/fail`, ...) require
 //! POST, as in Envoy. A malformed request gets a 4xx, never a crash.
 //! Endpoints live in submodules: [`stats`] (`/stats`, `/stats/prometheus`),
-//! [`clusters`] (`/clusters`, `/listeners`), [`logging`] (`/logging`).
+//! [`clusters`] (`/clusters`, `/listeners`), [`logging`] (`/logging`);
+//! `/config_dump` reads the [`crate::config_dump`] registry.
 
 pub mod clusters;
 pub mod logging;
@@ -264,7 +265,11 @@ fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
     let params = query_params(target);
     let mutating = matches!(
         path,
-        "/quitquitquit" | "/healthcheck/fail" | "/healthcheck/ok" | "/drain_listeners"
+        "/quitquitquit"
+            | "/healthcheck/fail"
+            | "/healthcheck/ok"
+            | "/drain_listeners"
+            | "/reset_counters"
     );
     if mutating && method != "POST" {
         return (Reply::text(405, "This endpoint requires POST.\n".into()), false);
@@ -301,6 +306,14 @@ fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
             state.refresh_server_stats();
             Reply::text(200, "OK\n".into())
         }
+        "/config_dump" => config_dump(&params),
+        "/reset_counters" => {
+            state.store.reset_counters();
+            Reply::text(200, "OK\n".into())
+        }
+        "/runtime" => Reply::json(&runtime(state)),
+        "/memory" => Reply::json(&memory()),
+        "/certs" => Reply::json(&serde_json::json!({ "certificates": [] })),
         "/quitquitquit" => return (Reply::text(200, "OK\n".into()), true),
         "/drain_listeners" => {
             let (status, body) = drain_listeners(state, target);
@@ -309,6 +322,61 @@ fn handle(state: &AdminState, method: &str, target: &str) -> (Reply, bool) {
         _ => Reply::text(404, format!("invalid path: {path}\n{}", endpoint_list())),
     };
     (reply, false)
+}
+
+// ANCHOR: config_dump
+/// `/config_dump`: the main thread's [`ConfigTracker`](crate::config_dump::ConfigTracker).
+fn config_dump(params: &[(String, String)]) -> Reply {
+    let Some(tracker) = crate::config_dump::main_tracker() else {
+        return Reply::text(404, "no configuration is tracked in this process\n".into());
+    };
+    let query = crate::config_dump::DumpQuery::parse(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    match query.map_err(|e| (400, e)).and_then(|q| tracker.dump(&q)) {
+        Ok(dump) => Reply::json(&dump),
+        Err((status, message)) => Reply::text(status, message + "\n"),
+    }
+}
+// ANCHOR_END: config_dump
+
+/// Envoy's `/runtime`: the bootstrap's runtime layers (mini-envoy accepts
+/// only empty ones) and no entries.
+fn runtime(state: &AdminState) -> serde_json::Value {
+    let layers = state
+        .options
+        .bootstrap_source
+        .as_ref()
+        .and_then(|b| b.get("layered_runtime")?.get("layers")?.as_array().cloned())
+        .unwrap_or_default();
+    let names: Vec<serde_json::Value> =
+        layers.iter().filter_map(|l| l.get("name").cloned()).collect();
+    serde_json::json!({ "layers": names, "entries": {} })
+}
+
+/// Envoy's `/memory` (`envoy.admin.v3.Memory`, 64-bit values as strings).
+/// Without an instrumented allocator the allocator fields are 0, as in
+/// Envoy built without tcmalloc; `total_physical_bytes` is the resident set
+/// size (`VmRSS` in `/proc/self/status`; 0 where there is none).
+fn memory() -> serde_json::Value {
+    let rss = resident_bytes().unwrap_or(0);
+    serde_json::json!({
+        "allocated": "0",
+        "heap_size": "0",
+        "pageheap_unmapped": "0",
+        "pageheap_free": "0",
+        "total_thread_cache": "0",
+        "total_physical_bytes": rss.to_string(),
+    })
+}
+
+/// The resident set size: `VmRSS` of `/proc/self/status` (in kB there, so
+/// no page size is needed).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kb: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Envoy's `/server_info` (`envoy.admin.v3.ServerInfo`).
@@ -347,6 +415,14 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/stats", "print server stats (?filter=regex, ?usedonly, ?type=, ?format=json|prometheus)"),
     ("/stats/prometheus", "print server stats in prometheus format"),
     ("/clusters", "upstream cluster status (?format=json)"),
+    (
+        "/config_dump",
+        "dump current Envoy configs (?resource=, ?mask=, ?name_regex=, ?include_eds)",
+    ),
+    ("/reset_counters", "reset all counters to zero (POST)"),
+    ("/runtime", "print runtime values"),
+    ("/memory", "print current allocation/heap usage"),
+    ("/certs", "print certs on machine"),
     ("/listeners", "print listener info (?format=json)"),
     ("/logging", "query/change logging levels (POST ?level= or ?<logger>=)"),
     ("/healthcheck/fail", "cause the server to fail health checks (POST)"),
@@ -445,6 +521,71 @@ mod tests {
         let (status, _, body, _) = get(&state(), "GET", "/nope");
         assert_eq!(status, 404);
         assert!(std::str::from_utf8(&body).unwrap().contains("/server_info"));
+    }
+
+    #[test]
+    fn reset_counters_is_post_only_and_zeroes_counters() {
+        let s = state();
+        let hits = s.store.root().counter("hits");
+        hits.add(3);
+        assert_eq!(get(&s, "GET", "/reset_counters").0, 405);
+        assert_eq!(hits.value(), 3);
+        assert_eq!(get(&s, "POST", "/reset_counters").0, 200);
+        assert_eq!(hits.value(), 0);
+    }
+
+    #[test]
+    fn runtime_memory_and_certs_are_envoys_json() {
+        let mut options = ServerOptions::default();
+        options.bootstrap_source =
+            Some(serde_json::json!({"layered_runtime": {"layers": [{"name": "static", "static_layer": {}}]}}));
+        let store = Store::default();
+        let stats = Arc::new(ServerStats::new(&store));
+        let s = AdminState::new(options, BoundAddresses::default(), store, stats);
+        let json = |target| {
+            let (status, ct, body, _) = get(&s, "GET", target);
+            assert_eq!((status, ct), (200, "application/json"), "{target}");
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        };
+        assert_eq!(json("/runtime"), serde_json::json!({"layers": ["static"], "entries": {}}));
+        let memory = json("/memory");
+        let rss: u64 = memory["total_physical_bytes"].as_str().unwrap().parse().unwrap();
+        assert!(rss > 0, "this test process has a resident set");
+        assert_eq!(memory["allocated"], "0");
+        assert_eq!(json("/certs"), serde_json::json!({"certificates": []}));
+    }
+
+    #[test]
+    fn config_dump_reads_this_threads_tracker() {
+        let s = state();
+        assert_eq!(get(&s, "GET", "/config_dump").0, 404);
+        let tracker = crate::config_dump::ConfigTracker::new();
+        let _owner = tracker
+            .add("routes", || crate::config_dump::routes_dump(&[], &[]))
+            .unwrap();
+        crate::config_dump::set_main_tracker(Some(tracker));
+        let (status, ct, body, _) = get(&s, "GET", "/config_dump");
+        assert_eq!((status, ct), (200, "application/json"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["configs"][0]["@type"],
+            "type.googleapis.com/envoy.admin.v3.RoutesConfigDump"
+        );
+        let (status, _, body, _) = get(&s, "GET", "/config_dump?name_regex=(");
+        assert_eq!(status, 400);
+        assert!(std::str::from_utf8(&body).unwrap().contains("name_regex"));
+        assert_eq!(get(&s, "GET", "/config_dump?bogus=1").0, 400);
+        crate::config_dump::set_main_tracker(None);
+    }
+
+    #[test]
+    fn the_index_lists_every_endpoint() {
+        let (_, ct, body, _) = get(&state(), "GET", "/");
+        assert!(ct.starts_with("text/html"));
+        let html = std::str::from_utf8(&body).unwrap();
+        for path in ["/config_dump", "/reset_counters", "/runtime", "/memory", "/certs"] {
+            assert!(html.contains(&format!("href=\"{path}\"")), "{path}");
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!   owned by the main thread and published to workers; [`hcm`]: one downstream HTTP connection;
 //!   [`router`]: the router's upstream half; [`upstream`]: per-worker load
 //!   balancers and connection pools; [`tcp_proxy`]: L4 proxying; [`admin`]:
-//!   the admin interface; [`stats`]: counters, gauges and histograms merged
+//!   the admin interface; [`config_dump`]: the registry `/config_dump`
+//!   reads (Envoy's `ConfigTracker`); [`stats`]: counters, gauges and histograms merged
 //!   on read; [`health`]: active health checks and outlier detection (main
 //!   thread); [`dns`]: DNS refresh of STRICT_DNS / LOGICAL_DNS clusters;
 //!   [`xds`]: CDS, EDS, LDS and RDS sources (files, ADS);
@@ -29,6 +30,7 @@ pub mod access_log;
 pub mod admin;
 pub mod clock;
 pub mod cluster_manager;
+pub mod config_dump;
 pub mod dns;
 pub mod hcm;
 pub mod health;

@@ -122,11 +122,12 @@ fn source_name(cli: &Cli) -> String {
     }
 }
 
-fn load(cli: &Cli) -> Result<Bootstrap, ConfigError> {
+/// The bootstrap, and its JSON as loaded (for `/config_dump`).
+fn load(cli: &Cli) -> Result<(Bootstrap, serde_json::Value), ConfigError> {
     match (&cli.config_path, &cli.config_yaml) {
-        (Some(path), _) => config::load_bootstrap_file(path),
-        (None, Some(yaml)) => config::load_bootstrap(yaml),
-        (None, None) => config::load_bootstrap(DEMO_CONFIG),
+        (Some(path), _) => config::load_bootstrap_file_with_source(path),
+        (None, Some(yaml)) => config::load_bootstrap_with_source(yaml),
+        (None, None) => config::load_bootstrap_with_source(DEMO_CONFIG),
     }
 }
 
@@ -195,8 +196,8 @@ fn main() -> ExitCode {
         }
     };
     let log_control = init_logging(levels);
-    let bootstrap = match load(&cli) {
-        Ok(b) => b,
+    let (bootstrap, bootstrap_source) = match load(&cli) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {}: {e}", source_name(&cli));
             return ExitCode::FAILURE;
@@ -223,6 +224,7 @@ fn main() -> ExitCode {
                     .or_else(|| node.map(|n| n.cluster.clone())),
                 command_line: std::env::args().collect(),
                 log_control: Some(log_control),
+                bootstrap_source: Some(bootstrap_source),
             };
             let demo = cli.config_path.is_none() && cli.config_yaml.is_none();
             let result = server::run(&bootstrap, &options, move |addresses| {

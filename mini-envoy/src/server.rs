@@ -65,6 +65,10 @@ pub struct ServerOptions {
     pub command_line: Vec<String>,
     /// Runtime log levels for `/logging` (`None`: not adjustable).
     pub log_control: Option<Arc<crate::admin::logging::LogControl>>,
+    /// The bootstrap as loaded, as JSON (`config::load_bootstrap_with_source`),
+    /// for `/config_dump` (`None`: the dump has no `bootstrap` part and
+    /// static resources show only their names).
+    pub bootstrap_source: Option<serde_json::Value>,
 }
 
 impl Default for ServerOptions {
@@ -77,6 +81,7 @@ impl Default for ServerOptions {
             service_cluster: None,
             command_line: Vec::new(),
             log_control: None,
+            bootstrap_source: None,
         }
     }
 }
@@ -376,6 +381,9 @@ pub fn run(
     let static_listeners = Mutex::new(Some(static_listeners));
     let manager_parts = Mutex::new(Some(manager_parts));
     let ready_addresses = addresses.clone();
+    let started_at = std::time::SystemTime::now();
+    let bootstrap_source = options.bootstrap_source.clone();
+    let dump_bootstrap = bootstrap.clone();
     main.post(move || {
         let Some(main) = TokioDispatcher::current() else { return };
         // Main-thread services (health checking, xDS) share the manager.
@@ -406,6 +414,21 @@ pub fn run(
         });
         // CDS, EDS, LDS and RDS (file watches, the ADS stream) until the server exits.
         let dynamic = crate::xds::DynamicClusters::new(cluster_manager.clone());
+        // /config_dump: each part registered with the main thread's tracker.
+        let tracker = crate::config_dump::ConfigTracker::new();
+        crate::config_dump::set_main_tracker(Some(tracker.clone()));
+        let dump_owners = crate::config_dump::parts::register(
+            &tracker,
+            bootstrap_source,
+            &dump_bootstrap,
+            started_at,
+            &dynamic,
+        );
+        // The parts stay registered while the main loop runs.
+        let _ = main.spawn_local(async move {
+            let _owners = dump_owners;
+            std::future::pending::<()>().await;
+        });
         if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, &listeners, xds_node, xds_stop)
         {
             tracing::error!("dynamic_resources: {e}");
@@ -441,6 +464,7 @@ pub fn run(
     // Drop the managers (and their slots) before thread-locals are torn down.
     MAIN_LISTENER_MANAGER.with(|lm| lm.borrow_mut().take());
     MAIN_CLUSTER_MANAGER.with(|cm| cm.borrow_mut().take());
+    crate::config_dump::set_main_tracker(None);
     // Flush access logs on every worker, then stop.
     let _ = pool.post_to_all(access_log::flush_thread_buffers);
     let _ = pool.stop();

@@ -32,7 +32,7 @@ use week1_core::config::bootstrap::{Bootstrap, Resource};
 use week1_core::config::cluster::{Cluster, DiscoveryType};
 use week1_core::config::config_source::{ApiType, ConfigSource};
 use week1_core::config::{ConfigError, FieldPath};
-use week4_xds::file::{FileSubscription, FileUpdate};
+use week4_xds::file::{FileSubscription, FileUpdate, Sources};
 use week4_xds::grpc::client::{self, AdsHandler};
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
 
@@ -102,6 +102,8 @@ pub struct DynamicClusters {
     pub eds: BTreeMap<String, UpdateCounters>,
     /// File watches of EDS clusters, by cluster.
     eds_files: BTreeMap<String, JoinHandle<()>>,
+    /// The JSON each CDS cluster came in, by name (`/config_dump`).
+    cluster_sources: Sources,
 }
 // ANCHOR_END: dynamic_clusters
 
@@ -148,7 +150,32 @@ impl DynamicClusters {
             cds,
             eds: BTreeMap::new(),
             eds_files: BTreeMap::new(),
+            cluster_sources: Sources::new(),
         }))
+    }
+
+    /// The cluster manager CDS and EDS change.
+    pub fn cluster_manager(&self) -> Rc<RefCell<ClusterManager>> {
+        self.clusters.clone()
+    }
+
+    /// The JSON a CDS cluster came in (its file entry, or the protobuf JSON
+    /// of its ADS resource).
+    pub fn cluster_source(&self, name: &str) -> Option<&serde_json::Value> {
+        self.cluster_sources.get(name)
+    }
+
+    /// After an accepted CDS update: keeps its clusters' JSON from
+    /// `sources`, forgets removed ones.
+    fn keep_cluster_sources(&mut self, update: &Update<Resource>, sources: &Sources) {
+        for r in &update.resources {
+            if let Some(json) = sources.get(r.name()) {
+                self.cluster_sources.insert(r.name().to_string(), json.clone());
+            }
+        }
+        for name in &update.removed {
+            self.cluster_sources.remove(name);
+        }
     }
 
     /// Health checking follows the new clusters and hosts.
@@ -269,7 +296,7 @@ async fn watch_file(
     let mut next = sub.load();
     loop {
         match next {
-            FileUpdate::Accepted(update) => apply(&dynamic, type_url, &update),
+            FileUpdate::Accepted(update) => apply(&dynamic, type_url, &update, sub.sources()),
             FileUpdate::Rejected { error } => {
                 let mut d = dynamic.borrow_mut();
                 let counters = match &cluster {
@@ -289,12 +316,19 @@ async fn watch_file(
     }
 }
 
-/// Applies one accepted CDS or EDS update; CDS starts file watches of new
-/// EDS clusters (LDS and RDS updates go to the listener manager).
-fn apply(dynamic: &Rc<RefCell<DynamicClusters>>, type_url: TypeUrl, update: &Update<Resource>) {
+/// Applies one accepted CDS or EDS update (`sources`: its resources' JSON);
+/// CDS starts file watches of new EDS clusters (LDS and RDS updates go to
+/// the listener manager).
+fn apply(
+    dynamic: &Rc<RefCell<DynamicClusters>>,
+    type_url: TypeUrl,
+    update: &Update<Resource>,
+    sources: &Sources,
+) {
     match type_url {
         TypeUrl::Cluster => {
             let Ok(to_watch) = dynamic.borrow_mut().apply_cds(update) else { return };
+            dynamic.borrow_mut().keep_cluster_sources(update, sources);
             for c in to_watch {
                 watch_eds_file(dynamic, &c);
             }
@@ -422,6 +456,8 @@ struct Forward {
     updates: mpsc::UnboundedSender<AdsMessage>,
     static_names: BTreeSet<String>,
     listeners: crate::listener_manager::LdsValidator,
+    /// The JSON of the last validated response of each type.
+    decoded: BTreeMap<TypeUrl, Sources>,
 }
 
 impl AdsHandler for Forward {
@@ -444,15 +480,20 @@ impl AdsHandler for Forward {
         verdict
     }
 
+    fn decoded(&mut self, type_url: TypeUrl, sources: Vec<(String, serde_json::Value)>) {
+        self.decoded.insert(type_url, sources.into_iter().collect());
+    }
+
     fn apply(&mut self, update: Update<Resource>) {
-        let _ = self.updates.send(AdsMessage::Update(update));
+        let sources = self.decoded.remove(&update.type_url).unwrap_or_default();
+        let _ = self.updates.send(AdsMessage::Update(update, sources));
     }
 }
 
 /// What the ADS client hands the main thread.
 enum AdsMessage {
-    /// An ACKed update.
-    Update(Update<Resource>),
+    /// An ACKed update, with its resources' JSON.
+    Update(Update<Resource>, Sources),
     /// A NACKed response: its resource names and why.
     Rejected { type_url: TypeUrl, names: Vec<String>, error: String },
 }
@@ -553,6 +594,7 @@ pub fn start(
         updates: tx,
         static_names: dynamic.borrow().static_names(),
         listeners: listeners.borrow().validator(),
+        decoded: BTreeMap::new(),
     };
     tokio::task::spawn_local(async move {
         if let Err(e) = client::run(endpoint, mux, handler, SystemRandom::new(), shutdown).await {
@@ -563,8 +605,8 @@ pub fn start(
     let listeners = listeners.clone();
     tokio::task::spawn_local(async move {
         while let Some(message) = rx.recv().await {
-            let update = match message {
-                AdsMessage::Update(update) => update,
+            let (update, sources) = match message {
+                AdsMessage::Update(update, sources) => (update, sources),
                 AdsMessage::Rejected { type_url, names, error } => {
                     reject(&dynamic, &listeners, type_url, &names, &error);
                     continue;
@@ -578,7 +620,7 @@ pub fn start(
                 TypeUrl::RouteConfiguration => {
                     let _ = listeners.borrow_mut().apply_rds(&update);
                 }
-                _ => apply(&dynamic, update.type_url, &update),
+                _ => apply(&dynamic, update.type_url, &update, &sources),
             }
         }
     });

@@ -6,6 +6,9 @@
 //! a download the test command cannot make), plus a strict line check of the
 //! exposition grammar it is lenient about (`# TYPE` before every family,
 //! valid metric and label names).
+//!
+//! `/config_dump` is parsed with `serde_json` and its timestamps with
+//! `chrono`'s RFC 3339 parser.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -312,7 +315,7 @@ async fn server_info_logging_and_health_endpoints() {
 async fn mutating_endpoints_need_post_and_garbage_gets_4xx() {
     let backend = Backend::start(Behaviour::Fixed(200, "ok"));
     let mut envoy = start(&backend);
-    for path in ["/quitquitquit", "/healthcheck/fail", "/healthcheck/ok"] {
+    for path in ["/quitquitquit", "/healthcheck/fail", "/healthcheck/ok", "/reset_counters"] {
         assert_eq!(admin_get(&envoy, path).await.status, 405, "{path}");
     }
     assert!(envoy.is_running());
@@ -332,4 +335,189 @@ async fn mutating_endpoints_need_post_and_garbage_gets_4xx() {
     assert_eq!(admin_post(&envoy, "/quitquitquit").await.status, 200);
     let exited = wait_until_async(WAIT, || !envoy.is_running()).await;
     assert!(exited, "mini-envoy exits after /quitquitquit");
+}
+
+#[tokio::test]
+async fn reset_counters_zeroes_counters() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let envoy = start(&backend);
+    five_requests(envoy.listener("front")).await;
+    let before = stats(&envoy).await;
+    assert_eq!(before.get("http.front.downstream_rq_total").map(String::as_str), Some("5"));
+    assert_eq!(admin_get(&envoy, "/reset_counters").await.status, 405);
+    assert_eq!(stats(&envoy).await["http.front.downstream_rq_total"], "5", "GET changed nothing");
+    assert_eq!(admin_post(&envoy, "/reset_counters").await.status, 200);
+    let after = stats(&envoy).await;
+    assert_eq!(after["http.front.downstream_rq_total"], "0");
+    assert_eq!(after["cluster.svc.upstream_rq_total"], "0");
+    assert_eq!(after["server.concurrency"], "2", "gauges keep their values");
+    assert_eq!(Client::without_pool().get(envoy.listener("front"), "/ok").await.status, 200);
+    assert_eq!(stats(&envoy).await["http.front.downstream_rq_total"], "1", "counting goes on");
+}
+
+#[tokio::test]
+async fn runtime_memory_and_certs_answer_envoys_json() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let envoy = start(&backend);
+    let json = |r: Response| -> serde_json::Value {
+        assert_eq!(r.status, 200);
+        serde_json::from_str(&r.text()).expect("JSON")
+    };
+    let runtime = json(admin_get(&envoy, "/runtime").await);
+    assert_eq!(runtime, serde_json::json!({"layers": [], "entries": {}}));
+    let memory = json(admin_get(&envoy, "/memory").await);
+    let rss: u64 = memory["total_physical_bytes"].as_str().unwrap().parse().unwrap();
+    assert!(rss > 1 << 20, "a running proxy has more than 1 MiB resident: {rss}");
+    assert_eq!(json(admin_get(&envoy, "/certs").await), serde_json::json!({"certificates": []}));
+    let index = admin_get(&envoy, "/").await.text();
+    for path in ["/config_dump", "/reset_counters", "/runtime", "/memory", "/certs"] {
+        assert!(index.contains(&format!("href=\"{path}\"")), "{path} in the index");
+    }
+}
+
+/// A CDS file with one EDS cluster `dyn` (endpoints from `eds`).
+fn cds_file(version: &str, eds: &std::path::Path, connect_timeout: &str) -> String {
+    format!(
+        "version_info: \"{version}\"\nresources:\n\
+- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n  name: dyn\n  type: EDS\n  connectTimeout: {connect_timeout}\n  eds_cluster_config:\n    eds_config: {{ path_config_source: {{ path: {:?} }} }}\n",
+        eds.display()
+    )
+}
+
+fn move_in(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write the temporary file");
+    std::fs::rename(&tmp, path).expect("rename it into place");
+}
+
+/// Polls `/config_dump` (with `query`) until `ready` holds on it.
+async fn dump_until(
+    envoy: &MiniEnvoy,
+    query: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let r = admin_get(envoy, &format!("/config_dump{query}")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let dump: serde_json::Value = serde_json::from_str(&r.text()).expect("config_dump is JSON");
+        if ready(&dump) {
+            return dump;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "config_dump never got there: {dump:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn rfc3339(v: &serde_json::Value) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = v.as_str().unwrap_or_else(|| panic!("a timestamp string: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn part<'a>(dump: &'a serde_json::Value, message: &str) -> &'a serde_json::Value {
+    let want = format!("type.googleapis.com/envoy.admin.v3.{message}");
+    let configs = dump["configs"].as_array().expect("configs");
+    configs.iter().find(|c| c["@type"] == want.as_str()).unwrap_or_else(|| panic!("{message}"))
+}
+
+fn dynamic_version(dump: &serde_json::Value) -> Option<&str> {
+    let clusters = part(dump, "ClustersConfigDump");
+    clusters["dynamic_active_clusters"].get(0)?["version_info"].as_str()
+}
+
+#[tokio::test]
+async fn config_dump_shows_static_and_dynamic_config_in_envoys_shape() {
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cds, eds) = (dir.path().join("cds.yaml"), dir.path().join("eds.yaml"));
+    let a = backend.addr();
+    let eds_text = format!(
+        "version_info: e1\nresources:\n- \"@type\": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment\n  cluster_name: dyn\n  endpoints:\n  - lb_endpoints:\n    - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
+        a.ip(),
+        a.port()
+    );
+    move_in(&eds, &eds_text);
+    move_in(&cds, &cds_file("1", &eds, "1s"));
+    let yaml = bootstrap(
+        &[http_listener("front", &catch_all(ROUTES), "")],
+        &[cluster("svc", &[a], "")],
+    ) + &format!("dynamic_resources:\n  cds_config: {{ path_config_source: {{ path: {cds:?} }} }}\n");
+    let envoy = MiniEnvoy::start(&yaml);
+    let started = chrono::Utc::now();
+
+    let dump = dump_until(&envoy, "", |d| dynamic_version(d) == Some("1")).await;
+    let types: Vec<&str> =
+        dump["configs"].as_array().unwrap().iter().filter_map(|c| c["@type"].as_str()).collect();
+    let expected = ["Bootstrap", "Clusters", "Listeners", "Routes"]
+        .map(|m| format!("type.googleapis.com/envoy.admin.v3.{m}ConfigDump"));
+    assert_eq!(types, expected, "Envoy's parts in Envoy's order, no endpoints unasked");
+
+    let boot = part(&dump, "BootstrapConfigDump");
+    assert_eq!(boot["bootstrap"]["static_resources"]["clusters"][0]["name"], "svc");
+    assert_eq!(boot["bootstrap"]["dynamic_resources"]["cds_config"]["path_config_source"]["path"], cds.display().to_string());
+    let boot_time = rfc3339(&boot["last_updated"]);
+    assert!((boot_time.to_utc() - started).num_seconds().abs() < 60, "start-up time");
+
+    let clusters = part(&dump, "ClustersConfigDump");
+    assert_eq!(clusters["version_info"], "1");
+    let svc = &clusters["static_clusters"][0];
+    assert_eq!(svc["cluster"]["@type"], "type.googleapis.com/envoy.config.cluster.v3.Cluster");
+    assert_eq!(svc["cluster"]["name"], "svc");
+    assert!(svc.get("version_info").is_none(), "static clusters have no version");
+    rfc3339(&svc["last_updated"]);
+    let dynamic = &clusters["dynamic_active_clusters"][0];
+    assert_eq!(dynamic["cluster"]["name"], "dyn");
+    assert_eq!(dynamic["cluster"]["connect_timeout"], "1s", "as written, in proto field names");
+    let first_update = rfc3339(&dynamic["last_updated"]);
+
+    let listeners = part(&dump, "ListenersConfigDump");
+    let front = &listeners["static_listeners"][0]["listener"];
+    assert_eq!(front["@type"], "type.googleapis.com/envoy.config.listener.v3.Listener");
+    assert_eq!(front["name"], "front");
+    let routes = part(&dump, "RoutesConfigDump");
+    assert_eq!(routes["static_route_configs"][0]["route_config"]["virtual_hosts"][0]["name"], "all");
+
+    // A CDS update: new version, new content, a later last_updated.
+    move_in(&cds, &cds_file("2", &eds, "2s"));
+    let dump = dump_until(&envoy, "", |d| dynamic_version(d) == Some("2")).await;
+    let clusters = part(&dump, "ClustersConfigDump");
+    assert_eq!(clusters["version_info"], "2");
+    let dynamic = &clusters["dynamic_active_clusters"][0];
+    assert_eq!(dynamic["cluster"]["connect_timeout"], "2s");
+    assert!(rfc3339(&dynamic["last_updated"]) >= first_update);
+
+    // ?resource= flattens one list; ?name_regex= filters it; ?mask= trims.
+    let flat = dump_until(&envoy, "?resource=dynamic_active_clusters", |_| true).await;
+    let flat = flat["configs"].as_array().unwrap();
+    assert_eq!(flat.len(), 1);
+    assert_eq!(flat[0]["@type"], "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster");
+    assert_eq!((flat[0]["version_info"].as_str(), flat[0]["cluster"]["name"].as_str()), (Some("2"), Some("dyn")));
+    let none = dump_until(&envoy, "?resource=static_clusters&name_regex=d.*", |_| true).await;
+    assert_eq!(none["configs"], serde_json::json!([]));
+    let masked =
+        dump_until(&envoy, "?resource=static_clusters&mask=cluster.name", |_| true).await;
+    assert_eq!(masked["configs"][0]["cluster"], serde_json::json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "svc"}));
+
+    // ?include_eds adds the endpoints in force.
+    let with_eds = dump_until(&envoy, "?include_eds", |_| true).await;
+    let endpoints = part(&with_eds, "EndpointsConfigDump");
+    let dyn_eds = &endpoints["dynamic_endpoint_configs"][0]["endpoint_config"];
+    assert_eq!(dyn_eds["cluster_name"], "dyn");
+    let address = &dyn_eds["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!(address["port_value"], a.port());
+    assert_eq!(endpoints["static_endpoint_configs"][0]["endpoint_config"]["cluster_name"], "svc");
+
+    // Bad queries get a 4xx with a message.
+    for (query, status) in [
+        ("?bogus=1", 400),
+        ("?name_regex=(", 400),
+        ("?resource=bootstrap", 400),
+        ("?resource=no_such_field", 404),
+        ("?mask=no_such_field", 400),
+    ] {
+        let r = admin_get(&envoy, &format!("/config_dump{query}")).await;
+        assert_eq!(r.status, status, "{query}: {}", r.text());
+        assert!(!r.text().trim().is_empty(), "{query} says why");
+    }
 }

@@ -19,7 +19,7 @@
 //! A subscription serves one resource type; resources of another type in the
 //! file reject it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use notify::event::{ModifyKind, RenameMode};
@@ -88,8 +88,14 @@ pub struct FileSubscription {
     _watcher: RecommendedWatcher,
     version_info: String,
     names: BTreeSet<String>,
+    /// The last accepted file's resources as JSON, by name.
+    sources: Sources,
     stats: FileStats,
 }
+
+/// Resources as the JSON they were loaded from (see
+/// `week1_core::config::Node::to_json`), by name: what `/config_dump` shows.
+pub type Sources = BTreeMap<String, serde_json::Value>;
 
 impl FileSubscription {
     /// Watches `path` (in its directory, or in `watched_directory`) for `type_url` resources.
@@ -125,6 +131,7 @@ impl FileSubscription {
             _watcher: watcher,
             version_info: String::new(),
             names: BTreeSet::new(),
+            sources: Sources::new(),
             stats: FileStats::default(),
         })
     }
@@ -150,6 +157,11 @@ impl FileSubscription {
         &self.version_info
     }
 
+    /// The resources of the last accepted file as JSON, by name.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
     /// The counters.
     pub fn stats(&self) -> FileStats {
         self.stats
@@ -159,8 +171,9 @@ impl FileSubscription {
     pub fn load(&mut self) -> FileUpdate {
         self.stats.update_attempt += 1;
         match self.read() {
-            Ok(update) => {
+            Ok((update, sources)) => {
                 self.stats.update_success += 1;
+                self.sources = sources;
                 self.version_info = update.version_info.clone();
                 self.names = update.resources.iter().map(|r| r.name().to_string()).collect();
                 FileUpdate::Accepted(update)
@@ -199,11 +212,22 @@ impl FileSubscription {
             && (self.any_move || ev.paths.iter().any(|p| p.file_name() == self.path.file_name()))
     }
 
-    fn read(&self) -> Result<Update<Resource>, String> {
+    fn read(&self) -> Result<(Update<Resource>, Sources), String> {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+        let limits = week1_core::config::ParseLimits::default();
+        let root = week1_core::config::yaml::parse(&text, &limits).map_err(|e| e.to_string())?;
         let resp: DiscoveryResponse =
-            week1_core::config::load_str(&text).map_err(|e| e.to_string())?;
+            week1_core::config::from_tree(&root, week1_core::config::Validator::new())
+                .map_err(|e| e.to_string())?;
+        let json = root.to_json();
+        let sources = match json.get("resources") {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            Some(lone) => vec![lone.clone()],
+            None => Vec::new(),
+        };
+        let sources: Sources =
+            resp.resources.iter().map(|r| r.name().to_string()).zip(sources).collect();
         if let Some((i, r)) =
             resp.resources.iter().enumerate().find(|(_, r)| type_of(r) != self.type_url)
         {
@@ -223,12 +247,13 @@ impl FileSubscription {
         }
         let names: BTreeSet<&str> = resp.resources.iter().map(|r| r.name()).collect();
         let removed = self.names.iter().filter(|n| !names.contains(n.as_str())).cloned().collect();
-        Ok(Update {
+        let update = Update {
             type_url: self.type_url,
             version_info: resp.version_info,
             resources: resp.resources,
             removed,
             warming: Default::default(),
-        })
+        };
+        Ok((update, sources))
     }
 }

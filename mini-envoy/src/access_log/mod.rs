@@ -25,7 +25,7 @@
 pub mod filter;
 pub mod format;
 pub mod sink;
-mod time;
+pub(crate) mod time;
 
 #[cfg(test)]
 mod tests;

@@ -154,6 +154,9 @@ struct StoreInner {
     options: StoreOptions,
     registry: Mutex<Registry>,
     shards: Mutex<Vec<Arc<Shard>>>,
+    /// `/reset_counters`: each counter's merged value at its last reset, by
+    /// cell (shards have one writer each, so a reset cannot zero them).
+    counter_offsets: Mutex<BTreeMap<u32, u64>>,
 }
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -189,6 +192,12 @@ impl StoreInner {
         let shards = self.shards.lock();
         shards.iter().fold(0u64, |acc, s| acc.wrapping_add(s.read(cell as usize)))
     }
+
+    /// A counter's value since its last reset.
+    fn counter(&self, cell: u32) -> u64 {
+        let offset = self.counter_offsets.lock().get(&cell).copied().unwrap_or(0);
+        self.sum(cell).wrapping_sub(offset)
+    }
 }
 
 /// The stats store (Envoy's `Stats::Store`): every stat of one server.
@@ -221,6 +230,7 @@ impl Store {
                 warned: false,
             }),
             shards: Mutex::new(Vec::new()),
+            counter_offsets: Mutex::new(BTreeMap::new()),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -235,10 +245,24 @@ impl Store {
         }
     }
 
+    // ANCHOR: reset_counters
+    /// `/reset_counters`: every counter reads 0 from now on (gauges and
+    /// histograms keep their values, as in Envoy). Workers keep writing their
+    /// own cells; a reset records each counter's current sum as its zero.
+    pub fn reset_counters(&self) {
+        let registry = self.inner.registry.lock();
+        let counters = registry.by_name.values().filter(|m| m.kind == StatKind::Counter);
+        let cells: Vec<u32> = counters.map(|m| m.cell).filter(|c| *c != NULL_CELL).collect();
+        let sums: Vec<(u32, u64)> = cells.into_iter().map(|c| (c, self.inner.sum(c))).collect();
+        self.inner.counter_offsets.lock().extend(sums);
+    }
+    // ANCHOR_END: reset_counters
+
     /// Every stat's current value, merged over all threads, sorted by name.
     pub fn values(&self) -> Vec<StatValue> {
         let registry = self.inner.registry.lock();
         let shards = self.inner.shards.lock().clone();
+        let offsets = self.inner.counter_offsets.lock().clone();
         let sum = |cell: usize| shards.iter().fold(0u64, |a, s| a.wrapping_add(s.read(cell)));
         registry
             .by_name
@@ -249,7 +273,9 @@ impl Store {
                 let (value, used) = match meta.kind {
                     StatKind::Counter => {
                         let v = if null { 0 } else { sum(cell) };
-                        (Value::Counter(v), v > 0)
+                        let offset = offsets.get(&meta.cell).copied().unwrap_or(0);
+                        // Used once written, even if reset since (as Envoy's).
+                        (Value::Counter(v.wrapping_sub(offset)), v > 0)
                     }
                     StatKind::Gauge => {
                         let shared = meta.gauge.as_ref();
@@ -299,7 +325,7 @@ impl Store {
             }
             meta.cell
         };
-        Some(self.inner.sum(cell))
+        Some(self.inner.counter(cell))
     }
 
     /// One gauge's merged value by full name.
@@ -526,9 +552,9 @@ impl Counter {
         });
     }
 
-    /// The merged value over every thread.
+    /// The merged value over every thread (since the last reset).
     pub fn value(&self) -> u64 {
-        self.store.sum(self.cell)
+        self.store.counter(self.cell)
     }
 }
 // ANCHOR_END: counter_inc

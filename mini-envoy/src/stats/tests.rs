@@ -221,3 +221,28 @@ fn text_and_json_formats() {
         "envoy_c_time_bucket{le=\"+Inf\"} 1\nenvoy_c_time_sum 7\nenvoy_c_time_count 1\n"
     ));
 }
+
+#[test]
+fn reset_counters_zeroes_counters_only_and_counting_goes_on() {
+    let store = Store::default();
+    let hits = store.root().counter("hits");
+    let active = store.root().gauge("active");
+    let time = store.root().histogram("time");
+    let worker = {
+        let hits = hits.clone();
+        std::thread::spawn(move || (0..100).for_each(|_| hits.inc()))
+    };
+    worker.join().unwrap();
+    active.set(7);
+    time.record(3);
+    store.reset_counters();
+    assert_eq!(hits.value(), 0);
+    assert_eq!(store.counter_value("hits"), Some(0));
+    assert_eq!(store.gauge_value("active"), Some(7));
+    hits.add(2);
+    assert_eq!(store.counter_value("hits"), Some(2));
+    let values = store.values();
+    let get = |name: &str| values.iter().find(|v| v.name == name).unwrap();
+    assert_eq!(get("hits").value, Value::Counter(2));
+    assert!(matches!(&get("time").value, Value::Histogram(h) if h.count == 1));
+}

@@ -82,14 +82,18 @@ fn locate(root: &Node, base: &FieldPath, mut e: ConfigError) -> ConfigError {
     e
 }
 
-/// Reads and loads a file; the error names the file.
-pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+/// Reads a config file; the error names the file.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
         path: None,
         loc: None,
         kind: ErrorKind::Syntax(format!("cannot read {}: {e}", path.display())),
-    })?;
-    load_str(&text)
+    })
+}
+
+/// Reads and loads a file; the error names the file.
+pub fn load_file<T: DeserializeOwned + Validate>(path: &Path) -> Result<T, ConfigError> {
+    load_str(&read_file(path)?)
 }
 
 /// Loads and validates an Envoy bootstrap from YAML or JSON text.
@@ -97,7 +101,24 @@ pub fn load_bootstrap(text: &str) -> Result<bootstrap::Bootstrap, ConfigError> {
     load_str(text)
 }
 
+/// [`load_bootstrap`], also returning the bootstrap as JSON, as written
+/// (see [`Node::to_json`]): what `/config_dump` shows.
+pub fn load_bootstrap_with_source(
+    text: &str,
+) -> Result<(bootstrap::Bootstrap, serde_json::Value), ConfigError> {
+    let root = yaml::parse(text, &ParseLimits::default())?;
+    let bootstrap = from_tree(&root, Validator::new())?;
+    Ok((bootstrap, root.to_json()))
+}
+
 /// Reads, loads and validates an Envoy bootstrap file.
 pub fn load_bootstrap_file(path: &Path) -> Result<bootstrap::Bootstrap, ConfigError> {
     load_file(path)
+}
+
+/// [`load_bootstrap_file`] with the bootstrap's JSON, as [`load_bootstrap_with_source`].
+pub fn load_bootstrap_file_with_source(
+    path: &Path,
+) -> Result<(bootstrap::Bootstrap, serde_json::Value), ConfigError> {
+    load_bootstrap_with_source(&read_file(path)?)
 }

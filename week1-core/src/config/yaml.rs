@@ -548,7 +548,71 @@ pub fn to_snake_case(key: &str) -> std::borrow::Cow<'_, str> {
 }
 // ANCHOR_END: to_snake_case
 
+/// Fields whose values are free-form (protobuf `Struct`s and maps keyed by
+/// user text): [`Node::to_json`] keeps their keys as written.
+const FREE_FORM_FIELDS: &[&str] = &[
+    "metadata",
+    "filter_metadata",
+    "typed_filter_metadata",
+    "json_format",
+    "typed_json_format",
+    "static_layer",
+    "fields",
+];
+
+/// Whether `key` is a lowerCamelCase field name (`virtualHosts`), which
+/// protobuf's JSON mapping turns back into `virtual_hosts`. Type names,
+/// header names and other keys with dots, dashes or underscores are not.
+fn is_camel_case_field(key: &str) -> bool {
+    let mut bytes = key.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase()) && bytes.all(|b| b.is_ascii_alphanumeric())
+}
+
 impl Node {
+    // ANCHOR: to_json
+    /// The value as JSON, with protobuf field names (`virtualHosts` becomes
+    /// `virtual_hosts`; keys inside free-form fields such as `metadata` stay
+    /// as written). Scalars stay as written: `"0.25s"` is not normalised to
+    /// `"0.250s"`, as Envoy's re-serialisation would.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.to_json_keys(true)
+    }
+
+    fn to_json_keys(&self, proto_names: bool) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => {
+                if let Ok(i) = i64::try_from(*i) {
+                    J::from(i)
+                } else if let Ok(u) = u64::try_from(*i) {
+                    J::from(u)
+                } else {
+                    J::String(i.to_string())
+                }
+            }
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(|n| n.to_json_keys(proto_names)).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let name = if proto_names && is_camel_case_field(&k.name) {
+                            to_snake_case(&k.name).into_owned()
+                        } else {
+                            k.name.clone()
+                        };
+                        let inner = proto_names && !FREE_FORM_FIELDS.contains(&name.as_str());
+                        (name, v.to_json_keys(inner))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+    // ANCHOR_END: to_json
+
     // ANCHOR: locate
     /// The position of the value at `path`, or of its nearest existing ancestor.
     ///
@@ -590,6 +654,22 @@ mod tests {
 
     fn p(text: &str) -> Node {
         parse(text, &ParseLimits::default()).unwrap()
+    }
+
+    #[test]
+    fn to_json_uses_proto_names_outside_free_form_fields() {
+        let n = p("virtualHosts: [{name: a, requestHeadersToAdd: []}]\n\
+                   metadata: {filter_metadata: {myKey: 1}}\n\
+                   typed_extension_protocol_options:\n  envoy.x.v3.HttpOptions: {idleTimeout: 1s}\n\
+                   big: 18446744073709551615\nneg: -3\nf: 0.5\nn: ~\n");
+        let j = n.to_json();
+        assert_eq!(j["virtual_hosts"][0]["request_headers_to_add"], serde_json::json!([]));
+        assert_eq!(j["metadata"]["filter_metadata"]["myKey"], 1);
+        let opts = &j["typed_extension_protocol_options"]["envoy.x.v3.HttpOptions"];
+        assert_eq!(opts["idle_timeout"], "1s");
+        assert_eq!(j["big"], serde_json::json!(u64::MAX));
+        assert_eq!((j["neg"].as_i64(), j["f"].as_f64()), (Some(-3), Some(0.5)));
+        assert!(j["n"].is_null());
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub trait AdsHandler: Send {
         Ok(())
     }
 
+    /// The resources of a response that passed validation, as the protobuf
+    /// JSON they were decoded from (name, JSON); called just before the
+    /// response is ACKed and its update applied (for `/config_dump`).
+    fn decoded(&mut self, _type_url: TypeUrl, _sources: Vec<(String, serde_json::Value)>) {}
+
     /// Applies an ACKed update.
     fn apply(&mut self, update: Update<Resource>);
 
@@ -52,6 +57,14 @@ pub enum ClientError {
 
 /// Decodes a response's resources into the week 1 model, with week 1's validation.
 pub fn decode_resources(type_url: &str, resources: &[Any]) -> Result<Vec<Resource>, String> {
+    Ok(decode_resources_with_json(type_url, resources)?.into_iter().map(|(r, _)| r).collect())
+}
+
+/// [`decode_resources`], keeping each resource's protobuf JSON.
+pub fn decode_resources_with_json(
+    type_url: &str,
+    resources: &[Any],
+) -> Result<Vec<(Resource, serde_json::Value)>, String> {
     let expected = TypeUrl::parse(type_url);
     resources
         .iter()
@@ -64,9 +77,23 @@ pub fn decode_resources(type_url: &str, resources: &[Any]) -> Result<Vec<Resourc
             let r: Resource = week1_core::config::load_str(&json.to_string())
                 .map_err(|e| format!("resources[{i}]: {e}"))?;
             debug_assert_eq!(Some(type_of(&r)), expected);
-            Ok(r)
+            Ok((r, json))
         })
         .collect()
+}
+
+/// Checks decoded resources with `handler`, then hands it their JSON.
+fn validated<H: AdsHandler>(
+    handler: &mut H,
+    type_url: &str,
+    decoded: Vec<(Resource, serde_json::Value)>,
+) -> Result<Vec<Resource>, String> {
+    let t = TypeUrl::parse(type_url).ok_or("unknown type")?;
+    let (resources, json): (Vec<Resource>, Vec<serde_json::Value>) = decoded.into_iter().unzip();
+    handler.validate(t, &resources)?;
+    let names = resources.iter().map(|r| r.name().to_string());
+    handler.decoded(t, names.zip(json).collect());
+    Ok(resources)
 }
 
 enum Inbound {
@@ -163,10 +190,8 @@ async fn session<H: AdsHandler>(
                     Some(Ok(Received::Sotw(resp))) => {
                         let resp = convert::response_from_pb(resp);
                         let outcome = mux.handle_sotw(resp, now, |r| {
-                            let decoded = decode_resources(&r.type_url, &r.resources)?;
-                            let t = TypeUrl::parse(&r.type_url).ok_or("unknown type")?;
-                            handler.validate(t, &decoded)?;
-                            Ok(decoded)
+                            let decoded = decode_resources_with_json(&r.type_url, &r.resources)?;
+                            validated(handler, &r.type_url, decoded)
                         });
                         deliver(outcome, handler);
                     }
@@ -174,10 +199,8 @@ async fn session<H: AdsHandler>(
                         let resp = convert::delta_response_from_pb(resp);
                         let outcome = mux.handle_delta(resp, now, |r| {
                             let anys: Vec<Any> = r.resources.iter().filter_map(|x| x.resource.clone()).collect();
-                            let decoded = decode_resources(&r.type_url, &anys)?;
-                            let t = TypeUrl::parse(&r.type_url).ok_or("unknown type")?;
-                            handler.validate(t, &decoded)?;
-                            Ok(decoded)
+                            let decoded = decode_resources_with_json(&r.type_url, &anys)?;
+                            validated(handler, &r.type_url, decoded)
                         });
                         deliver(outcome, handler);
                     }
