@@ -330,9 +330,8 @@ fn config_dump(params: &[(String, String)]) -> Reply {
     let Some(tracker) = crate::config_dump::main_tracker() else {
         return Reply::text(404, "no configuration is tracked in this process\n".into());
     };
-    let query = crate::config_dump::DumpQuery::parse(
-        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    let query =
+        crate::config_dump::DumpQuery::parse(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     match query.map_err(|e| (400, e)).and_then(|q| tracker.dump(&q)) {
         Ok(dump) => Reply::json(&dump),
         Err((status, message)) => Reply::text(status, message + "\n"),
@@ -415,10 +414,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("/stats", "print server stats (?filter=regex, ?usedonly, ?type=, ?format=json|prometheus)"),
     ("/stats/prometheus", "print server stats in prometheus format"),
     ("/clusters", "upstream cluster status (?format=json)"),
-    (
-        "/config_dump",
-        "dump current Envoy configs (?resource=, ?mask=, ?name_regex=, ?include_eds)",
-    ),
+    ("/config_dump", "dump current Envoy configs (?resource=, ?mask=, ?name_regex=, ?include_eds)"),
     ("/reset_counters", "reset all counters to zero (POST)"),
     ("/runtime", "print runtime values"),
     ("/memory", "print current allocation/heap usage"),
@@ -536,9 +532,11 @@ mod tests {
 
     #[test]
     fn runtime_memory_and_certs_are_envoys_json() {
-        let mut options = ServerOptions::default();
-        options.bootstrap_source =
-            Some(serde_json::json!({"layered_runtime": {"layers": [{"name": "static", "static_layer": {}}]}}));
+        let layers = serde_json::json!({"layers": [{"name": "static", "static_layer": {}}]});
+        let options = ServerOptions {
+            bootstrap_source: Some(serde_json::json!({ "layered_runtime": layers })),
+            ..ServerOptions::default()
+        };
         let store = Store::default();
         let stats = Arc::new(ServerStats::new(&store));
         let s = AdminState::new(options, BoundAddresses::default(), store, stats);
@@ -560,17 +558,12 @@ mod tests {
         let s = state();
         assert_eq!(get(&s, "GET", "/config_dump").0, 404);
         let tracker = crate::config_dump::ConfigTracker::new();
-        let _owner = tracker
-            .add("routes", || crate::config_dump::routes_dump(&[], &[]))
-            .unwrap();
+        let _owner = tracker.add("routes", || crate::config_dump::routes_dump(&[], &[])).unwrap();
         crate::config_dump::set_main_tracker(Some(tracker));
         let (status, ct, body, _) = get(&s, "GET", "/config_dump");
         assert_eq!((status, ct), (200, "application/json"));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            v["configs"][0]["@type"],
-            "type.googleapis.com/envoy.admin.v3.RoutesConfigDump"
-        );
+        assert_eq!(v["configs"][0]["@type"], "type.googleapis.com/envoy.admin.v3.RoutesConfigDump");
         let (status, _, body, _) = get(&s, "GET", "/config_dump?name_regex=(");
         assert_eq!(status, 400);
         assert!(std::str::from_utf8(&body).unwrap().contains("name_regex"));

@@ -190,9 +190,8 @@ impl DumpQuery {
                 "include_eds" => q.include_eds = true,
                 "name_regex" if v.is_empty() => {}
                 "name_regex" => {
-                    let re = regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| {
-                        format!("Error while parsing name_regex from {v}: {e}")
-                    })?;
+                    let re = regex::Regex::new(&format!("^(?:{v})$"))
+                        .map_err(|e| format!("Error while parsing name_regex from {v}: {e}"))?;
                     q.name_regex = Some(re);
                 }
                 other => {
@@ -322,7 +321,11 @@ fn retain_names(part: &mut Value, re: &regex::Regex) {
 }
 
 /// `?resource=`: the elements of the first part that has that repeated field.
-fn flatten(parts: Vec<Value>, resource: &str, mask: Option<&str>) -> Result<Vec<Value>, (u16, String)> {
+fn flatten(
+    parts: Vec<Value>,
+    resource: &str,
+    mask: Option<&str>,
+) -> Result<Vec<Value>, (u16, String)> {
     let paths = mask.map(mask_paths);
     for part in parts {
         let Some(fields) = fields_of(message_name(&part)) else { continue };
@@ -330,7 +333,9 @@ fn flatten(parts: Vec<Value>, resource: &str, mask: Option<&str>) -> Result<Vec<
         let Some(element) = element else {
             return Err((
                 400,
-                format!("{resource} is not a repeated field. Use ?mask={resource} to get only this field"),
+                format!(
+                    "{resource} is not a repeated field. Use ?mask={resource} to get only this field"
+                ),
             ));
         };
         let items = match part.get(resource) {
@@ -342,7 +347,10 @@ fn flatten(parts: Vec<Value>, resource: &str, mask: Option<&str>) -> Result<Vec<
             let item = typed(element, item);
             let item = match &paths {
                 Some(paths) => trim_message(&item, paths).map_err(|()| {
-                    (400, format!("FieldMask {} could not be successfully used.", mask.unwrap_or("")))
+                    (
+                        400,
+                        format!("FieldMask {} could not be successfully used.", mask.unwrap_or("")),
+                    )
                 })?,
                 None => item,
             };
@@ -354,7 +362,11 @@ fn flatten(parts: Vec<Value>, resource: &str, mask: Option<&str>) -> Result<Vec<
 }
 
 fn mask_paths(mask: &str) -> Vec<Vec<&str>> {
-    mask.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.split('.').collect()).collect()
+    mask.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split('.').collect())
+        .collect()
 }
 
 /// A field mask applied to one message: keeps its `@type` and the masked
@@ -520,9 +532,11 @@ pub fn listeners_dump(
         .map(|l| {
             let mut out = Map::new();
             out.insert("name".into(), Value::String(l.name.clone()));
-            for (key, state) in
-                [("active_state", &l.active), ("warming_state", &l.warming), ("draining_state", &l.draining)]
-            {
+            for (key, state) in [
+                ("active_state", &l.active),
+                ("warming_state", &l.warming),
+                ("draining_state", &l.draining),
+            ] {
                 if let Some(s) = state {
                     out.insert(key.into(), dynamic_entry("listener", s));
                 }
@@ -690,11 +704,17 @@ mod tests {
         let v = dump(&t, &[("mask", "version_info")]).unwrap();
         // Bootstrap has no version_info: left out; listeners' is empty.
         assert_eq!(types(&v).len(), 2);
-        assert_eq!(v["configs"][0], json!({"@type": format!("{TYPE_PREFIX}envoy.admin.v3.ClustersConfigDump"), "version_info": "v2"}));
+        assert_eq!(
+            v["configs"][0],
+            json!({"@type": format!("{TYPE_PREFIX}envoy.admin.v3.ClustersConfigDump"), "version_info": "v2"})
+        );
         let v = dump(&t, &[("resource", "static_clusters"), ("mask", "cluster.name,last_updated")])
             .unwrap();
         let c = &v["configs"][0];
-        assert_eq!(c["cluster"], json!({"@type": format!("{TYPE_PREFIX}envoy.config.cluster.v3.Cluster"), "name": "static_a"}));
+        assert_eq!(
+            c["cluster"],
+            json!({"@type": format!("{TYPE_PREFIX}envoy.config.cluster.v3.Cluster"), "name": "static_a"})
+        );
         assert!(c["last_updated"].is_string());
         assert_eq!(dump(&t, &[("mask", "nope")]).unwrap_err().0, 400);
         let bad = dump(&t, &[("resource", "static_clusters"), ("mask", "nope")]);
@@ -712,7 +732,8 @@ mod tests {
         assert_eq!(clusters["dynamic_active_clusters"].as_array().unwrap().len(), 2);
         assert!(clusters.get("dynamic_warming_clusters").is_none());
         // Full match: "dyn" alone matches nothing.
-        let v = dump(&t, &[("resource", "dynamic_active_clusters"), ("name_regex", "dyn")]).unwrap();
+        let v =
+            dump(&t, &[("resource", "dynamic_active_clusters"), ("name_regex", "dyn")]).unwrap();
         assert_eq!(v["configs"], json!([]));
         let err = dump(&t, &[("name_regex", "(")]).unwrap_err();
         assert_eq!(err.0, 400);

@@ -439,10 +439,11 @@ async fn config_dump_shows_static_and_dynamic_config_in_envoys_shape() {
     );
     move_in(&eds, &eds_text);
     move_in(&cds, &cds_file("1", &eds, "1s"));
-    let yaml = bootstrap(
-        &[http_listener("front", &catch_all(ROUTES), "")],
-        &[cluster("svc", &[a], "")],
-    ) + &format!("dynamic_resources:\n  cds_config: {{ path_config_source: {{ path: {cds:?} }} }}\n");
+    let yaml =
+        bootstrap(&[http_listener("front", &catch_all(ROUTES), "")], &[cluster("svc", &[a], "")])
+            + &format!(
+                "dynamic_resources:\n  cds_config: {{ path_config_source: {{ path: {cds:?} }} }}\n"
+            );
     let envoy = MiniEnvoy::start(&yaml);
     let started = chrono::Utc::now();
 
@@ -455,7 +456,10 @@ async fn config_dump_shows_static_and_dynamic_config_in_envoys_shape() {
 
     let boot = part(&dump, "BootstrapConfigDump");
     assert_eq!(boot["bootstrap"]["static_resources"]["clusters"][0]["name"], "svc");
-    assert_eq!(boot["bootstrap"]["dynamic_resources"]["cds_config"]["path_config_source"]["path"], cds.display().to_string());
+    assert_eq!(
+        boot["bootstrap"]["dynamic_resources"]["cds_config"]["path_config_source"]["path"],
+        cds.display().to_string()
+    );
     let boot_time = rfc3339(&boot["last_updated"]);
     assert!((boot_time.to_utc() - started).num_seconds().abs() < 60, "start-up time");
 
@@ -476,7 +480,10 @@ async fn config_dump_shows_static_and_dynamic_config_in_envoys_shape() {
     assert_eq!(front["@type"], "type.googleapis.com/envoy.config.listener.v3.Listener");
     assert_eq!(front["name"], "front");
     let routes = part(&dump, "RoutesConfigDump");
-    assert_eq!(routes["static_route_configs"][0]["route_config"]["virtual_hosts"][0]["name"], "all");
+    assert_eq!(
+        routes["static_route_configs"][0]["route_config"]["virtual_hosts"][0]["name"],
+        "all"
+    );
 
     // A CDS update: new version, new content, a later last_updated.
     move_in(&cds, &cds_file("2", &eds, "2s"));
@@ -491,20 +498,29 @@ async fn config_dump_shows_static_and_dynamic_config_in_envoys_shape() {
     let flat = dump_until(&envoy, "?resource=dynamic_active_clusters", |_| true).await;
     let flat = flat["configs"].as_array().unwrap();
     assert_eq!(flat.len(), 1);
-    assert_eq!(flat[0]["@type"], "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster");
-    assert_eq!((flat[0]["version_info"].as_str(), flat[0]["cluster"]["name"].as_str()), (Some("2"), Some("dyn")));
+    assert_eq!(
+        flat[0]["@type"],
+        "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.DynamicCluster"
+    );
+    assert_eq!(
+        (flat[0]["version_info"].as_str(), flat[0]["cluster"]["name"].as_str()),
+        (Some("2"), Some("dyn"))
+    );
     let none = dump_until(&envoy, "?resource=static_clusters&name_regex=d.*", |_| true).await;
     assert_eq!(none["configs"], serde_json::json!([]));
-    let masked =
-        dump_until(&envoy, "?resource=static_clusters&mask=cluster.name", |_| true).await;
-    assert_eq!(masked["configs"][0]["cluster"], serde_json::json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "svc"}));
+    let masked = dump_until(&envoy, "?resource=static_clusters&mask=cluster.name", |_| true).await;
+    assert_eq!(
+        masked["configs"][0]["cluster"],
+        serde_json::json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "name": "svc"})
+    );
 
     // ?include_eds adds the endpoints in force.
     let with_eds = dump_until(&envoy, "?include_eds", |_| true).await;
     let endpoints = part(&with_eds, "EndpointsConfigDump");
     let dyn_eds = &endpoints["dynamic_endpoint_configs"][0]["endpoint_config"];
     assert_eq!(dyn_eds["cluster_name"], "dyn");
-    let address = &dyn_eds["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    let address =
+        &dyn_eds["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
     assert_eq!(address["port_value"], a.port());
     assert_eq!(endpoints["static_endpoint_configs"][0]["endpoint_config"]["cluster_name"], "svc");
 

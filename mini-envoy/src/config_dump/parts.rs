@@ -48,7 +48,11 @@ pub fn static_source(bootstrap: &Value, list: &str, i: usize) -> Option<Value> {
 }
 
 /// The static listeners, as loaded, updated at `started`.
-pub fn static_listeners(bootstrap: &Value, count: usize, started: SystemTime) -> Vec<ResourceState> {
+pub fn static_listeners(
+    bootstrap: &Value,
+    count: usize,
+    started: SystemTime,
+) -> Vec<ResourceState> {
     (0..count)
         .filter_map(|i| static_source(bootstrap, "listeners", i))
         .map(|l| ResourceState {
@@ -108,7 +112,11 @@ fn cluster_state(c: &ManagedCluster, source: Option<&Value>) -> ResourceState {
         ClusterOrigin::Dynamic { version_info } => version_info.clone(),
     };
     let resource = source.cloned().unwrap_or_else(|| json!({ "name": c.config.name }));
-    ResourceState { version_info, resource: typed(CLUSTER_TYPE, resource), last_updated: c.last_updated }
+    ResourceState {
+        version_info,
+        resource: typed(CLUSTER_TYPE, resource),
+        last_updated: c.last_updated,
+    }
 }
 
 /// The `clusters` part now: static clusters (their bootstrap JSON, by
@@ -182,9 +190,11 @@ pub fn load_assignment(cluster_name: &str, hosts: &PrioritySet) -> Value {
         for (locality, lb_endpoints) in groups {
             let mut group = Map::new();
             let mut l = Map::new();
-            for (k, v) in
-                [("region", &locality.region), ("zone", &locality.zone), ("sub_zone", &locality.sub_zone)]
-            {
+            for (k, v) in [
+                ("region", &locality.region),
+                ("zone", &locality.zone),
+                ("sub_zone", &locality.sub_zone),
+            ] {
                 if !v.is_empty() {
                     l.insert(k.into(), Value::String(v.clone()));
                 }
@@ -290,7 +300,10 @@ mod tests {
         assert_eq!(static_source(&b, "clusters", 2), None);
         assert_eq!(static_source(&b, "listeners", 0), Some(json!({"name": "lone"})));
         let listeners = static_listeners(&b, 1, SystemTime::UNIX_EPOCH);
-        assert_eq!(listeners[0].resource["@type"], format!("{}{LISTENER_TYPE}", super::super::TYPE_PREFIX));
+        assert_eq!(
+            listeners[0].resource["@type"],
+            format!("{}{LISTENER_TYPE}", super::super::TYPE_PREFIX)
+        );
     }
 
     #[test]
@@ -303,8 +316,10 @@ mod tests {
                 .build()
                 .unwrap()
         };
-        let ps =
-            PrioritySet::builder().hosts([host(1, "a"), host(2, "b"), host(3, "a")]).build().unwrap();
+        let ps = PrioritySet::builder()
+            .hosts([host(1, "a"), host(2, "b"), host(3, "a")])
+            .build()
+            .unwrap();
         let a = load_assignment("web", &ps);
         assert_eq!(a["cluster_name"], "web");
         let groups = a["endpoints"].as_array().unwrap();

@@ -594,7 +594,9 @@ impl Node {
             }
             Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Value::Str(s) => J::String(s.clone()),
-            Value::Seq(items) => J::Array(items.iter().map(|n| n.to_json_keys(proto_names)).collect()),
+            Value::Seq(items) => {
+                J::Array(items.iter().map(|n| n.to_json_keys(proto_names)).collect())
+            }
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
