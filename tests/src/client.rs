@@ -104,6 +104,22 @@ impl Client {
             Err(_) => Err(format!("no response within {:?}", self.timeout)),
         }
     }
+
+    /// Polls `GET {addr}/` until it answers 200, for at most [`WAIT`](crate::WAIT)
+    /// (a listener that is coming up, or routes that are arriving).
+    pub async fn wait_for_ok(&self, addr: SocketAddr) -> bool {
+        let deadline = tokio::time::Instant::now() + crate::WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let req = request(Method::GET, addr, "/").body(Full::default()).expect("valid request");
+            if let Ok(r) = self.try_send(req).await
+                && r.status == 200
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
 }
 
 /// A request builder for `http://{addr}{path}`.

@@ -29,6 +29,7 @@ pub mod backend;
 pub mod binary;
 pub mod client;
 pub mod config;
+pub mod control_plane;
 pub mod dns;
 pub mod envoy;
 pub mod raw;

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use mini_envoy_tests::config::{catch_all, http_listener, indent};
 use mini_envoy_tests::{Backend, Behaviour, Client, MiniEnvoy, WAIT, wait_until_async};
@@ -148,26 +147,9 @@ async fn setup() -> Setup {
     let envoy = MiniEnvoy::start_with_args(&args, 1, true);
     let client = Client::new();
     let front = envoy.listener("front");
-    let serving = poll_ok(&client, front).await;
+    let serving = client.wait_for_ok(front).await;
     assert!(serving, "svc never served from the CDS/EDS files\n{}", envoy.output());
     Setup { _dir: dir, cds: cds_path, eds: eds_path, envoy, backends }
-}
-
-/// Polls `GET /` until it answers 200 (bounded).
-async fn poll_ok(client: &Client, addr: SocketAddr) -> bool {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        let req = mini_envoy_tests::client::request(hyper::Method::GET, addr, "/")
-            .body(Default::default())
-            .expect("valid request");
-        if let Ok(r) = client.try_send(req).await
-            && r.status == 200
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 /// Waits (bounded) until `backend` got more than `before` requests.
@@ -310,16 +292,8 @@ async fn clusters_and_endpoints_replaced_ten_times_over_ads_lose_no_request() {
         (0..3).map(|i| Backend::named(&format!("b{i}"), Behaviour::Fixed(200, "ok"))).collect();
     let cp = ControlPlane::new();
     cp.set_resources(&ads_resources(backends[0].addr(), 1000, 0)).expect("valid resources");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let cp_addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = cp.clone();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        let _ = server.serve(listener, shutdown).await;
-    });
+    let served = mini_envoy_tests::control_plane::ServedControlPlane::start(&cp).await;
+    let cp_addr = served.addr;
 
     let routes = catch_all("- match: { prefix: / }\n  route: { cluster: svc }");
     let yaml = format!(
@@ -335,7 +309,11 @@ async fn clusters_and_endpoints_replaced_ten_times_over_ads_lose_no_request() {
     let config = path.display().to_string();
     let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "2"], 1, true);
     let front = envoy.listener("front");
-    assert!(poll_ok(&Client::new(), front).await, "svc never served over ADS\n{}", envoy.output());
+    assert!(
+        Client::new().wait_for_ok(front).await,
+        "svc never served over ADS\n{}",
+        envoy.output()
+    );
 
     let load = Load::start(front, 4);
     for i in 1..=10 {
@@ -350,7 +328,7 @@ async fn clusters_and_endpoints_replaced_ten_times_over_ads_lose_no_request() {
         );
     }
     let (ok, failed) = load.finish().await;
-    let _ = stop.send(true);
+    drop(served);
     assert!(
         failed.is_empty(),
         "{} of {} failed: {:?}",
@@ -445,7 +423,7 @@ dynamic_resources:\n  cds_config:\n    resource_api_version: V3\n    path_config
     std::fs::write(&bootstrap_path, bootstrap).expect("write the bootstrap");
     let config = bootstrap_path.display().to_string();
     let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "1"], 1, false);
-    let serving = poll_ok(&Client::new(), envoy.listener("tcp")).await;
+    let serving = Client::new().wait_for_ok(envoy.listener("tcp")).await;
     assert!(serving, "the tcp_proxy never reached the CDS cluster\n{}", envoy.output());
     assert!(backend.wait_for_requests_async(1, WAIT).await);
 }

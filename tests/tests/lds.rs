@@ -230,27 +230,9 @@ async fn file_setup_draining(drain_s: &str) -> FileSetup {
     let config = path.display().to_string();
     let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", drain_s];
     let envoy = MiniEnvoy::start_with_args(&args, 0, true);
-    let serving = poll_ok(front).await;
+    let serving = Client::new().wait_for_ok(front).await;
     assert!(serving, "front never served from the LDS/RDS files\n{}", envoy.output());
     FileSetup { _dir: dir, lds, rds, front, envoy, backends }
-}
-
-/// Polls `GET /` on `addr` until it answers 200 (bounded).
-async fn poll_ok(addr: SocketAddr) -> bool {
-    let client = Client::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        let req = mini_envoy_tests::client::request(hyper::Method::GET, addr, "/")
-            .body(Default::default())
-            .expect("valid request");
-        if let Ok(r) = client.try_send(req).await
-            && r.status == 200
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,7 +337,7 @@ async fn a_silent_connection_closes_after_drain_timeout_when_its_listener_is_rep
         "closed only after {:?} (the drain time, not drain_timeout)",
         started.elapsed()
     );
-    assert!(poll_ok(s.front).await, "the new version serves");
+    assert!(Client::new().wait_for_ok(s.front).await, "the new version serves");
 }
 
 /// The listener `front` on `addr` for the control plane, whose protobuf
@@ -412,16 +394,8 @@ async fn listeners_and_routes_replaced_ten_times_over_ads_lose_no_request() {
     let front = free_port();
     let cp = ControlPlane::new();
     cp.set_resources(&[ads_listener(front, 0), ads_routes("b0")]).expect("valid");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let cp_addr = listener.local_addr().expect("addr");
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let server = cp.clone();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        };
-        let _ = server.serve(listener, shutdown).await;
-    });
+    let served = mini_envoy_tests::control_plane::ServedControlPlane::start(&cp).await;
+    let cp_addr = served.addr;
     let mut clusters: Vec<String> =
         backends.iter().map(|b| cluster(b.name(), &[b.addr()], "")).collect();
     clusters.push(cluster("xds", &[cp_addr], ""));
@@ -436,7 +410,11 @@ async fn listeners_and_routes_replaced_ten_times_over_ads_lose_no_request() {
     let config = path.display().to_string();
     let args = ["-c", &config, "--concurrency", "2", "--drain-time-s", "2"];
     let envoy = MiniEnvoy::start_with_args(&args, 0, true);
-    assert!(poll_ok(front).await, "front never served over ADS\n{}", envoy.output());
+    assert!(
+        Client::new().wait_for_ok(front).await,
+        "front never served over ADS\n{}",
+        envoy.output()
+    );
 
     let load = Load::start(front, 4);
     for i in 1..=10 {
@@ -466,12 +444,12 @@ async fn listeners_and_routes_replaced_ten_times_over_ads_lose_no_request() {
     cp.set_resources(&[bad, ads_routes("b0")]).expect("valid protobuf");
     let rejected = "listener_manager.lds.update_rejected: 1";
     assert!(wait_for_stat(&envoy, "lds.update_rejected", rejected).await, "{}", envoy.output());
-    assert!(poll_ok(front).await, "{}", envoy.output());
+    assert!(Client::new().wait_for_ok(front).await, "{}", envoy.output());
 
     // Removed over ADS: the socket stops accepting.
     cp.set_resources(&[]).expect("valid");
     assert!(wait_refused(front).await, "front still accepts\n{}", envoy.output());
-    let _ = stop.send(true);
+    drop(served);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,13 +495,13 @@ async fn a_listener_warms_until_its_routes_arrive() {
     assert!(wait_for_stat(&s.envoy, "warming", line).await, "{}", s.envoy.output());
     let listed = Client::new().get(s.envoy.admin(), "/listeners").await.text();
     assert!(!listed.contains("second::"), "a warming listener is not active: {listed}");
-    assert!(poll_ok(s.front).await, "front keeps serving");
+    assert!(Client::new().wait_for_ok(s.front).await, "front keeps serving");
 
     // The routes arrive: `second` activates and serves them.
     let mut other = routes_json(1, "b1");
     other["name"] = json!("other");
     move_in(&s.rds, &response_file(1, &[routes_json(1, "b0"), other]));
-    assert!(poll_ok(second).await, "second never served\n{}", s.envoy.output());
+    assert!(Client::new().wait_for_ok(second).await, "second never served\n{}", s.envoy.output());
     let line = "listener_manager.total_listeners_warming: 0";
     assert!(wait_for_stat(&s.envoy, "warming", line).await, "{}", s.envoy.output());
     let active = "listener_manager.total_listeners_active: 2";
