@@ -186,13 +186,18 @@ fn index_is_reused_safely_after_free() {
     a.free().unwrap();
     settle(&s); // the index returns to the free list once every thread dropped "a"
     settle(&s);
-    let b = s.tls.allocate_slot::<&'static str>().unwrap();
+    // Another type, usually at the same index (parallel tests share the free
+    // list): reads skip the run-time type check, so the
+    // generation check must keep `a`'s entry from ever being read as a `Vec`.
+    let b = s.tls.allocate_slot::<Vec<u64>>().unwrap();
     assert_eq!(b.get(), Err(TlsError::NotSet(b.index())), "no stale value from `a`");
-    b.set(|| "b").unwrap();
+    assert_eq!(b.with(|v| v.len()), Err(TlsError::NotSet(b.index())));
+    b.set(|| vec![7, 8]).unwrap();
     let bb = b.clone();
-    for seen in on_each_worker(&s.pool, move || *bb.get().unwrap()) {
-        assert_eq!(seen, "b");
+    for seen in on_each_worker(&s.pool, move || bb.get().unwrap().to_vec()) {
+        assert_eq!(seen, [7, 8]);
     }
+    assert_eq!(b.with(|v| v.iter().sum::<u64>()), Ok(15));
     s.pool.stop().unwrap();
 }
 
