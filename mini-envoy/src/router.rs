@@ -33,7 +33,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::time::Instant;
 use week1_core::cluster::outlier::UpstreamResult;
-use week1_core::cluster::{ActiveRequest, Host, ResourceGuard};
+use week1_core::cluster::{ActiveRequest, Host, ResourceGuard, RoutingPriority};
 use week1_core::headers::{HeaderMap, HeaderName, HeaderValue};
 use week1_core::router::{Forward, ForwardRef, ResetReason, RetryPolicy, RouteContext};
 use week3_filters::buffer::Buffer;
@@ -109,6 +109,14 @@ pub struct UpstreamRequest {
     request_end: bool,
     trailers: Option<HeaderMap>,
     retries_left: u32,
+    /// The route has a retry policy this request qualifies for, and its body
+    /// can still be replayed (Envoy creates no retry state otherwise).
+    retry_enabled: bool,
+    /// The route's priority: which circuit breakers this stream counts against.
+    priority: RoutingPriority,
+    /// The `max_retries` (or retry budget) slot of the retry in progress, held
+    /// from its scheduling until its outcome is known (Envoy's `retries().inc()`).
+    retry_guard: Option<ResourceGuard>,
     attempts: u32,
     previous_hosts: Vec<SocketAddr>,
     /// The current attempt's host, for outlier detection reports.
@@ -147,6 +155,9 @@ impl UpstreamRequest {
             request_end: false,
             trailers: None,
             retries_left: 0,
+            retry_enabled: false,
+            priority: RoutingPriority::Default,
+            retry_guard: None,
             attempts: 0,
             previous_hosts: Vec::new(),
             attempt_host: None,
@@ -257,14 +268,15 @@ impl UpstreamRequest {
                 number_value(e.as_millis() as u64),
             );
         }
-        self.retries_left = match policy {
-            Some(p) if p.request_is_retriable(headers) => p.num_retries,
-            _ => 0,
+        (self.retry_enabled, self.retries_left) = match policy {
+            Some(p) if p.request_is_retriable(headers) => (true, p.num_retries),
+            _ => (false, 0),
         };
         if self.retries_left > 0 {
             self.replay = Some(Buffer::new());
         }
         self.hash = route.compute_hash(headers, Some(remote.ip()));
+        self.priority = route.action.priority;
         // ANCHOR: request_breaker
         match cluster
             .info
@@ -378,7 +390,7 @@ impl UpstreamRequest {
                 tracing::debug!("upstream connect: {e}");
                 self.report(UpstreamResult::ConnectFailed);
                 self.state = State::Idle;
-                if !self.maybe_retry_reset(ResetReason::ConnectFailure) {
+                if !self.maybe_retry_reset(fm, ResetReason::ConnectFailure) {
                     fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionFailure);
                     self.fail(
                         fm,
@@ -478,7 +490,7 @@ impl UpstreamRequest {
             if replay.len() + data.len() > self.buffer_limit {
                 // Too big to replay: this request will not be retried.
                 self.replay = None;
-                self.retries_left = 0;
+                self.retry_enabled = false;
             } else {
                 replay.move_from(&mut data.share());
             }
@@ -691,15 +703,12 @@ impl UpstreamRequest {
                         stats.response(status);
                     }
                     // ANCHOR: retry_on_response
-                    let retry = !self.response_started
-                        && self.can_retry()
+                    let wants = !self.response_started
                         && self
                             .retry_policy()
                             .is_some_and(|p| p.retry_on_response(status, &head.headers));
-                    if retry {
-                        self.state = State::Idle;
-                        self.schedule_retry(fm);
-                        return true;
+                    if self.retry_decided(fm, wants) {
+                        return true; // the backoff state dropped this attempt
                     }
                     // ANCHOR_END: retry_on_response
                     let State::Active(a) = &mut self.state else { return true };
@@ -786,9 +795,10 @@ impl UpstreamRequest {
         self.upstreams.pools.release(conn, reusable);
     }
 
-    fn can_retry(&self) -> bool {
-        self.retries_left > 0
-            && (self.replay.is_some() || self.request_end && self.pending.is_empty())
+    /// Whether a retry could be sent at all: the request can be replayed
+    /// and the route timeout has not passed.
+    fn can_replay(&self) -> bool {
+        (self.replay.is_some() || self.request_end && self.pending.is_empty())
             && self.global_deadline.is_none_or(|d| crate::clock::now() < d)
     }
 
@@ -813,7 +823,7 @@ impl UpstreamRequest {
             self.state = State::Done;
             return;
         }
-        if !self.maybe_retry_reset(ResetReason::Reset) {
+        if !self.maybe_retry_reset(fm, ResetReason::Reset) {
             fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamConnectionTermination);
             self.fail(
                 fm,
@@ -824,40 +834,46 @@ impl UpstreamRequest {
         }
     }
 
-    fn maybe_retry_reset(&mut self, reason: ResetReason) -> bool {
+    fn maybe_retry_reset(&mut self, fm: &mut FilterManager, reason: ResetReason) -> bool {
         let wants = self.retry_policy().is_some_and(|p| p.retry_on_reset(reason));
-        if wants && self.can_retry() {
-            self.schedule_retry_quiet();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn schedule_retry(&mut self, fm: &mut FilterManager) {
-        let _ = fm;
-        self.schedule_retry_quiet();
+        self.retry_decided(fm, wants)
     }
 
     // ANCHOR: schedule_retry
-    fn schedule_retry_quiet(&mut self) {
-        let breakers = self.cluster.as_ref().map(|c| c.info.circuit_breakers.clone());
-        if let Some(b) = breakers {
-            // Envoy's max_retries breaker: a retry that cannot get it is not made.
-            let retries = b.for_priority(week1_core::cluster::RoutingPriority::Default).retries();
-            if !retries.can_create() {
-                self.retries_left = 0;
+    /// An attempt's outcome is known and the retry policy `wants` a retry or
+    /// not (Envoy's `RetryState::shouldRetry`). The previous retry's breaker
+    /// slot is released; a new retry needs one left in the policy's
+    /// `num_retries` (else `upstream_rq_retry_limit_exceeded`, flag URX) and a
+    /// slot of the cluster's `max_retries` breaker or retry budget (else
+    /// `upstream_rq_retry_overflow`, flag UO). True when a retry is scheduled.
+    fn retry_decided(&mut self, fm: &mut FilterManager, wants: bool) -> bool {
+        self.retry_guard = None;
+        let Some(cluster) = self.cluster.clone() else { return false };
+        if !wants || !self.retry_enabled || !self.can_replay() {
+            return false;
+        }
+        let stats = &cluster.pool.stats;
+        if self.retries_left == 0 {
+            stats.upstream_rq_retry_limit_exceeded.inc();
+            fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRetryLimitExceeded);
+            return false;
+        }
+        self.retries_left -= 1;
+        match cluster.info.circuit_breakers.for_priority(self.priority).try_acquire_retry() {
+            Ok(guard) => self.retry_guard = Some(guard),
+            Err(_) => {
+                stats.upstream_rq_retry_overflow.inc();
+                fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamOverflow);
+                return false;
             }
         }
-        self.retries_left = self.retries_left.saturating_sub(1);
+        stats.upstream_rq_retry.inc();
         let backoff = self
             .retry_policy()
             .map_or(Duration::ZERO, |p| p.backoff(self.attempts, crate::random::next_u64()));
         self.per_try_deadline = None;
-        if let Some(c) = &self.cluster {
-            c.pool.stats.upstream_rq_retry.inc();
-        }
         self.state = State::Backoff(crate::clock::now() + backoff);
+        true
     }
     // ANCHOR_END: schedule_retry
 
@@ -921,11 +937,9 @@ impl UpstreamRequest {
             return;
         }
         self.state = State::Idle;
-        let retriable = per_try
-            && self.can_retry()
+        let wants = per_try
             && self.retry_policy().is_some_and(|p| p.retry_on_response(504, &HeaderMap::new()));
-        if retriable {
-            self.schedule_retry_quiet();
+        if self.retry_decided(fm, wants) {
             return;
         }
         fm.stream_info_mut().set_response_flag(ResponseFlag::UpstreamRequestTimeout);

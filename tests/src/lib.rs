@@ -77,6 +77,13 @@ pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> 
     }
 }
 
+/// One counter or gauge of mini-envoy's `/stats` (text format), if present.
+pub async fn stat(envoy: &MiniEnvoy, name: &str) -> Option<u64> {
+    let text = Client::without_pool().get(envoy.admin(), "/stats").await.text();
+    let value = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "));
+    value.and_then(|v| v.trim().parse().ok())
+}
+
 /// A loopback address where nothing listens (the port was just released).
 pub fn closed_port() -> std::net::SocketAddr {
     let listener =

@@ -15,7 +15,7 @@ use mini_envoy_tests::client::request;
 use mini_envoy_tests::config::{bootstrap, catch_all, cluster, file_access_log, http_listener};
 use mini_envoy_tests::raw::exchange;
 use mini_envoy_tests::{
-    Backend, Behaviour, Client, MiniEnvoy, RawConnection, Reply, WAIT, closed_port,
+    Backend, Behaviour, Client, MiniEnvoy, RawConnection, Reply, WAIT, closed_port, stat,
 };
 
 /// The access log the flag tests read: path, status, flags.
@@ -246,7 +246,69 @@ async fn retries_stop_at_num_retries_and_pass_the_last_5xx_through() {
     assert_eq!(r.status, 500, "the third attempt's answer goes to the client");
     assert_eq!(r.text(), "status 500");
     assert_eq!(failing.request_count(), 3);
-    assert!(log_line(&envoy, "/").starts_with("/ 500 "), "{}", log_line(&envoy, "/"));
+    assert_eq!(log_line(&envoy, "/"), "/ 500 URX", "retry limit exceeded");
+    let counter = |name: &'static str| stat(&envoy, name);
+    assert_eq!(counter("cluster.svc.upstream_rq_retry").await, Some(2));
+    assert_eq!(counter("cluster.svc.upstream_rq_retry_limit_exceeded").await, Some(1));
+}
+
+#[tokio::test]
+async fn the_max_retries_breaker_and_retry_budgets_bound_retries() {
+    // Each backend fails its first request and then succeeds: a retry that is
+    // made gets 200, a retry refused by the breaker passes the 503 through.
+    let flaky = |name| Backend::named(name, Behaviour::Statuses(vec![503, 200]));
+    let (no_retries, empty_budget, budget, defaults) =
+        (flaky("no_retries"), flaky("empty_budget"), flaky("budget"), flaky("defaults"));
+    let retried =
+        "  route:\n    cluster: {c}\n    retry_policy: { retry_on: 5xx, num_retries: 3 }\n";
+    let routes: String = ["no_retries", "empty_budget", "budget", "defaults"]
+        .iter()
+        .map(|c| format!("- match: {{ prefix: \"/{c}\" }}\n{}", retried.replace("{c}", c)))
+        .collect();
+    let breakers =
+        |thresholds: &str| format!("circuit_breakers:\n  thresholds: [ {thresholds} ]\n");
+    let envoy = start(
+        &routes,
+        &[
+            cluster("no_retries", &[no_retries.addr()], &breakers("{ max_retries: 0 }")),
+            // A budget replaces max_retries: 0% of one request, no floor...
+            cluster(
+                "empty_budget",
+                &[empty_budget.addr()],
+                &breakers(
+                    "{ max_retries: 5, retry_budget: { budget_percent: { value: 0 }, min_retry_concurrency: 0 } }",
+                ),
+            ),
+            // ... or 100% of the one request in flight.
+            cluster(
+                "budget",
+                &[budget.addr()],
+                &breakers(
+                    "{ max_retries: 0, retry_budget: { budget_percent: { value: 100 }, min_retry_concurrency: 0 } }",
+                ),
+            ),
+            cluster("defaults", &[defaults.addr()], ""),
+        ],
+        "",
+    );
+    let client = Client::new();
+    let front = envoy.listener("front");
+    for (path, status, attempts, flags) in [
+        ("/no_retries", 503, 1, "UO"),
+        ("/empty_budget", 503, 1, "UO"),
+        ("/budget", 200, 2, "-"),
+        ("/defaults", 200, 2, "-"),
+    ] {
+        let r = client.get(front, path).await;
+        assert_eq!(r.status, status, "{path}: {}", envoy.output());
+        assert_eq!(log_line(&envoy, path), format!("{path} {status} {flags}"));
+        let name = &path[1..];
+        let overflow = stat(&envoy, &format!("cluster.{name}.upstream_rq_retry_overflow")).await;
+        let made = stat(&envoy, &format!("cluster.{name}.upstream_rq_retry")).await;
+        assert_eq!((made, overflow), (Some(attempts - 1), Some(2 - attempts)), "{path}");
+    }
+    let seen = [&no_retries, &empty_budget, &budget, &defaults].map(|b| b.request_count());
+    assert_eq!(seen, [1, 1, 2, 2], "a refused retry never reaches the backend");
 }
 
 #[tokio::test]

@@ -50,6 +50,10 @@ pub struct ClusterStats {
     pub upstream_rq_retry: Counter,
     /// Retries that succeeded.
     pub upstream_rq_retry_success: Counter,
+    /// Retries not made: the route's `num_retries` were used up.
+    pub upstream_rq_retry_limit_exceeded: Counter,
+    /// Retries not made: the `max_retries` breaker (or retry budget) was full.
+    pub upstream_rq_retry_overflow: Counter,
     /// Requests whose route timeout fired.
     pub upstream_rq_timeout: Counter,
     /// Tries whose `per_try_timeout` fired.
@@ -80,6 +84,8 @@ impl ClusterStats {
             upstream_rq_pending_overflow: scope.counter("upstream_rq_pending_overflow"),
             upstream_rq_retry: scope.counter("upstream_rq_retry"),
             upstream_rq_retry_success: scope.counter("upstream_rq_retry_success"),
+            upstream_rq_retry_limit_exceeded: scope.counter("upstream_rq_retry_limit_exceeded"),
+            upstream_rq_retry_overflow: scope.counter("upstream_rq_retry_overflow"),
             upstream_rq_timeout: scope.counter("upstream_rq_timeout"),
             upstream_rq_per_try_timeout: scope.counter("upstream_rq_per_try_timeout"),
             upstream_rq_time: scope.histogram("upstream_rq_time"),

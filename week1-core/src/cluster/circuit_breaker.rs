@@ -8,7 +8,8 @@
 //! | `max_connections`      | 1024        | connection pool, per upstream conn  |
 //! | `max_pending_requests` | 1024        | a request waiting for a connection  |
 //! | `max_requests`         | 1024        | a request in flight                 |
-//! | `max_retries`          | 3           | a retry in flight                   |
+//! | `max_retries`          | 3           | a retry, from its scheduling to its |
+//! |                        |             | outcome (backoff and the attempt)   |
 //! | `max_connection_pools` | unlimited   | a connection pool                   |
 //!
 //! [`Resource::try_acquire`] is an atomic compare-and-increment that succeeds
@@ -17,6 +18,10 @@
 //! `?` can never leak a slot. Overflow is an error value ([`ResourceOverflow`]),
 //! which the router turns into a 503 with `x-envoy-overloaded` and the
 //! `upstream_rq_pending_overflow` (etc.) stat.
+//!
+//! A `retry_budget` replaces `max_retries` (Envoy's `RetryBudgetImpl`): the
+//! limit on retries becomes a share of the requests active or pending right now,
+//! recomputed each time a retry asks ([`ResourceManager::try_acquire_retry`]).
 //!
 //! [`Resource::is_open`] is Envoy's `circuit_breakers.<priority>.<rq>_open`
 //! gauge (1 when the count has reached the max) and [`Resource::remaining`] its
@@ -54,6 +59,25 @@ impl Default for CircuitBreakerThresholds {
             max_retries: 3,
             max_connection_pools: None,
         }
+    }
+}
+
+/// `circuit_breakers.thresholds[].retry_budget`: when set, it replaces
+/// `max_retries` for its priority (Envoy's `RetryBudgetImpl`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryBudget {
+    /// Retries allowed as a percentage of active plus pending requests (default 20).
+    pub budget_percent: f64,
+    /// Retries always allowed, whatever the budget (default 3).
+    pub min_retry_concurrency: u32,
+}
+
+impl RetryBudget {
+    /// The retry limit for `active_and_pending` requests in flight:
+    /// `max(budget_percent% × active_and_pending, min_retry_concurrency)`.
+    pub fn max_retries(&self, active_and_pending: u64) -> u64 {
+        let budget = (self.budget_percent / 100.0 * active_and_pending as f64) as u64;
+        budget.max(u64::from(self.min_retry_concurrency))
     }
 }
 
@@ -202,12 +226,14 @@ pub struct ResourceManager {
     requests: Arc<Resource>,
     retries: Arc<Resource>,
     connection_pools: Arc<Resource>,
+    retry_budget: Option<RetryBudget>,
 }
 
 impl ResourceManager {
     /// A manager with the given maxima.
     pub fn new(t: &CircuitBreakerThresholds) -> Self {
         Self {
+            retry_budget: None,
             connections: Resource::new(ResourceKind::Connections, t.max_connections),
             pending_requests: Resource::new(ResourceKind::PendingRequests, t.max_pending_requests),
             requests: Resource::new(ResourceKind::Requests, t.max_requests),
@@ -254,6 +280,31 @@ impl ResourceManager {
     pub fn connection_pools(&self) -> &Arc<Resource> {
         &self.connection_pools
     }
+
+    /// This manager with `budget` in place of `max_retries`.
+    pub fn with_retry_budget(mut self, budget: Option<RetryBudget>) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// The retry budget, if one replaces `max_retries`.
+    pub fn retry_budget(&self) -> Option<&RetryBudget> {
+        self.retry_budget.as_ref()
+    }
+
+    // ANCHOR: try_acquire_retry
+    /// A slot for one retry (Envoy's `retries().canCreate()` then `inc()`), held
+    /// from the retry's scheduling until its outcome is known. With a retry
+    /// budget the limit is first recomputed from the requests active and pending
+    /// now, so it follows the load.
+    pub fn try_acquire_retry(&self) -> Result<ResourceGuard, ResourceOverflow> {
+        if let Some(budget) = &self.retry_budget {
+            let in_flight = self.requests.count() + self.pending_requests.count();
+            self.retries.set_max(budget.max_retries(in_flight));
+        }
+        self.retries.try_acquire()
+    }
+    // ANCHOR_END: try_acquire_retry
 }
 
 /// A cluster's circuit breakers for both routing priorities.
@@ -273,7 +324,12 @@ impl ClusterCircuitBreakers {
     /// Breakers from the `DEFAULT` and `HIGH` thresholds (Envoy uses the same
     /// defaults for both when a priority is not listed).
     pub fn new(default: &CircuitBreakerThresholds, high: &CircuitBreakerThresholds) -> Self {
-        Self { default: ResourceManager::new(default), high: ResourceManager::new(high) }
+        Self::from_managers(ResourceManager::new(default), ResourceManager::new(high))
+    }
+
+    /// Breakers from one manager per priority (e.g. with retry budgets).
+    pub fn from_managers(default: ResourceManager, high: ResourceManager) -> Self {
+        Self { default, high }
     }
 
     /// The manager for `priority`.
@@ -290,6 +346,34 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn retries_are_bounded_by_max_retries_or_by_a_budget_that_follows_load() {
+        let fixed = ResourceManager::new(&CircuitBreakerThresholds {
+            max_retries: 1,
+            ..Default::default()
+        });
+        let held = fixed.try_acquire_retry().unwrap();
+        assert_eq!(fixed.try_acquire_retry().unwrap_err().kind, ResourceKind::Retries);
+        drop(held);
+        assert!(fixed.try_acquire_retry().is_ok(), "the slot returns with its guard");
+
+        let budget = RetryBudget { budget_percent: 25.0, min_retry_concurrency: 1 };
+        let m = ResourceManager::new(&CircuitBreakerThresholds::default())
+            .with_retry_budget(Some(budget));
+        // No requests in flight: the floor, min_retry_concurrency.
+        let first = m.try_acquire_retry().unwrap();
+        assert!(m.try_acquire_retry().is_err());
+        // Eight requests active or pending: 25% of them.
+        let load: Vec<_> = (0..6).map(|_| m.requests().try_acquire().unwrap()).collect();
+        let pending: Vec<_> = (0..2).map(|_| m.pending_requests().try_acquire().unwrap()).collect();
+        let second = m.try_acquire_retry().unwrap();
+        assert_eq!(m.retries().max(), 2);
+        assert!(m.try_acquire_retry().is_err());
+        drop((load, pending, first, second));
+        assert!(m.try_acquire_retry().is_ok());
+        assert_eq!(m.retries().max(), 1, "the limit falls with the load");
+    }
 
     #[test]
     fn defaults_are_envoys() {

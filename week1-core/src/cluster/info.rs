@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClusterError;
-use super::circuit_breaker::{CircuitBreakerThresholds, ClusterCircuitBreakers};
+use super::circuit_breaker::{
+    CircuitBreakerThresholds, ClusterCircuitBreakers, ResourceManager, RetryBudget,
+};
 use super::health_checker::initial_flags;
 use super::host::{HealthFlags, Host, Locality};
 use super::host_set::{PrioritySet, PrioritySetBuilder};
@@ -51,44 +53,6 @@ use crate::config::{ConfigError, types};
 /// [`system_resolver`] is the blocking one for the main thread at startup;
 /// tests pass a closure.
 pub type Resolve<'a> = dyn FnMut(&str, u16) -> Result<Vec<SocketAddr>, String> + 'a;
-
-/// `circuit_breakers.thresholds[].retry_budget`: when set, it replaces
-/// `max_retries` for its priority (Envoy's `RetryBudgetImpl`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryBudget {
-    /// Retries allowed as a percentage of active plus pending requests (default 20).
-    pub budget_percent: f64,
-    /// Retries always allowed, whatever the budget (default 3).
-    pub min_retry_concurrency: u32,
-}
-
-impl RetryBudget {
-    /// The retry limit for `active_and_pending` requests in flight:
-    /// `max(budget_percent% × active_and_pending, min_retry_concurrency)`.
-    pub fn max_retries(&self, active_and_pending: u64) -> u64 {
-        let budget = (self.budget_percent / 100.0 * active_and_pending as f64) as u64;
-        budget.max(u64::from(self.min_retry_concurrency))
-    }
-}
-
-/// Retry budgets per routing priority (`None`: `max_retries` applies).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct RetryBudgets {
-    /// The `DEFAULT` priority's budget.
-    pub default: Option<RetryBudget>,
-    /// The `HIGH` priority's budget.
-    pub high: Option<RetryBudget>,
-}
-
-impl RetryBudgets {
-    /// The budget for `priority`.
-    pub fn for_priority(&self, priority: super::RoutingPriority) -> Option<&RetryBudget> {
-        match priority {
-            super::RoutingPriority::Default => self.default.as_ref(),
-            super::RoutingPriority::High => self.high.as_ref(),
-        }
-    }
-}
 
 /// `dns_failure_refresh_rate`: exponential backoff after a failed resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +84,6 @@ pub struct ClusterInfo {
     pub lb_config: LbConfig,
     /// Circuit breakers for both routing priorities (Envoy defaults 1024/1024/1024/3).
     pub circuit_breakers: Arc<ClusterCircuitBreakers>,
-    /// Retry budgets that replace `max_retries`, per priority.
-    pub retry_budgets: RetryBudgets,
     /// `per_connection_buffer_limit_bytes` (default 1 MiB).
     pub per_connection_buffer_limit_bytes: u32,
     /// Requests per upstream connection before it is closed (`None`: no limit),
@@ -198,7 +160,7 @@ impl ClusterInfo {
             (Some(n), None) | (None, Some(n)) => Some(n).filter(|&n| n > 0),
             (None, None) => None,
         };
-        let (circuit_breakers, retry_budgets) = circuit_breakers(c.circuit_breakers.as_ref());
+        let circuit_breakers = circuit_breakers(c.circuit_breakers.as_ref());
         let common = c.common_lb_config.as_ref();
         Ok(ClusterInfo {
             name: c.name.clone(),
@@ -213,7 +175,6 @@ impl ClusterInfo {
             connect_timeout: c.connect_timeout(),
             lb_config: lb_config(c, at)?,
             circuit_breakers: Arc::new(circuit_breakers),
-            retry_budgets,
             per_connection_buffer_limit_bytes: c.per_connection_buffer_limit_bytes(),
             max_requests_per_connection,
             idle_timeout: http.idle_timeout(),
@@ -543,7 +504,7 @@ fn http1_options(c: &Cluster) -> Http1ProtocolOptions {
         .unwrap_or_default()
 }
 
-fn circuit_breakers(cb: Option<&cfg::CircuitBreakers>) -> (ClusterCircuitBreakers, RetryBudgets) {
+fn circuit_breakers(cb: Option<&cfg::CircuitBreakers>) -> ClusterCircuitBreakers {
     let per_priority = |p: cfg::RoutingPriority| {
         let t = cb
             .map(|cb| cb.for_priority(p))
@@ -559,13 +520,11 @@ fn circuit_breakers(cb: Option<&cfg::CircuitBreakers>) -> (ClusterCircuitBreaker
             budget_percent: b.budget_percent.map_or(20.0, |p| p.value),
             min_retry_concurrency: b.min_retry_concurrency.unwrap_or(3),
         });
-        (thresholds, budget)
+        ResourceManager::new(&thresholds).with_retry_budget(budget)
     };
-    let (default, default_budget) = per_priority(cfg::RoutingPriority::Default);
-    let (high, high_budget) = per_priority(cfg::RoutingPriority::High);
-    (
-        ClusterCircuitBreakers::new(&default, &high),
-        RetryBudgets { default: default_budget, high: high_budget },
+    ClusterCircuitBreakers::from_managers(
+        per_priority(cfg::RoutingPriority::Default),
+        per_priority(cfg::RoutingPriority::High),
     )
 }
 
@@ -852,7 +811,7 @@ load_assignment:
             assert_eq!(m.requests().max(), 1024);
             assert_eq!(m.retries().max(), 3);
             assert_eq!(m.connection_pools().max(), u64::MAX);
-            assert_eq!(i.retry_budgets.for_priority(p), None);
+            assert_eq!(m.retry_budget(), None);
         }
         assert_eq!(i.per_connection_buffer_limit_bytes, 1024 * 1024);
         assert_eq!(i.max_requests_per_connection, None);
@@ -1132,16 +1091,18 @@ typed_extension_protocol_options:
         assert_eq!((h.requests().max(), h.retries().max()), (7, 1));
         assert_eq!(h.connection_pools().max(), u64::MAX);
 
-        assert_eq!(i.retry_budgets.for_priority(RoutingPriority::Default), None);
-        let budget = *i.retry_budgets.for_priority(RoutingPriority::High).unwrap();
+        assert_eq!(d.retry_budget(), None);
+        let budget = *h.retry_budget().unwrap();
         assert_eq!(budget, RetryBudget { budget_percent: 50.0, min_retry_concurrency: 3 });
         assert_eq!(budget.max_retries(0), 3, "min_retry_concurrency floor");
         assert_eq!(budget.max_retries(100), 50);
         let default_budget = info(&format!(
             "{MINIMAL}circuit_breakers: {{ thresholds: [ {{ retry_budget: {{}} }} ] }}\n"
         ))
-        .retry_budgets
-        .default
+        .circuit_breakers
+        .for_priority(RoutingPriority::Default)
+        .retry_budget()
+        .copied()
         .unwrap();
         assert_eq!(default_budget, RetryBudget { budget_percent: 20.0, min_retry_concurrency: 3 });
     }

@@ -79,7 +79,7 @@ pub mod zone_aware;
 
 pub use circuit_breaker::{
     CircuitBreakerThresholds, ClusterCircuitBreakers, Resource, ResourceGuard, ResourceKind,
-    ResourceManager, ResourceOverflow, RoutingPriority,
+    ResourceManager, ResourceOverflow, RetryBudget, RoutingPriority,
 };
 pub use host::{ActiveRequest, HealthFlags, Host, HostBuilder, HostHealth, HostStats, Locality};
 pub use host_set::{HostSet, HostsPerLocality, PrioritySet, PrioritySetBuilder};
