@@ -45,4 +45,5 @@ pub mod snapshot;
 pub mod stats;
 pub mod tcp_proxy;
 pub mod upstream;
+pub mod validate;
 pub mod xds;

@@ -204,11 +204,17 @@ fn main() -> ExitCode {
         }
     };
     match cli.mode {
-        Mode::Validate => {
-            println!("configuration '{}' OK", source_name(&cli));
-            print!("{}", summary::render(&bootstrap));
-            ExitCode::SUCCESS
-        }
+        Mode::Validate => match mini_envoy::validate::validate(&bootstrap) {
+            Ok(()) => {
+                println!("configuration '{}' OK", source_name(&cli));
+                print!("{}", summary::render(&bootstrap));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", source_name(&cli));
+                ExitCode::FAILURE
+            }
+        },
         Mode::Serve => {
             let node = bootstrap.node.as_ref();
             let options = ServerOptions {
@@ -258,6 +264,7 @@ mod tests {
         let b = config::load_bootstrap(DEMO_CONFIG).unwrap();
         assert_eq!(b.listeners().len(), 3);
         assert_eq!(b.clusters().len(), 2);
+        assert_eq!(mini_envoy::validate::validate(&b).map_err(|e| e.to_string()), Ok(()));
     }
 
     #[test]

@@ -334,8 +334,9 @@ fn the_book_builds_with_every_include_link_and_chapter_in_place() {
 
 /// The bootstraps readers copy (every `book/src/**/*.yaml`) and the load
 /// benchmark's template pass `mini-envoy --mode validate`: the real loader and
-/// its validation (field paths, unsupported fields), so a config the book shows
-/// is one mini-envoy accepts.
+/// its validation (field paths, unsupported fields), then the server's own
+/// compilation of clusters, filter chains and routes, so a config the book
+/// shows is one mini-envoy accepts.
 #[test]
 fn the_book_and_benchmark_bootstraps_validate() {
     fn yaml_files(dir: &Path, found: &mut Vec<PathBuf>) {
