@@ -74,8 +74,13 @@ pub fn decode_resources_with_json(
                 return Err(format!("resources[{i}]: {} in a {type_url} response", any.type_url));
             }
             let json = convert::any_to_json(any).map_err(|e| format!("resources[{i}]: {e}"))?;
-            let r: Resource = week1_core::config::load_str(&json.to_string())
-                .map_err(|e| format!("resources[{i}]: {e}"))?;
+            let r: Resource =
+                week1_core::config::load_str(&json.to_string()).map_err(|mut e| {
+                    // A position in JSON the control plane never saw means
+                    // nothing to it: the field path says where.
+                    e.loc = None;
+                    format!("resources[{i}]: {e}")
+                })?;
             debug_assert_eq!(Some(type_of(&r)), expected);
             Ok((r, json))
         })

@@ -591,6 +591,14 @@ mod tests {
             from_grpc.to_string().contains("outlier_detection.max_ejection_percent"),
             "{from_grpc}"
         );
+        // The NACK names the resource and the field, without a line:column
+        // of JSON the control plane never saw.
+        let any = json_to_any(&v).expect("protobuf accepts it");
+        let nack = super::super::client::decode_resources(TypeUrl::Cluster.as_str(), &[any])
+            .expect_err("NACKed");
+        assert!(nack.starts_with("resources[0]: "), "{nack}");
+        assert!(nack.contains("outlier_detection.max_ejection_percent"), "{nack}");
+        assert!(!nack.contains(" at line "), "{nack}");
     }
 
     #[test]
