@@ -397,6 +397,11 @@ fn server_info(state: &AdminState) -> serde_json::Value {
             "restart_epoch": 0,
             "mode": "Serve",
             "disable_hot_restart": true,
+            "reject_unknown_fields": true,
+            "reject_unknown_fields_dynamic":
+                o.unknown_dynamic_fields == crate::server::UnknownDynamicFields::Reject,
+            "ignore_unknown_fields":
+                o.unknown_dynamic_fields == crate::server::UnknownDynamicFields::Ignore,
             "argv": o.command_line,
         },
         "node": {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use mini_envoy::admin::logging::{LogControl, LogLevels, Reload};
 use mini_envoy::route_check::{self, RouteCheckArgs};
-use mini_envoy::server::{self, BoundAddresses, ServerOptions};
+use mini_envoy::server::{self, BoundAddresses, ServerOptions, UnknownDynamicFields};
 use week1_core::config::{self, ConfigError, bootstrap::Bootstrap};
 
 /// The configuration mini-envoy runs when given none.
@@ -105,6 +105,15 @@ struct Cli {
     /// The node's cluster (overrides the bootstrap's `node.cluster`, as in Envoy).
     #[arg(long = "service-cluster", value_name = "NAME")]
     service_cluster: Option<String>,
+
+    /// NACK xDS resources with fields newer than mini-envoy's Envoy API
+    /// (by default they are accepted, logged and counted).
+    #[arg(long = "reject-unknown-dynamic-fields")]
+    reject_unknown_dynamic_fields: bool,
+
+    /// Accept xDS resources with unknown fields without a warning or a count.
+    #[arg(long = "ignore-unknown-dynamic-fields")]
+    ignore_unknown_dynamic_fields: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +238,14 @@ fn main() -> ExitCode {
                     .clone()
                     .or_else(|| node.map(|n| n.cluster.clone())),
                 command_line: std::env::args().collect(),
+                unknown_dynamic_fields: match (
+                    cli.reject_unknown_dynamic_fields,
+                    cli.ignore_unknown_dynamic_fields,
+                ) {
+                    (true, _) => UnknownDynamicFields::Reject,
+                    (false, true) => UnknownDynamicFields::Ignore,
+                    (false, false) => UnknownDynamicFields::Warn,
+                },
                 log_control: Some(log_control),
                 bootstrap_source: Some(bootstrap_source),
             };

@@ -63,6 +63,9 @@ pub struct ServerOptions {
     pub service_cluster: Option<String>,
     /// The command line, for `/server_info`.
     pub command_line: Vec<String>,
+    /// xDS fields newer than mini-envoy's Envoy API (`--reject-unknown-dynamic-fields`,
+    /// `--ignore-unknown-dynamic-fields`).
+    pub unknown_dynamic_fields: UnknownDynamicFields,
     /// Runtime log levels for `/logging` (`None`: not adjustable).
     pub log_control: Option<Arc<crate::admin::logging::LogControl>>,
     /// The bootstrap as loaded, as JSON (`config::load_bootstrap_with_source`),
@@ -80,10 +83,25 @@ impl Default for ServerOptions {
             service_node: None,
             service_cluster: None,
             command_line: Vec::new(),
+            unknown_dynamic_fields: UnknownDynamicFields::Warn,
             log_control: None,
             bootstrap_source: None,
         }
     }
+}
+
+/// What xDS does with fields newer than mini-envoy's Envoy API (Envoy's
+/// handling of unknown fields in dynamic configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownDynamicFields {
+    /// Accept the resource, log a warning, count `server.dynamic_unknown_fields`
+    /// (Envoy's default).
+    #[default]
+    Warn,
+    /// Accept the resource silently (`--ignore-unknown-dynamic-fields`).
+    Ignore,
+    /// NACK the response (`--reject-unknown-dynamic-fields`).
+    Reject,
 }
 
 /// Why the server could not start.
@@ -340,6 +358,7 @@ pub fn run(
     let cluster_manager = Mutex::new(Some(cluster_manager));
     let xds_bootstrap = bootstrap.clone();
     let xds_node = xds_node(bootstrap, options);
+    let xds_unknown_fields = options.unknown_dynamic_fields;
     let (xds_stopper, xds_stop) = tokio::sync::watch::channel(false);
     let handle = main.handle();
     let server_stats = Arc::new(ServerStats::new(&store));
@@ -429,8 +448,15 @@ pub fn run(
             let _owners = dump_owners;
             std::future::pending::<()>().await;
         });
-        if let Err(e) = crate::xds::start(&xds_bootstrap, &dynamic, &listeners, xds_node, xds_stop)
-        {
+        let unknown_fields = (xds_unknown_fields, server_stats.dynamic_unknown_fields.clone());
+        if let Err(e) = crate::xds::start(
+            &xds_bootstrap,
+            &dynamic,
+            &listeners,
+            xds_node,
+            unknown_fields,
+            xds_stop,
+        ) {
             tracing::error!("dynamic_resources: {e}");
             handle.exit();
             return;

@@ -34,10 +34,12 @@ use week1_core::config::config_source::{ApiType, ConfigSource};
 use week1_core::config::{ConfigError, FieldPath};
 use week4_xds::file::{FileSubscription, FileUpdate, Sources};
 use week4_xds::grpc::client::{self, AdsHandler};
+use week4_xds::grpc::convert::UnknownFields;
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
 
 use crate::cluster_manager::{ClusterManager, ClusterManagerError};
 use crate::listener_manager::ListenerManager;
+use crate::server::UnknownDynamicFields;
 use crate::stats::{Counter, Gauge, Scope};
 
 /// Envoy's per-subscription stats (`cluster_manager.cds.*`,
@@ -458,11 +460,33 @@ struct Forward {
     listeners: crate::listener_manager::LdsValidator,
     /// The JSON of the last validated response of each type.
     decoded: BTreeMap<TypeUrl, Sources>,
+    /// The policy for fields newer than our Envoy API, and their counter
+    /// (`server.dynamic_unknown_fields`).
+    unknown_fields: (UnknownDynamicFields, Counter),
 }
 
 impl AdsHandler for Forward {
+    fn unknown_fields_policy(&self) -> UnknownFields {
+        match self.unknown_fields.0 {
+            UnknownDynamicFields::Reject => UnknownFields::Reject,
+            UnknownDynamicFields::Warn | UnknownDynamicFields::Ignore => UnknownFields::Accept,
+        }
+    }
+
+    fn unknown_fields(&mut self, type_url: TypeUrl, resource: &str, fields: Vec<String>) {
+        if self.unknown_fields.0 == UnknownDynamicFields::Warn {
+            // Envoy counts each message with unknown fields once.
+            self.unknown_fields.1.inc();
+            tracing::warn!(
+                "{} {resource:?}: fields newer than mini-envoy's Envoy API were ignored: {}",
+                type_url.as_str(),
+                fields.join("; ")
+            );
+        }
+    }
+
     fn validate(&mut self, type_url: TypeUrl, resources: &[Resource]) -> Result<(), String> {
-        let verdict = match type_url {
+        match type_url {
             TypeUrl::Cluster => validate_cds(resources, &self.static_names),
             TypeUrl::Listener => self.listeners.validate(resources),
             TypeUrl::RouteConfiguration => {
@@ -470,14 +494,13 @@ impl AdsHandler for Forward {
                 crate::rds::compile_all(resources, &scratch).map(|_| ())
             }
             _ => Ok(()),
-        };
-        if let Err(error) = &verdict {
-            // NACKed: the main thread counts it as `update_rejected`.
-            let names = resources.iter().map(|r| r.name().to_string()).collect();
-            let _ =
-                self.updates.send(AdsMessage::Rejected { type_url, names, error: error.clone() });
         }
-        verdict
+    }
+
+    fn rejected(&mut self, type_url: TypeUrl, names: Vec<String>, error: &str) {
+        // NACKed: the main thread counts it as `update_rejected`.
+        let error = error.to_string();
+        let _ = self.updates.send(AdsMessage::Rejected { type_url, names, error });
     }
 
     fn decoded(&mut self, type_url: TypeUrl, sources: Vec<(String, serde_json::Value)>) {
@@ -513,6 +536,7 @@ pub fn start(
     dynamic: &Rc<RefCell<DynamicClusters>>,
     listeners: &Rc<RefCell<ListenerManager>>,
     node: Node,
+    unknown_fields: (UnknownDynamicFields, Counter),
     shutdown: watch::Receiver<bool>,
 ) -> Result<Started, ConfigError> {
     let dr = bootstrap.dynamic_resources.as_ref();
@@ -595,6 +619,7 @@ pub fn start(
         static_names: dynamic.borrow().static_names(),
         listeners: listeners.borrow().validator(),
         decoded: BTreeMap::new(),
+        unknown_fields,
     };
     tokio::task::spawn_local(async move {
         if let Err(e) = client::run(endpoint, mux, handler, SystemRandom::new(), shutdown).await {

@@ -427,3 +427,62 @@ dynamic_resources:\n  cds_config:\n    resource_api_version: V3\n    path_config
     assert!(serving, "the tcp_proxy never reached the CDS cluster\n{}", envoy.output());
     assert!(backend.wait_for_requests_async(1, WAIT).await);
 }
+
+/// A control plane built on a newer Envoy API sends a field number mini-envoy
+/// does not know: by default the cluster is accepted (the field ignored, a
+/// warning, `server.dynamic_unknown_fields`); with
+/// `--reject-unknown-dynamic-fields` the response is NACKed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_dynamic_fields_are_accepted_and_counted_or_rejected_on_request() {
+    use mini_envoy_tests::stat;
+    use week4_xds::grpc::convert::json_to_any;
+    use week4_xds::grpc::server::ControlPlane;
+    let backend = Backend::start(Behaviour::Fixed(200, "ok"));
+    let mut cluster = json_to_any(&serde_json::json!({
+        "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "name": "svc", "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "svc", "endpoints": [{"lb_endpoints": [{"endpoint":
+            {"address": {"socket_address": {"address": "127.0.0.1", "port_value": backend.addr().port()}}}}]}]}
+    }))
+    .expect("a valid cluster");
+    cluster.value.extend_from_slice(&[0xf8, 0xff, 0x03, 0x01]); // field 8191 = 1: not in our API
+    let cp = ControlPlane::new();
+    cp.set_encoded(vec![("svc".into(), cluster)]).expect("served as is");
+    let served = mini_envoy_tests::control_plane::ServedControlPlane::start(&cp).await;
+
+    let routes = catch_all("- match: { prefix: / }\n  route: { cluster: svc }");
+    let yaml = format!(
+        "{}dynamic_resources:\n  cds_config: {{ ads: {{}}, resource_api_version: V3 }}\n  ads_config:\n    api_type: GRPC\n    transport_api_version: V3\n    grpc_services:\n    - envoy_grpc: {{ cluster_name: xds }}\n",
+        mini_envoy_tests::config::bootstrap(
+            &[http_listener("front", &routes, "")],
+            &[mini_envoy_tests::config::cluster("xds", &[served.addr], "")]
+        )
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, yaml).expect("write the bootstrap");
+    let config = path.display().to_string();
+
+    let lenient = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "1"], 1, true);
+    assert!(
+        Client::new().wait_for_ok(lenient.listener("front")).await,
+        "the cluster with an unknown field was not accepted\n{}",
+        lenient.output()
+    );
+    assert_eq!(stat(&lenient, "server.dynamic_unknown_fields").await, Some(1));
+    assert!(lenient.output().contains("field number 8191"), "{}", lenient.output());
+
+    let strict = MiniEnvoy::start_with_args(
+        &["-c", &config, "--concurrency", "1", "--reject-unknown-dynamic-fields"],
+        1,
+        true,
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stat(&strict, "cluster_manager.cds.update_rejected").await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "never NACKed\n{}", strict.output());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stat(&strict, "server.dynamic_unknown_fields").await, Some(0));
+    let r = Client::new().get(strict.listener("front"), "/").await;
+    assert_eq!(r.status, 503, "no cluster svc: {}", strict.output());
+}

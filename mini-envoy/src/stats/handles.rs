@@ -358,6 +358,8 @@ pub struct ServerStats {
     /// The version as an integer (Envoy's SCM revision; here
     /// `stats_server_version_override` or `major*10000+minor*100+patch`).
     pub version: Gauge,
+    /// xDS messages accepted with fields newer than mini-envoy's Envoy API.
+    pub dynamic_unknown_fields: Counter,
 }
 
 impl ServerStats {
@@ -370,6 +372,7 @@ impl ServerStats {
             concurrency: scope.gauge("concurrency"),
             state: scope.gauge("state"),
             version: scope.gauge("version"),
+            dynamic_unknown_fields: scope.counter("dynamic_unknown_fields"),
         }
     }
 

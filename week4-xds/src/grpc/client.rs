@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use week1_core::config::bootstrap::Resource;
 
-use super::convert;
+use super::convert::{self, UnknownFields};
 use crate::backoff::RandomSource;
 use crate::model::type_of;
 use crate::mux::{AdsMux, Event, Mode};
@@ -40,6 +40,22 @@ pub trait AdsHandler: Send {
     /// response is ACKed and its update applied (for `/config_dump`).
     fn decoded(&mut self, _type_url: TypeUrl, _sources: Vec<(String, serde_json::Value)>) {}
 
+    /// What to do with field numbers newer than mini-envoy's Envoy API:
+    /// accept and report them (Envoy's default) or NACK the response
+    /// (Envoy's `--reject-unknown-dynamic-fields`).
+    fn unknown_fields_policy(&self) -> UnknownFields {
+        UnknownFields::Accept
+    }
+
+    /// A resource that passed validation carried unknown fields (each as
+    /// `<path>: field number N of <message>`); called before the ACK.
+    fn unknown_fields(&mut self, _type_url: TypeUrl, _resource: &str, _fields: Vec<String>) {}
+
+    /// A response is NACKed with `error`: it could not be decoded, the loader
+    /// refused a resource, or [`validate`](Self::validate) did (`names`: the
+    /// resources it held, when they were decoded). Envoy's `update_rejected`.
+    fn rejected(&mut self, _type_url: TypeUrl, _names: Vec<String>, _error: &str) {}
+
     /// Applies an ACKed update.
     fn apply(&mut self, update: Update<Resource>);
 
@@ -55,16 +71,33 @@ pub enum ClientError {
     Endpoint(String),
 }
 
-/// Decodes a response's resources into the week 1 model, with week 1's validation.
-pub fn decode_resources(type_url: &str, resources: &[Any]) -> Result<Vec<Resource>, String> {
-    Ok(decode_resources_with_json(type_url, resources)?.into_iter().map(|(r, _)| r).collect())
+/// A resource decoded from a response.
+#[derive(Debug, Clone)]
+pub struct DecodedResource {
+    /// The week 1 model, validated by its loader.
+    pub resource: Resource,
+    /// The protobuf JSON it was loaded from (for `/config_dump`).
+    pub json: serde_json::Value,
+    /// Fields the descriptors do not know, when the policy accepted them.
+    pub unknown_fields: Vec<String>,
 }
 
-/// [`decode_resources`], keeping each resource's protobuf JSON.
+/// Decodes a response's resources into the week 1 model, with week 1's validation.
+pub fn decode_resources(
+    type_url: &str,
+    resources: &[Any],
+    unknown: UnknownFields,
+) -> Result<Vec<Resource>, String> {
+    let decoded = decode_resources_with_json(type_url, resources, unknown)?;
+    Ok(decoded.into_iter().map(|d| d.resource).collect())
+}
+
+/// [`decode_resources`], keeping each resource's protobuf JSON and unknown fields.
 pub fn decode_resources_with_json(
     type_url: &str,
     resources: &[Any],
-) -> Result<Vec<(Resource, serde_json::Value)>, String> {
+    unknown: UnknownFields,
+) -> Result<Vec<DecodedResource>, String> {
     let expected = TypeUrl::parse(type_url);
     resources
         .iter()
@@ -73,31 +106,70 @@ pub fn decode_resources_with_json(
             if TypeUrl::parse(&any.type_url) != expected {
                 return Err(format!("resources[{i}]: {} in a {type_url} response", any.type_url));
             }
-            let json = convert::any_to_json(any).map_err(|e| format!("resources[{i}]: {e}"))?;
-            let r: Resource =
-                week1_core::config::load_str(&json.to_string()).map_err(|mut e| {
+            let decoded =
+                convert::any_to_json(any, unknown).map_err(|e| format!("resources[{i}]: {e}"))?;
+            let resource: Resource = week1_core::config::load_str(&decoded.json.to_string())
+                .map_err(|mut e| {
                     // A position in JSON the control plane never saw means
                     // nothing to it: the field path says where.
                     e.loc = None;
                     format!("resources[{i}]: {e}")
                 })?;
-            debug_assert_eq!(Some(type_of(&r)), expected);
-            Ok((r, json))
+            debug_assert_eq!(Some(type_of(&resource)), expected);
+            Ok(DecodedResource {
+                resource,
+                json: decoded.json,
+                unknown_fields: decoded.unknown_fields,
+            })
         })
         .collect()
 }
 
-/// Checks decoded resources with `handler`, then hands it their JSON.
+/// Decodes and validates a response's resources; a failure is reported to
+/// `handler` before the mux NACKs it.
+fn checked<H: AdsHandler>(
+    handler: &mut H,
+    type_url: &str,
+    resources: &[Any],
+) -> Result<Vec<Resource>, String> {
+    let (outcome, names) =
+        match decode_resources_with_json(type_url, resources, handler.unknown_fields_policy()) {
+            Err(e) => (Err(e), Vec::new()),
+            Ok(decoded) => {
+                let names = decoded.iter().map(|d| d.resource.name().to_string()).collect();
+                (validated(handler, type_url, decoded), names)
+            }
+        };
+    if let (Err(error), Some(t)) = (&outcome, TypeUrl::parse(type_url)) {
+        handler.rejected(t, names, error);
+    }
+    outcome
+}
+
+/// Checks decoded resources with `handler`, then hands it their JSON (and
+/// reports unknown fields).
 fn validated<H: AdsHandler>(
     handler: &mut H,
     type_url: &str,
-    decoded: Vec<(Resource, serde_json::Value)>,
+    decoded: Vec<DecodedResource>,
 ) -> Result<Vec<Resource>, String> {
     let t = TypeUrl::parse(type_url).ok_or("unknown type")?;
-    let (resources, json): (Vec<Resource>, Vec<serde_json::Value>) = decoded.into_iter().unzip();
+    let mut resources = Vec::with_capacity(decoded.len());
+    let mut sources = Vec::with_capacity(decoded.len());
+    let mut unknown = Vec::new();
+    for d in decoded {
+        let name = d.resource.name().to_string();
+        if !d.unknown_fields.is_empty() {
+            unknown.push((name.clone(), d.unknown_fields));
+        }
+        sources.push((name, d.json));
+        resources.push(d.resource);
+    }
     handler.validate(t, &resources)?;
-    let names = resources.iter().map(|r| r.name().to_string());
-    handler.decoded(t, names.zip(json).collect());
+    for (name, fields) in unknown {
+        handler.unknown_fields(t, &name, fields);
+    }
+    handler.decoded(t, sources);
     Ok(resources)
 }
 
@@ -195,8 +267,7 @@ async fn session<H: AdsHandler>(
                     Some(Ok(Received::Sotw(resp))) => {
                         let resp = convert::response_from_pb(resp);
                         let outcome = mux.handle_sotw(resp, now, |r| {
-                            let decoded = decode_resources_with_json(&r.type_url, &r.resources)?;
-                            validated(handler, &r.type_url, decoded)
+                            checked(handler, &r.type_url, &r.resources)
                         });
                         deliver(outcome, handler);
                     }
@@ -204,8 +275,7 @@ async fn session<H: AdsHandler>(
                         let resp = convert::delta_response_from_pb(resp);
                         let outcome = mux.handle_delta(resp, now, |r| {
                             let anys: Vec<Any> = r.resources.iter().filter_map(|x| x.resource.clone()).collect();
-                            let decoded = decode_resources_with_json(&r.type_url, &anys)?;
-                            validated(handler, &r.type_url, decoded)
+                            checked(handler, &r.type_url, &anys)
                         });
                         deliver(outcome, handler);
                     }

@@ -16,8 +16,11 @@
 //! JSON and back, so whatever the YAML loader accepts also arrives over gRPC,
 //! and whatever it refuses is NACKed with the loader's own field path. A
 //! resource is refused (`unsupported: <path> (...)`, never silently dropped)
-//! when it embeds an `Any` whose type is not in the pool, or carries a field
-//! number the descriptors do not know (a newer Envoy API than envoy-types').
+//! when it embeds an `Any` whose type is not in the pool. A field number the
+//! descriptors do not know (a newer Envoy API than envoy-types') is Envoy's
+//! "unknown dynamic field": by default accepted and reported back (the proxy
+//! warns and counts `server.dynamic_unknown_fields`), refused with
+//! [`UnknownFields::Reject`] (Envoy's `--reject-unknown-dynamic-fields`).
 
 use std::sync::LazyLock;
 
@@ -241,19 +244,50 @@ fn resource_type(type_url: &str) -> Result<TypeUrl, ConvertError> {
     }
 }
 
+/// What to do with a field number the descriptors do not know: a control
+/// plane built on a newer Envoy API than envoy-types' (Envoy's "unknown
+/// dynamic fields").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownFields {
+    /// Decode the rest and report the field (Envoy's default: a warning and
+    /// `server.dynamic_unknown_fields`).
+    #[default]
+    Accept,
+    /// Refuse the resource, naming the field (`--reject-unknown-dynamic-fields`).
+    Reject,
+}
+
+/// A decoded resource: its protobuf JSON and the unknown fields it carried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    /// Protobuf JSON (proto field names) with `"@type"`.
+    pub json: Value,
+    /// Each unknown field, as `<path>: field number N of <message>`
+    /// (empty unless [`UnknownFields::Accept`] let some through).
+    pub unknown_fields: Vec<String>,
+}
+
 // ANCHOR: any_to_json
 /// Decodes an xDS resource `Any` into protobuf JSON (proto field names) for
 /// the week 1 loader, with its `"@type"`. Fails on a type that is not an xDS
-/// resource, undecodable bytes, an embedded `Any` of a type outside the pool,
-/// or a field the pool does not know (a newer Envoy API): never drops data.
-pub fn any_to_json(any: &Any) -> Result<Value, ConvertError> {
+/// resource, undecodable bytes, or an embedded `Any` of a type outside the
+/// pool. A field the pool does not know (a newer Envoy API) has no JSON form:
+/// `unknown` says whether it is reported in [`Decoded::unknown_fields`] or
+/// refuses the resource.
+pub fn any_to_json(any: &Any, unknown: UnknownFields) -> Result<Decoded, ConvertError> {
     resource_type(&any.type_url)?;
     let pool = descriptor_pool()?;
     let desc = message_type(pool, &any.type_url)
         .ok_or_else(|| ConvertError(format!("unsupported resource type {}", any.type_url)))?;
     let msg = DynamicMessage::decode(desc, &any.value[..])
         .map_err(|e| ConvertError(format!("cannot decode {}: {e}", any.type_url)))?;
-    check_known(pool, &msg, &FieldPath::root())?;
+    let mut unknown_fields = Vec::new();
+    check_known(pool, &msg, &FieldPath::root(), &mut unknown_fields)?;
+    if unknown == UnknownFields::Reject
+        && let Some(first) = unknown_fields.first()
+    {
+        return err(format!("unsupported: {first} (a newer Envoy API than mini-envoy's)"));
+    }
     let options =
         SerializeOptions::new().use_proto_field_name(true).stringify_64_bit_integers(false);
     let mut v = msg
@@ -262,21 +296,23 @@ pub fn any_to_json(any: &Any) -> Result<Value, ConvertError> {
     if let Value::Object(o) = &mut v {
         o.insert("@type".into(), Value::String(any.type_url.clone()));
     }
-    Ok(v)
+    Ok(Decoded { json: v, unknown_fields })
 }
 // ANCHOR_END: any_to_json
 
-/// Refuses, with its field path, what the JSON mapping would lose: fields the
-/// descriptors do not know, and `Any` values of types outside the pool.
+/// Collects, with their field paths, the fields the descriptors do not know
+/// (which the JSON mapping cannot carry), and refuses `Any` values of types
+/// outside the pool.
 fn check_known(
     pool: &DescriptorPool,
     msg: &DynamicMessage,
     path: &FieldPath,
+    unknown: &mut Vec<String>,
 ) -> Result<(), ConvertError> {
-    if let Some(u) = msg.unknown_fields().next() {
+    for u in msg.unknown_fields() {
         let at = if path.is_root() { String::new() } else { format!("{path}: ") };
-        return err(format!(
-            "unsupported: {at}field number {} is not in {} as mini-envoy knows it (envoy-types' Envoy API)",
+        unknown.push(format!(
+            "{at}field number {} of {}",
             u.number(),
             msg.descriptor().full_name()
         ));
@@ -293,10 +329,10 @@ fn check_known(
         })?;
         let inner = DynamicMessage::decode(desc, &any.value[..])
             .map_err(|e| ConvertError(format!("{path}: cannot decode {}: {e}", any.type_url)))?;
-        return check_known(pool, &inner, path);
+        return check_known(pool, &inner, path, unknown);
     }
     for (field, value) in msg.fields() {
-        check_value(pool, value, &path.field(field.name()))?;
+        check_value(pool, value, &path.field(field.name()), unknown)?;
     }
     Ok(())
 }
@@ -305,18 +341,20 @@ fn check_value(
     pool: &DescriptorPool,
     value: &ReflectValue,
     path: &FieldPath,
+    unknown: &mut Vec<String>,
 ) -> Result<(), ConvertError> {
     match value {
-        ReflectValue::Message(m) => check_known(pool, m, path),
-        ReflectValue::List(items) => {
-            items.iter().enumerate().try_for_each(|(i, v)| check_value(pool, v, &path.index(i)))
-        }
+        ReflectValue::Message(m) => check_known(pool, m, path, unknown),
+        ReflectValue::List(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_value(pool, v, &path.index(i), unknown)),
         ReflectValue::Map(entries) => entries.iter().try_for_each(|(k, v)| {
             let key = match k {
                 MapKey::String(s) => s.clone(),
                 other => format!("{other:?}"),
             };
-            check_value(pool, v, &path.key(&key))
+            check_value(pool, v, &path.key(&key), unknown)
         }),
         _ => Ok(()),
     }
@@ -378,7 +416,10 @@ mod tests {
     /// and checks the week 1 model equals the one loaded from `v` directly.
     fn roundtrips(v: Value) -> Resource {
         let any = json_to_any(&v).unwrap_or_else(|e| panic!("encode: {e}"));
-        let back = any_to_json(&any).unwrap_or_else(|e| panic!("decode: {e}"));
+        let back =
+            any_to_json(&any, UnknownFields::Reject).unwrap_or_else(|e| panic!("decode: {e}"));
+        assert!(back.unknown_fields.is_empty());
+        let back = back.json;
         let r = load(&back);
         assert_eq!(r, load(&v), "the model differs after protobuf: {back}");
         r
@@ -558,7 +599,7 @@ mod tests {
             ..Default::default()
         };
         let any = Any { type_url: TypeUrl::Listener.as_str().into(), value: l.encode_to_vec() };
-        let e = any_to_json(&any).expect_err("unknown extension");
+        let e = any_to_json(&any, UnknownFields::Accept).expect_err("unknown extension");
         assert!(e.0.starts_with("unsupported: filter_chains[0].filters[0].typed_config ("), "{e}");
         assert!(e.0.contains(redis), "{e}");
         // The control plane refuses it too, naming it.
@@ -580,7 +621,8 @@ mod tests {
             "name": "c", "type": "STATIC",
             "outlier_detection": {"max_ejection_percent": 150}
         });
-        let back = any_to_json(&json_to_any(&v).expect("protobuf accepts it")).expect("decode");
+        let any = json_to_any(&v).expect("protobuf accepts it");
+        let back = any_to_json(&any, UnknownFields::Reject).expect("decode").json;
         let from_grpc = week1_core::config::load_str::<Resource>(&back.to_string())
             .expect_err("the loader refuses it");
         let from_yaml =
@@ -594,15 +636,19 @@ mod tests {
         // The NACK names the resource and the field, without a line:column
         // of JSON the control plane never saw.
         let any = json_to_any(&v).expect("protobuf accepts it");
-        let nack = super::super::client::decode_resources(TypeUrl::Cluster.as_str(), &[any])
-            .expect_err("NACKed");
+        let nack = super::super::client::decode_resources(
+            TypeUrl::Cluster.as_str(),
+            &[any],
+            UnknownFields::Accept,
+        )
+        .expect_err("NACKed");
         assert!(nack.starts_with("resources[0]: "), "{nack}");
         assert!(nack.contains("outlier_detection.max_ejection_percent"), "{nack}");
         assert!(!nack.contains(" at line "), "{nack}");
     }
 
     #[test]
-    fn unknown_fields_are_refused_both_ways() {
+    fn unknown_fields_are_refused_or_reported() {
         let e = json_to_any(&json!({
             "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
             "name": "c", "circuit_breakers": {"thresholds": [{"max_connectionz": 1}]}
@@ -616,18 +662,34 @@ mod tests {
         }))
         .expect("encode")
         .value;
+        let known = any_to_json(
+            &Any { type_url: TypeUrl::Cluster.as_str().into(), value: bytes.clone() },
+            UnknownFields::Reject,
+        )
+        .expect("known fields only");
         bytes.extend_from_slice(&[0xf8, 0xff, 0x03, 0x01]); // field 8191, varint 1
-        let e = any_to_json(&Any { type_url: TypeUrl::Cluster.as_str().into(), value: bytes })
-            .expect_err("unknown field number");
-        assert!(e.0.starts_with("unsupported: field number 8191"), "{e}");
-        let e = any_to_json(&Any {
-            type_url: TypeUrl::Listener.as_str().into(),
-            value: vec![0xff, 0xff],
-        })
+        let newer = Any { type_url: TypeUrl::Cluster.as_str().into(), value: bytes };
+        let e = any_to_json(&newer, UnknownFields::Reject).expect_err("unknown field number");
+        assert_eq!(
+            e.0,
+            "unsupported: field number 8191 of envoy.config.cluster.v3.Cluster \
+             (a newer Envoy API than mini-envoy's)"
+        );
+        // Envoy's default: the rest is decoded and the field reported.
+        let accepted = any_to_json(&newer, UnknownFields::Accept).expect("accepted");
+        assert_eq!(accepted.json, known.json);
+        assert_eq!(
+            accepted.unknown_fields,
+            ["field number 8191 of envoy.config.cluster.v3.Cluster"]
+        );
+        let e = any_to_json(
+            &Any { type_url: TypeUrl::Listener.as_str().into(), value: vec![0xff, 0xff] },
+            UnknownFields::Accept,
+        )
         .expect_err("garbage");
         assert!(e.0.contains("cannot decode"), "{e}");
-        let e = any_to_json(&Any { type_url: TypeUrl::Secret.as_str().into(), value: Vec::new() })
-            .expect_err("SDS");
+        let sds = Any { type_url: TypeUrl::Secret.as_str().into(), value: Vec::new() };
+        let e = any_to_json(&sds, UnknownFields::Accept).expect_err("SDS");
         assert!(e.0.contains("SDS"), "{e}");
     }
 

@@ -92,15 +92,25 @@ impl ControlPlane {
     /// Replaces every resource with `resources` (protobuf JSON with `"@type"`).
     /// Returns the new version; an identical set keeps the version.
     pub fn set_resources(&self, resources: &[serde_json::Value]) -> Result<u64, ControlPlaneError> {
-        let mut by_type: BTreeMap<TypeUrl, BTreeMap<String, (Any, String)>> = BTreeMap::new();
+        let mut encoded = Vec::with_capacity(resources.len());
         for (i, r) in resources.iter().enumerate() {
             let any = convert::json_to_any(r)
                 .map_err(|e| ConvertError(format!("resources[{i}]: {e}")))?;
-            let t = TypeUrl::parse(&any.type_url)
-                .ok_or_else(|| ConvertError(format!("resources[{i}]: unknown type")))?;
             let name = convert::json_resource_name(r)
                 .ok_or_else(|| ConvertError(format!("resources[{i}]: no name")))?
                 .to_string();
+            encoded.push((name, any));
+        }
+        self.set_encoded(encoded)
+    }
+
+    /// Replaces every resource with already encoded ones, by name, served as
+    /// they are (e.g. built from a newer Envoy API than mini-envoy's).
+    pub fn set_encoded(&self, resources: Vec<(String, Any)>) -> Result<u64, ControlPlaneError> {
+        let mut by_type: BTreeMap<TypeUrl, BTreeMap<String, (Any, String)>> = BTreeMap::new();
+        for (i, (name, any)) in resources.into_iter().enumerate() {
+            let t = TypeUrl::parse(&any.type_url)
+                .ok_or_else(|| ConvertError(format!("resources[{i}]: unknown type")))?;
             let version = format!("{:016x}", hash_bytes(&any.value));
             by_type.entry(t).or_default().insert(name, (any, version));
         }
