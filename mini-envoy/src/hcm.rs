@@ -402,7 +402,14 @@ impl Connection {
                     s.last_activity = clock::now();
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing to read after all (a new connection is polled once
+                // before its first bytes arrive): an idle connection keeps no
+                // read buffer, or a thousand new ones would hold 16 KiB each.
+                if self.buffers_pooled {
+                    crate::io::recycle(std::mem::take(&mut self.read_space));
+                }
+            }
             Err(e) => self.on_downstream_error(e),
         }
     }

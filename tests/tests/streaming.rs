@@ -405,6 +405,61 @@ async fn download(addr: SocketAddr, path: &str, n: u64) -> hyper::HeaderMap {
 // ---------------------------------------------------------------------------
 // 1. Large bodies with bounded memory, and backpressure.
 
+/// A process's resident set size now (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// Opens `n` connections to `front` first, then sends one GET on each in
+/// turn (the load benchmark's idle-connection pattern) and keeps them open.
+async fn idle_after_one_request(front: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(TcpStream::connect(front).await.expect("connect"));
+    }
+    for io in &mut conns {
+        io.write_all(b"GET /download/64 HTTP/1.1\r\nhost: backend.test\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The head and the 64-byte body (bounded by the read timeout).
+        while !got.windows(4).any(|w| w == b"\r\n\r\n")
+            || got.len() < got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4 + 64
+        {
+            let n = timeout(Duration::from_secs(10), io.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "mini-envoy closed a keep-alive connection");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    }
+    conns
+}
+
+/// Issue #6's idle-connection target (≤ 4 KiB each): an idle keep-alive
+/// connection holds no read or write buffer, including a new one that was
+/// polled before its first bytes came (the regression this guards: every new
+/// connection kept a 16 KiB read buffer, ~6.6 KiB of RSS each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_cost_under_4_kib_each() {
+    let backend = HttpBackend::start().await;
+    let proxy = MiniEnvoy::start(&http_bootstrap("", "", &[("backend", backend.addr)]));
+    let front = proxy.listener("front");
+    let pid = pid_of(&proxy);
+    // Warm up (worker pools, upstream connection, allocator arenas), then measure.
+    drop(idle_after_one_request(front, 100).await);
+    let before = rss_kib(pid);
+    const N: usize = 1000;
+    let held = idle_after_one_request(front, N).await;
+    let per_conn = (rss_kib(pid).saturating_sub(before) * 1024) / N as u64;
+    eprintln!("{N} idle keep-alive connections: {per_conn} B of RSS each");
+    assert!(per_conn <= 4096, "{per_conn} B of RSS per idle connection (target 4096)");
+    drop(held);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_mib_up_and_down_stream_with_bounded_proxy_memory() {
     let mut backend = HttpBackend::start().await;
