@@ -17,9 +17,12 @@
 //!
 //! Hosts whose address stays across an update keep their `Arc<Host>`
 //! ([`PrioritySet::keeping_hosts_of`]), hence their health flags, stats and
-//! pooled connections. A new EDS cluster *warms*: it is published only once
-//! its first endpoints arrive, as in Envoy. Removed clusters and hosts get no
-//! new connections; workers' pool sweeps close their idle ones.
+//! pooled connections. A new CDS cluster *warms*, as in Envoy: it is
+//! published only once its first endpoints arrive (EDS assignment, first DNS
+//! answer) and, when health checked, its hosts had their first checks
+//! ([`ClusterManager::finish_warming`], called by the health manager).
+//! Removed clusters and hosts get no new connections; workers' pool sweeps
+//! close their idle ones.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -198,8 +201,12 @@ pub struct ManagedCluster {
 pub enum ClusterChange {
     /// A new cluster, serving now.
     Added,
-    /// A new EDS cluster, warming until [`ClusterManager::update_load_assignment`]
-    /// (or [`ClusterManager::update_hosts`]) gives it endpoints.
+    /// A new cluster, warming (not yet on the workers: requests naming it
+    /// get `503 NC`) until its initialization completes, as Envoy's cluster
+    /// warming: its first endpoints (EDS: [`ClusterManager::update_load_assignment`];
+    /// DNS: the first resolution, [`ClusterManager::update_hosts`]) and, with
+    /// active health checking, every host's first check
+    /// ([`ClusterManager::finish_warming`]).
     Warming,
     /// An existing cluster got a new config.
     Updated,
@@ -230,6 +237,34 @@ pub enum ClusterManagerError {
 pub type OwnedResolver =
     Box<dyn FnMut(&Cluster, &str, u16) -> Result<Vec<SocketAddr>, String> + Send>;
 
+/// Envoy's `cluster_manager.*` stats.
+#[derive(Debug, Clone)]
+struct ClusterManagerStats {
+    /// Clusters added (static or CDS).
+    cluster_added: crate::stats::Counter,
+    /// Clusters whose config CDS changed.
+    cluster_modified: crate::stats::Counter,
+    /// Clusters CDS removed.
+    cluster_removed: crate::stats::Counter,
+    /// Clusters on the workers.
+    active_clusters: crate::stats::Gauge,
+    /// Clusters warming (not on the workers yet).
+    warming_clusters: crate::stats::Gauge,
+}
+
+impl ClusterManagerStats {
+    fn new(store: &Store) -> Self {
+        let scope = store.root().scope("cluster_manager");
+        Self {
+            cluster_added: scope.counter("cluster_added"),
+            cluster_modified: scope.counter("cluster_modified"),
+            cluster_removed: scope.counter("cluster_removed"),
+            active_clusters: scope.gauge("active_clusters"),
+            warming_clusters: scope.gauge("warming_clusters"),
+        }
+    }
+}
+
 // ANCHOR: cluster_manager
 /// The main thread's clusters (Envoy's `ClusterManager`). It lives on the
 /// main thread (its slot refuses writes elsewhere); every mutation publishes
@@ -237,6 +272,10 @@ pub type OwnedResolver =
 pub struct ClusterManager {
     active: BTreeMap<String, ManagedCluster>,
     warming: BTreeMap<String, ManagedCluster>,
+    /// Warming clusters that have no endpoints yet (EDS, DNS).
+    awaiting_hosts: std::collections::BTreeSet<String>,
+    /// `cluster_manager.*`.
+    stats: ClusterManagerStats,
     published: Arc<ClusterMap>,
     slot: Slot<Arc<ClusterMap>>,
     resolve: OwnedResolver,
@@ -271,7 +310,19 @@ impl ClusterManager {
         slot.set(move || first.clone())?;
         let (active, warming) = (BTreeMap::new(), BTreeMap::new());
         let (config_changes, _) = tokio::sync::watch::channel(0);
-        Ok(Self { active, warming, published, slot, resolve, store, config_changes })
+        let stats = ClusterManagerStats::new(&store);
+        let awaiting_hosts = std::collections::BTreeSet::new();
+        Ok(Self {
+            active,
+            warming,
+            awaiting_hosts,
+            stats,
+            published,
+            slot,
+            resolve,
+            store,
+            config_changes,
+        })
     }
 
     /// Wakes whenever a cluster is added, updated or removed (main-thread
@@ -308,6 +359,7 @@ impl ClusterManager {
                 last_updated: SystemTime::now(),
             };
             self.active.insert(config.name.clone(), managed);
+            self.stats.cluster_added.inc();
         }
         self.config_changed();
         self.publish()
@@ -338,9 +390,20 @@ impl ClusterManager {
         self.active.values()
     }
 
-    /// Clusters waiting for their first endpoints, by name.
+    /// Clusters still warming (not on the workers yet), by name.
     pub fn warming(&self) -> impl Iterator<Item = &ManagedCluster> {
         self.warming.values()
+    }
+
+    /// The cluster named `name`, serving or warming.
+    pub fn get_any(&self, name: &str) -> Option<&ManagedCluster> {
+        self.active.get(name).or_else(|| self.warming.get(name))
+    }
+
+    /// Whether `name` warms and has its endpoints: only its hosts' first
+    /// health checks are missing.
+    pub fn awaits_first_checks(&self, name: &str) -> bool {
+        self.warming.contains_key(name) && !self.awaiting_hosts.contains(name)
     }
 
     /// Whether a cluster named `name` serves or warms.
@@ -348,10 +411,14 @@ impl ClusterManager {
         self.active.contains_key(name) || self.warming.contains_key(name)
     }
 
+    // ANCHOR: add_or_update_cluster
     /// CDS: adds a cluster or replaces one's config, with the `version_info`
-    /// of the response it came in. Hosts that stay keep their `Arc<Host>`;
-    /// an updated EDS cluster keeps its endpoints until EDS sends new ones; a
-    /// new EDS cluster warms. `at` is the cluster's path for errors.
+    /// of the response it came in. A new cluster warms (see
+    /// [`ClusterChange::Warming`]) unless it is static with no health checks;
+    /// an update applies at once, keeping the hosts it has (hosts that stay
+    /// keep their `Arc<Host>`; EDS and DNS clusters keep all of theirs until
+    /// their next assignment or resolution). No DNS lookup happens here: a
+    /// DNS cluster's refresh task resolves it. `at` is the cluster's path for errors.
     pub fn add_or_update_cluster(
         &mut self,
         config: &Cluster,
@@ -359,8 +426,7 @@ impl ClusterManager {
         at: &FieldPath,
     ) -> Result<ClusterChange, ClusterManagerError> {
         let name = &config.name;
-        let current = self.active.get(name).or_else(|| self.warming.get(name));
-        if let Some(current) = current {
+        if let Some(current) = self.get_any(name) {
             if current.origin == ClusterOrigin::Static {
                 return Err(ClusterManagerError::Static(name.clone()));
             }
@@ -368,17 +434,20 @@ impl ClusterManager {
                 return Ok(ClusterChange::Unchanged);
             }
         }
-        let resolve = &mut *self.resolve;
-        let mut for_cluster = |host: &str, port: u16| resolve(config, host, port);
-        let compiled = ClusterEntry::from_config(config, at, &self.store, &mut for_cluster)?;
+        let mut no_lookup = |_: &str, _: u16| -> Result<Vec<SocketAddr>, String> { Ok(Vec::new()) };
+        let compiled = ClusterEntry::from_config(config, at, &self.store, &mut no_lookup)?;
+        let discovered = matches!(
+            compiled.info.discovery,
+            DiscoveryType::Eds | DiscoveryType::StrictDns | DiscoveryType::LogicalDns
+        );
         let previous = self.active.get(name).map(|c| c.entry.priority_set.clone());
-        let is_eds = compiled.info.discovery == DiscoveryType::Eds;
-        let hosts = match (&previous, is_eds) {
+        let hosts = match (&previous, discovered) {
             (Some(previous), true) => (**previous).clone(),
             (Some(previous), false) => compiled.priority_set.keeping_hosts_of(previous),
-            (None, _) => (*compiled.priority_set).clone(),
+            (None, _) => compiled.info.with_initial_health((*compiled.priority_set).clone()),
         };
         let entry = compiled.with_hosts(hosts).map_err(crate::snapshot::under(at))?;
+        let health_checked = !entry.info.health_checks.is_empty();
         let managed = ManagedCluster {
             config: config.clone(),
             entry: Arc::new(entry),
@@ -386,18 +455,53 @@ impl ClusterManager {
             last_updated: SystemTime::now(),
         };
         self.config_changed();
-        if previous.is_none() && is_eds {
-            self.warming.insert(name.clone(), managed);
+        if previous.is_none() && (discovered || health_checked) {
+            if self.warming.insert(name.clone(), managed).is_none() {
+                self.stats.cluster_added.inc();
+            } else {
+                self.stats.cluster_modified.inc();
+            }
+            if discovered {
+                self.awaiting_hosts.insert(name.clone());
+            } else {
+                self.awaiting_hosts.remove(name);
+            }
+            self.count();
             return Ok(ClusterChange::Warming);
         }
-        self.warming.remove(name);
-        let change = if self.active.insert(name.clone(), managed).is_some() {
+        let was_warming = self.warming.remove(name).is_some();
+        self.awaiting_hosts.remove(name);
+        let change = if self.active.insert(name.clone(), managed).is_some() || was_warming {
+            self.stats.cluster_modified.inc();
             ClusterChange::Updated
         } else {
+            self.stats.cluster_added.inc();
             ClusterChange::Added
         };
         self.publish()?;
         Ok(change)
+    }
+    // ANCHOR_END: add_or_update_cluster
+
+    /// A warming cluster's hosts had their first health checks: it replaces
+    /// any serving version on the workers. `info` names the version that
+    /// warmed (a config update since then keeps the newer one warming).
+    /// Returns whether it went active.
+    pub fn finish_warming(
+        &mut self,
+        name: &str,
+        info: &Arc<ClusterInfo>,
+    ) -> Result<bool, ClusterManagerError> {
+        let ready = self.awaits_first_checks(name)
+            && self.warming.get(name).is_some_and(|c| Arc::ptr_eq(&c.entry.info, info));
+        if !ready {
+            return Ok(false);
+        }
+        let Some(warmed) = self.warming.remove(name) else { return Ok(false) };
+        self.active.insert(name.to_string(), warmed);
+        self.config_changed();
+        self.publish()?;
+        Ok(true)
     }
 
     /// CDS: removes a dynamic cluster (serving or warming). Its idle pooled
@@ -408,13 +512,17 @@ impl ClusterManager {
             return Err(ClusterManagerError::Static(name.to_string()));
         }
         let warmed = self.warming.remove(name).is_some();
+        self.awaiting_hosts.remove(name);
         if self.active.remove(name).is_some() {
+            self.stats.cluster_removed.inc();
             self.config_changed();
             self.publish()?;
             return Ok(true);
         }
         if warmed {
+            self.stats.cluster_removed.inc();
             self.config_changed();
+            self.count();
         }
         Ok(warmed)
     }
@@ -430,10 +538,19 @@ impl ClusterManager {
         cluster: &str,
         hosts: PrioritySet,
     ) -> Result<(), ClusterManagerError> {
-        if let Some(mut warming) = self.warming.remove(cluster) {
+        if let Some(warming) = self.warming.get_mut(cluster) {
             let hosts = warming.entry.info.with_initial_health(hosts);
+            let hosts = hosts.keeping_hosts_of(&warming.entry.priority_set);
+            let checked = !warming.entry.info.health_checks.is_empty() && hosts.total_hosts() > 0;
             warming.entry = Arc::new(warming.entry.with_hosts(hosts)?);
-            self.active.insert(cluster.to_string(), warming);
+            self.awaiting_hosts.remove(cluster);
+            if checked {
+                // Warm until every host had its first check (finish_warming).
+                return Ok(());
+            }
+            let warmed = self.warming.remove(cluster).expect("warming above");
+            self.active.insert(cluster.to_string(), warmed);
+            self.config_changed();
             return self.publish();
         }
         let current = self
@@ -471,6 +588,12 @@ impl ClusterManager {
     /// ([`PrioritySet::rebuild`]) with a new load-balancer factory, and
     /// publishes. Call it once after a batch of flag changes.
     pub fn hosts_changed(&mut self, cluster: &str) -> Result<(), ClusterManagerError> {
+        if let Some(warming) = self.warming.get_mut(cluster) {
+            // Not on the workers yet: the new partition goes with it when it warms.
+            let hosts = warming.entry.priority_set.rebuild();
+            warming.entry = Arc::new(warming.entry.with_hosts(hosts)?);
+            return Ok(());
+        }
         let current = self
             .active
             .get_mut(cluster)
@@ -480,8 +603,15 @@ impl ClusterManager {
     }
     // ANCHOR_END: update_hosts
 
+    /// `cluster_manager.active_clusters` / `warming_clusters`.
+    fn count(&self) {
+        self.stats.active_clusters.set(self.active.len() as i64);
+        self.stats.warming_clusters.set(self.warming.len() as i64);
+    }
+
     /// Sends the serving clusters to every thread.
     fn publish(&mut self) -> Result<(), ClusterManagerError> {
+        self.count();
         let map: ClusterMap =
             self.active.iter().map(|(name, c)| (name.clone(), c.entry.clone())).collect();
         self.published = Arc::new(map);
@@ -643,13 +773,93 @@ static_resources:
         .unwrap();
         cm.add_or_update_cluster(&checked, "1", &at).unwrap();
         cm.update_load_assignment("svc", &assignment("svc", &[8001]), &at).unwrap();
-        let first = source.get("svc").unwrap().priority_set.host_sets()[0].hosts()[0].clone();
+        assert!(source.get("svc").is_none(), "warms until its hosts' first checks");
+        assert!(cm.awaits_first_checks("svc"));
+        let warming = cm.get_any("svc").unwrap().entry.clone();
+        let first = warming.priority_set.host_sets()[0].hosts()[0].clone();
         assert_eq!(first.health_flags(), HealthFlags::FAILED_ACTIVE_HC, "warming's hosts too");
         first.clear_health_flags(HealthFlags::FAILED_ACTIVE_HC); // its first check passed
+        cm.hosts_changed("svc").unwrap();
+        assert!(cm.finish_warming("svc", &warming.info).unwrap());
+        let serving = source.get("svc").unwrap();
+        assert_eq!(serving.priority_set.host_sets()[0].healthy_hosts().len(), 1);
         cm.update_load_assignment("svc", &assignment("svc", &[8001, 8002]), &at).unwrap();
         let hosts = source.get("svc").unwrap().priority_set.host_sets()[0].hosts().to_vec();
         assert!(Arc::ptr_eq(&hosts[0], &first) && hosts[0].health_flags().is_empty());
         assert_eq!(hosts[1].health_flags(), HealthFlags::FAILED_ACTIVE_HC, "new: unchecked");
+    }
+
+    #[test]
+    fn new_cds_clusters_warm_until_their_hosts_and_first_checks_updates_do_not() {
+        let (_main, mut cm) = manager();
+        let source = cm.source();
+        let at = FieldPath::root();
+        let gauge = |cm: &ClusterManager, name: &str| {
+            cm.store().gauge_value(&format!("cluster_manager.{name}")).unwrap()
+        };
+        // Static without health checks: serves at once.
+        assert_eq!(
+            cm.add_or_update_cluster(&dynamic("plain", &[8001], "1s"), "1", &at).unwrap(),
+            ClusterChange::Added
+        );
+        assert!(source.get("plain").is_some());
+        // Static with health checks: warms with its hosts until finish_warming.
+        let checked = |timeout: &str| {
+            let mut c = dynamic("checked", &[8002], timeout);
+            c.health_checks = serde_json::from_value(serde_json::json!([{
+                "timeout": "1s", "interval": "1s", "unhealthy_threshold": 1,
+                "healthy_threshold": 1, "tcp_health_check": {}
+            }]))
+            .unwrap();
+            c
+        };
+        let change = cm.add_or_update_cluster(&checked("1s"), "1", &at).unwrap();
+        assert_eq!(change, ClusterChange::Warming);
+        assert!(cm.awaits_first_checks("checked") && source.get("checked").is_none());
+        assert_eq!((gauge(&cm, "active_clusters"), gauge(&cm, "warming_clusters")), (1, 1));
+        // STRICT_DNS: warms without hosts (no lookup here) until its first resolution.
+        let dns = clusters(
+            "static_resources:\n  clusters:\n  - name: dns\n    type: STRICT_DNS\n    load_assignment:\n      cluster_name: dns\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {address: {socket_address: {address: backend.test, port_value: 8003}}}\n",
+        )
+        .remove(0);
+        assert_eq!(cm.add_or_update_cluster(&dns, "1", &at).unwrap(), ClusterChange::Warming);
+        assert!(!cm.awaits_first_checks("dns"), "its hosts come first");
+        let resolved = cm.get_any("dns").unwrap().entry.priority_set.clone();
+        assert_eq!(resolved.total_hosts(), 0, "nothing resolved on the main thread");
+        cm.update_hosts(
+            "dns",
+            dynamic("x", &[8003], "1s")
+                .load_assignment
+                .map(|a| {
+                    priority_set_builder_from_assignment(&a, &mut |_, _| Ok(Vec::new()), &at)
+                        .unwrap()
+                        .build()
+                        .unwrap()
+                })
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ports(&source.get("dns").unwrap()), [8003], "the first answer made it serve");
+        // A stale version's first checks do not promote a newer one.
+        let stale = cm.get_any("checked").unwrap().entry.info.clone();
+        let change = cm.add_or_update_cluster(&checked("2s"), "2", &at).unwrap();
+        assert_eq!(change, ClusterChange::Warming);
+        assert!(!cm.finish_warming("checked", &stale).unwrap());
+        let current = cm.get_any("checked").unwrap().entry.info.clone();
+        assert!(cm.finish_warming("checked", &current).unwrap());
+        assert!(source.get("checked").is_some());
+        // An update of a serving cluster applies at once (no warming).
+        let change = cm.add_or_update_cluster(&checked("3s"), "3", &at).unwrap();
+        assert_eq!(change, ClusterChange::Updated);
+        assert_eq!((gauge(&cm, "active_clusters"), gauge(&cm, "warming_clusters")), (3, 0));
+        let store = cm.store().clone();
+        let counter = |name: &str| store.counter_value(&format!("cluster_manager.{name}")).unwrap();
+        assert_eq!((counter("cluster_added"), counter("cluster_modified")), (3, 2));
+        // Removing a warming cluster cancels it.
+        cm.add_or_update_cluster(&eds("later"), "4", &at).unwrap();
+        assert!(cm.remove_cluster("later").unwrap());
+        assert!(cm.get_any("later").is_none() && !cm.awaits_first_checks("later"));
+        assert_eq!(counter("cluster_removed"), 1);
     }
 
     #[test]

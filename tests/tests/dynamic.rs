@@ -486,3 +486,55 @@ async fn unknown_dynamic_fields_are_accepted_and_counted_or_rejected_on_request(
     let r = Client::new().get(strict.listener("front"), "/").await;
     assert_eq!(r.status, 503, "no cluster svc: {}", strict.output());
 }
+
+/// Envoy's cluster warming, for a cluster CDS adds at runtime: with active
+/// health checking it stays off the workers until each host had its first
+/// check (requests naming it meanwhile get `503 NC`, as for an unknown
+/// cluster; `cluster_manager.warming_clusters` counts it), then serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_checked_cds_cluster_serves_only_after_its_first_checks() {
+    use mini_envoy_tests::stat;
+    // Every answer, the health check's too, comes after 1.5 s: the warming window.
+    let backend = Backend::start(Behaviour::Delay(std::time::Duration::from_millis(1500)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cds_path = dir.path().join("cds.yaml");
+    move_in(&cds_path, "version_info: \"0\"\nresources: []\n");
+    let bootstrap_path = dir.path().join("envoy.yaml");
+    std::fs::write(&bootstrap_path, bootstrap(&cds_path)).expect("write the bootstrap");
+    let config = bootstrap_path.display().to_string();
+    let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "2"], 1, true);
+    let front = envoy.listener("front");
+    let client = Client::new();
+    assert_eq!(client.get(front, "/").await.status, 503, "no svc yet");
+
+    move_in(
+        &cds_path,
+        &format!(
+            concat!(
+                "version_info: \"1\"\nresources:\n",
+                "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n",
+                "  name: svc\n  type: STATIC\n  connect_timeout: 1s\n",
+                "  health_checks:\n  - timeout: 5s\n    interval: 10s\n",
+                "    unhealthy_threshold: 1\n    healthy_threshold: 1\n",
+                "    http_health_check: {{ path: /healthz }}\n",
+                "  load_assignment:\n    cluster_name: svc\n    endpoints:\n    - lb_endpoints:\n",
+                "      - endpoint: {{ address: {{ socket_address: {{ address: {}, port_value: {} }} }} }}\n",
+            ),
+            backend.addr().ip(),
+            backend.addr().port()
+        ),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stat(&envoy, "cluster_manager.warming_clusters").await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "svc never warmed\n{}", envoy.output());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Warming: not on the workers, so not routed (its health check is in flight).
+    let r = client.get(front, "/").await;
+    assert_eq!((r.status, r.header("x-backend")), (503, None), "{}", envoy.output());
+    assert!(backend.requests().iter().all(|r| r.path == "/healthz"), "only health checks so far");
+    assert!(client.wait_for_ok(front).await, "svc never served\n{}", envoy.output());
+    assert_eq!(stat(&envoy, "cluster_manager.warming_clusters").await, Some(0));
+    assert_eq!(stat(&envoy, "cluster_manager.active_clusters").await, Some(1));
+    assert_eq!(stat(&envoy, "cluster.svc.health_check.success").await, Some(1));
+}

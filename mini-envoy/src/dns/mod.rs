@@ -42,7 +42,7 @@ use week1_core::config::FieldPath;
 use week1_core::config::cluster::{Cluster, DiscoveryType};
 use week1_core::config::dns::DnsResolverChoice;
 
-use crate::cluster_manager::ClusterManager;
+use crate::cluster_manager::{ClusterManager, ClusterOrigin};
 use crate::stats::{Counter, Scope, Store};
 pub use resolver::{CaresStats, DnsResolver, Resolved};
 
@@ -211,6 +211,7 @@ pub fn start(clusters: &Rc<RefCell<ClusterManager>>, resolvers: DnsResolvers) {
             let wanted: Vec<(Cluster, Arc<ClusterInfo>, Scope)> = cm
                 .borrow()
                 .active()
+                .chain(cm.borrow().warming())
                 .filter(|c| {
                     matches!(
                         c.config.cluster_type,
@@ -267,8 +268,16 @@ async fn refresh_loop(
 ) {
     let names = dns_names(&config);
     let (mut failures, mut ttl) = (0u32, None);
+    // A cluster CDS added or changed resolves at once (a new one warms until
+    // its first resolution, success or failure, as Envoy's pre-init); static
+    // clusters were resolved at start-up.
+    let mut now = clusters.upgrade().is_some_and(|cm| {
+        cm.borrow().get_any(&config.name).is_some_and(|c| c.origin != ClusterOrigin::Static)
+    });
     loop {
-        tokio::time::sleep(next_refresh(&info, failures, ttl)).await;
+        if !std::mem::take(&mut now) {
+            tokio::time::sleep(next_refresh(&info, failures, ttl)).await;
+        }
         stats.update_attempt.inc();
         let mut answers = BTreeMap::new();
         let mut failed = None;
@@ -288,6 +297,7 @@ async fn refresh_loop(
             None => hosts_from_answers(&config, &info, &answers),
         };
         let Some(cm) = clusters.upgrade() else { return };
+        let warming = cm.borrow().warming().any(|c| c.config == config);
         let (hosts, answer_ttl) = match refresh {
             Refresh::Hosts(hosts, answer_ttl) => (hosts, answer_ttl),
             Refresh::Failed(e) => {
@@ -295,18 +305,29 @@ async fn refresh_loop(
                 tracing::warn!("cluster {}: DNS refresh failed: {e}", config.name);
                 stats.update_failure.inc();
                 failures = failures.saturating_add(1);
+                if warming {
+                    // The first attempt ends warming, even failed (no hosts yet).
+                    let empty =
+                        cm.borrow().get_any(&config.name).map(|c| c.entry.priority_set.clone());
+                    if let Some(empty) = empty
+                        && let Err(e) = cm.borrow_mut().update_hosts(&config.name, (*empty).clone())
+                    {
+                        tracing::debug!("cluster {}: DNS refresh stops: {e}", config.name);
+                        return;
+                    }
+                }
                 continue;
             }
         };
         (failures, ttl) = (0, answer_ttl);
         stats.update_success.inc();
-        let current = match cm.borrow().get(&config.name) {
+        let current = match cm.borrow().get_any(&config.name) {
             // A CDS update or removal: the supervisor has stopped this task.
             Some(c) if c.config == config => c.entry.priority_set.clone(),
             _ => return,
         };
         tracing::debug!("cluster {}: DNS refresh: {} hosts", config.name, hosts.total_hosts());
-        if same_hosts(&current, &hosts) {
+        if !warming && same_hosts(&current, &hosts) {
             stats.update_no_rebuild.inc();
             continue;
         }

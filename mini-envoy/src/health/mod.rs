@@ -26,9 +26,12 @@
 //! `initial_jitter` and `timeout`). Hosts added later (EDS, DNS) start the
 //! same way and are checked at once.
 //!
-//! Differences from Envoy: a cluster added by CDS serves at once, its hosts
-//! failing (in panic mode) until their first check, instead of warming; TCP
-//! checks open a connection per check (`reuse_connection` applies to HTTP).
+//! A health-checked cluster added by CDS warms the same way: it stays off the
+//! workers (the cluster manager's warming set) until each of its hosts had its
+//! first check, then [`ClusterManager::finish_warming`] publishes it.
+//!
+//! Difference from Envoy: TCP checks open a connection per check
+//! (`reuse_connection` applies to HTTP).
 
 pub mod check;
 
@@ -129,6 +132,10 @@ impl Drop for FirstCheckGuard {
 /// manager's `hosts_changed`).
 pub type Publish = Rc<dyn Fn(&str)>;
 
+/// A warming cluster's hosts all had their first checks (the cluster
+/// manager's `finish_warming` for that version of the cluster).
+pub type Warmed = Rc<dyn Fn(&str, &Arc<ClusterInfo>)>;
+
 thread_local! {
     /// The main thread's health manager, once started.
     static MAIN_HEALTH: RefCell<Option<Rc<HealthManager>>> = const { RefCell::new(None) };
@@ -148,6 +155,15 @@ pub fn start(clusters: &Rc<RefCell<ClusterManager>>) -> Rc<HealthManager> {
         }
     });
     let health = HealthManager::new(publish);
+    let weak = Rc::downgrade(clusters);
+    *health.warmed.borrow_mut() = Some(Rc::new(move |name: &str, info: &Arc<ClusterInfo>| {
+        let Some(cm) = weak.upgrade() else { return };
+        match cm.borrow_mut().finish_warming(name, info) {
+            Ok(true) => tracing::info!("cluster {name}: warmed (every host had its first check)"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cluster {name}: cannot publish the warmed cluster: {e}"),
+        }
+    }));
     health.sync(&clusters.borrow());
     MAIN_HEALTH.with(|h| *h.borrow_mut() = Some(health.clone()));
     health
@@ -227,6 +243,8 @@ struct ClusterHealth {
     outlier_mirror: RefCell<StatsMirror>,
     /// The running check tasks, per host.
     tasks: RefCell<Vec<(Arc<Host>, Vec<AbortHandle>)>>,
+    /// This cluster's hosts still waiting for their first check (warming).
+    first_checks: Rc<FirstChecks>,
 }
 
 impl ClusterHealth {
@@ -258,6 +276,10 @@ pub struct HealthManager {
     publish: Publish,
     outlier_task: RefCell<Option<AbortHandle>>,
     first_checks: Rc<FirstChecks>,
+    /// Called when a warming cluster's first checks are done.
+    warmed: RefCell<Option<Warmed>>,
+    /// The version (`ClusterInfo`) of each warming cluster being waited for.
+    warm_waiters: RefCell<FxHashMap<String, Arc<ClusterInfo>>>,
 }
 // ANCHOR_END: health_manager
 
@@ -285,6 +307,8 @@ impl HealthManager {
             publish,
             outlier_task: RefCell::new(None),
             first_checks: Rc::default(),
+            warmed: RefCell::new(None),
+            warm_waiters: RefCell::new(FxHashMap::default()),
         })
     }
 
@@ -345,12 +369,16 @@ impl HealthManager {
                 .checks
                 .iter()
                 .map(|check| {
+                    let first = [
+                        FirstCheckGuard::new(&self.first_checks),
+                        FirstCheckGuard::new(&cluster.first_checks),
+                    ];
                     let run = check_loop(
                         Rc::downgrade(&cluster),
                         check.clone(),
                         host.clone(),
                         self.publish.clone(),
-                        FirstCheckGuard::new(&self.first_checks),
+                        first,
                     );
                     tokio::task::spawn_local(run).abort_handle()
                 })
@@ -365,14 +393,59 @@ impl HealthManager {
     }
 
     /// Follows the cluster manager after CDS/EDS/DNS changed clusters or
-    /// hosts: starts, updates and stops checkers to match its serving clusters.
+    /// hosts: starts, updates and stops checkers to match its serving
+    /// clusters and the warming ones that have their hosts (whose first
+    /// checks end their warming).
     pub fn sync(self: &Rc<Self>, clusters: &ClusterManager) {
+        let warming = clusters.warming().filter(|c| clusters.awaits_first_checks(&c.config.name));
+        let warming: Vec<_> = warming.map(|c| c.entry.clone()).collect();
         let serving: Vec<_> = clusters.active().map(|c| c.entry.clone()).collect();
-        self.clusters.borrow_mut().retain(|name, _| serving.iter().any(|e| e.info.name == *name));
+        let known = |name: &str| serving.iter().chain(&warming).any(|e| e.info.name == name);
+        self.clusters.borrow_mut().retain(|name, _| known(name));
+        self.warm_waiters.borrow_mut().retain(|name, _| known(name));
         for entry in serving {
             self.set_cluster(&entry, all_hosts(&entry));
         }
+        for entry in warming {
+            self.set_cluster(&entry, all_hosts(&entry));
+            self.wait_warmed(&entry.info);
+        }
     }
+
+    // ANCHOR: wait_warmed
+    /// Once every host of this version of a warming cluster had its first
+    /// check, calls `warmed` (the cluster manager publishes it). One waiter
+    /// per version; a newer version gets its own.
+    fn wait_warmed(self: &Rc<Self>, info: &Arc<ClusterInfo>) {
+        let mut waiters = self.warm_waiters.borrow_mut();
+        if waiters.get(&info.name).is_some_and(|w| Arc::ptr_eq(w, info)) {
+            return;
+        }
+        waiters.insert(info.name.clone(), info.clone());
+        drop(waiters);
+        let without_checks = Rc::new(FirstChecks::default());
+        let first = match self.clusters.borrow().get(&info.name) {
+            Some(c) => c.first_checks.clone(),
+            None => without_checks, // no checks run (none configured or none usable)
+        };
+        let (manager, info) = (Rc::downgrade(self), info.clone());
+        tokio::task::spawn_local(async move {
+            loop {
+                let done = first.done.notified();
+                if first.pending.get() == 0 {
+                    break;
+                }
+                done.await;
+            }
+            let Some(m) = manager.upgrade() else { return };
+            let warmed = m.warmed.borrow().clone();
+            m.warm_waiters.borrow_mut().remove(&info.name);
+            if let Some(warmed) = warmed {
+                warmed(&info.name, &info);
+            }
+        });
+    }
+    // ANCHOR_END: wait_warmed
 
     /// Stops checking a removed cluster.
     pub fn remove_cluster(&self, name: &str) {
@@ -492,6 +565,7 @@ fn new_cluster(info: &ClusterInfo, scope: &crate::stats::Scope) -> ClusterHealth
         hc_mirror: RefCell::new(StatsMirror::new(scope.scope("health_check"))),
         outlier_mirror: RefCell::new(StatsMirror::new(scope.scope("outlier_detection"))),
         tasks: RefCell::new(Vec::new()),
+        first_checks: Rc::default(),
     }
 }
 
@@ -502,7 +576,7 @@ async fn check_loop(
     check: Rc<CheckConfig>,
     host: Arc<Host>,
     publish: Publish,
-    first: FirstCheckGuard,
+    first: [FirstCheckGuard; 2],
 ) {
     let mut first = Some(first);
     let mut session = HealthCheckSession::new();
