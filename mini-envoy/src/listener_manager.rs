@@ -79,6 +79,9 @@ pub struct ManagedListener {
     pub origin: ListenerOrigin,
     /// The resource (for `/config_dump`).
     pub config: Arc<Listener>,
+    /// The JSON it came in (LDS; `None` for static ones, whose JSON is the
+    /// bootstrap's), for `/config_dump`.
+    pub source: Option<serde_json::Value>,
     /// The `version_info` it came with (empty for static ones).
     pub version_info: String,
     /// When it was added or last updated.
@@ -278,6 +281,7 @@ impl ListenerManager {
             origin,
             inbound: config.traffic_direction != TrafficDirection::Outbound,
             config: Arc::new(config),
+            source: None,
             version_info: version_info.to_string(),
             last_updated: now,
             entry: Arc::new(entry),
@@ -397,11 +401,16 @@ impl ListenerManager {
 
     /// Applies an LDS update (added/changed listeners, removed names), all or
     /// nothing; counts it.
-    pub fn apply_lds(&mut self, update: &Update<Resource>) -> Result<(), String> {
+    /// `sources` is each resource's JSON, by name (for `/config_dump`).
+    pub fn apply_lds(
+        &mut self,
+        update: &Update<Resource>,
+        sources: &week4_xds::file::Sources,
+    ) -> Result<(), String> {
         if self.shutting_down {
             return Ok(());
         }
-        let result = self.try_apply_lds(update);
+        let result = self.try_apply_lds(update, sources);
         self.lds.record(&result, &update.version_info);
         match &result {
             Ok(()) => tracing::info!(version = %update.version_info, "LDS update applied"),
@@ -423,7 +432,11 @@ impl ListenerManager {
     }
 
     // ANCHOR: apply_lds
-    fn try_apply_lds(&mut self, update: &Update<Resource>) -> Result<(), String> {
+    fn try_apply_lds(
+        &mut self,
+        update: &Update<Resource>,
+        sources: &week4_xds::file::Sources,
+    ) -> Result<(), String> {
         let compiled = self.validate(&update.resources)?;
         // Unchanged listeners are left alone (Envoy compares the config hash).
         let changed: Vec<(Listener, ListenerEntry)> = compiled
@@ -462,6 +475,8 @@ impl ListenerManager {
                 &update.version_info,
                 now,
             );
+            let mut managed = managed;
+            managed.source = sources.get(&managed.name).cloned();
             if existed {
                 self.stats.modified.inc();
             } else {
@@ -612,9 +627,14 @@ impl ListenerManager {
         self.stats.warming.set(self.warming.len() as i64);
     }
 
-    /// Applies an RDS update, then activates listeners it warmed.
-    pub fn apply_rds(&mut self, update: &Update<Resource>) -> Result<(), String> {
-        self.routes.apply(update)?;
+    /// Applies an RDS update (`sources`: each route configuration's JSON),
+    /// then activates listeners it warmed.
+    pub fn apply_rds(
+        &mut self,
+        update: &Update<Resource>,
+        sources: &week4_xds::file::Sources,
+    ) -> Result<(), String> {
+        self.routes.apply(update, sources)?;
         self.check_warming();
         Ok(())
     }
@@ -728,14 +748,17 @@ mod tests {
         rt.block_on(local.run_until(async {
             let lm = ListenerManager::new(parts);
             let mut m = lm.borrow_mut();
-            m.apply_lds(&update("1", at("a", &port.to_string(), "v1"), &[])).unwrap();
+            m.apply_lds(&update("1", at("a", &port.to_string(), "v1"), &[]), &Default::default())
+                .unwrap();
             let first = m.active()[0].clone();
             assert_eq!(first.socket.address.port(), port);
             // Identical: nothing happens.
-            m.apply_lds(&update("2", at("a", &port.to_string(), "v1"), &[])).unwrap();
+            m.apply_lds(&update("2", at("a", &port.to_string(), "v1"), &[]), &Default::default())
+                .unwrap();
             assert!(Arc::ptr_eq(&m.active()[0].entry, &first.entry));
             // New config, same address: the socket stays, the old version drains.
-            m.apply_lds(&update("3", at("a", &port.to_string(), "v3"), &[])).unwrap();
+            m.apply_lds(&update("3", at("a", &port.to_string(), "v3"), &[]), &Default::default())
+                .unwrap();
             let second = m.active()[0].clone();
             assert!(Rc::ptr_eq(&second.socket, &first.socket), "the bound socket is reused");
             assert!(first.entry.drain.draining() && !second.entry.drain.draining());
@@ -745,12 +768,14 @@ mod tests {
             let counter = |n: &str| store.counter_value(&format!("listener_manager.{n}"));
             let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let busy = taken.local_addr().unwrap().port().to_string();
-            let err = m.apply_lds(&update("4", at("b", &busy, "v4"), &[])).unwrap_err();
+            let err = m
+                .apply_lds(&update("4", at("b", &busy, "v4"), &[]), &Default::default())
+                .unwrap_err();
             assert!(err.contains("cannot bind"), "{err}");
             assert_eq!(m.active().len(), 1);
             assert_eq!(counter("lds.update_rejected"), Some(1));
             // Removed: its socket stops accepting, its version drains.
-            m.apply_lds(&update("6", Vec::new(), &["a"])).unwrap();
+            m.apply_lds(&update("6", Vec::new(), &["a"]), &Default::default()).unwrap();
             assert!(m.active().is_empty());
             assert!(!second.socket.drain.is_accepting() && second.entry.drain.draining());
             assert_eq!(counter("listener_added"), Some(1));

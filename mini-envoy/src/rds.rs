@@ -38,6 +38,8 @@ use crate::xds::UpdateCounters;
 pub struct RouteConfigState {
     /// The resource in force (for `/config_dump`).
     pub config: Option<Arc<RouteConfiguration>>,
+    /// The JSON it came in (for `/config_dump`).
+    pub source: Option<serde_json::Value>,
     /// Its `version_info`.
     pub version_info: String,
     /// When it was applied.
@@ -108,7 +110,11 @@ impl RouteConfigs {
 
     /// Applies an RDS update, all or nothing: compiles every
     /// `RouteConfiguration`, then publishes them. Returns the names updated.
-    pub fn apply(&mut self, update: &Update<Resource>) -> Result<Vec<String>, String> {
+    pub fn apply(
+        &mut self,
+        update: &Update<Resource>,
+        sources: &week4_xds::file::Sources,
+    ) -> Result<Vec<String>, String> {
         let ctx =
             FactoryContext { stats: Arc::new(self.store.clone()), ..FactoryContext::default() };
         let compiled = compile_all(&update.resources, &ctx);
@@ -128,6 +134,7 @@ impl RouteConfigs {
             let name = config.name.clone();
             self.map.insert(name.clone(), router);
             let state = self.configs.entry(name.clone()).or_default();
+            state.source = sources.get(&name).cloned();
             state.config = Some(config);
             state.version_info = update.version_info.clone();
             state.last_updated = Some(now);
@@ -206,18 +213,21 @@ resources:
         let mut rds = RouteConfigs::new(tls.allocate_slot().unwrap(), store.clone());
         rds.register("local", "ingress");
         assert!(!rds.has("local"));
-        assert_eq!(rds.apply(&update("1", &routes("a", "/.*"))).unwrap(), ["local"]);
+        assert_eq!(
+            rds.apply(&update("1", &routes("a", "/.*")), &Default::default()).unwrap(),
+            ["local"]
+        );
         let first = rds.slot().get().unwrap().get("local").cloned().expect("published");
         // A listener among the routes: nothing changes.
         let mut bad = update("2", &routes("b", "/.*"));
         let listener = week1_core::config::listener::Listener::default();
         bad.resources.push(Resource::Listener(Box::new(listener)));
-        let err = rds.apply(&bad).unwrap_err();
+        let err = rds.apply(&bad, &Default::default()).unwrap_err();
         assert!(err.contains("resources[1]: not a RouteConfiguration"), "{err}");
         let kept = rds.slot().get().unwrap().get("local").cloned().unwrap();
         assert!(Arc::ptr_eq(&first, &kept), "the rejected version was not published");
         assert_eq!(rds.configs["local"].version_info, "1");
-        rds.apply(&update("3", &routes("b", "/.*"))).unwrap();
+        rds.apply(&update("3", &routes("b", "/.*")), &Default::default()).unwrap();
         let third = rds.slot().get().unwrap().get("local").cloned().unwrap();
         assert!(!Arc::ptr_eq(&first, &third));
         let counter = |n: &str| store.counter_value(&format!("http.ingress.rds.local.{n}"));

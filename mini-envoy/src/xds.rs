@@ -367,7 +367,7 @@ async fn watch_lds_file(mut sub: FileSubscription, listeners: Rc<RefCell<Listene
     loop {
         match next {
             FileUpdate::Accepted(update) => {
-                let _ = listeners.borrow_mut().apply_lds(&update);
+                let _ = listeners.borrow_mut().apply_lds(&update, sub.sources());
                 sync_rds_files(&listeners);
             }
             FileUpdate::Rejected { error } => listeners.borrow_mut().reject_lds(&error),
@@ -414,7 +414,7 @@ async fn watch_rds_file(
     loop {
         match next {
             FileUpdate::Accepted(update) => {
-                let _ = listeners.borrow_mut().apply_rds(&update);
+                let _ = listeners.borrow_mut().apply_rds(&update, sub.sources());
             }
             FileUpdate::Rejected { error } => {
                 let mut lm = listeners.borrow_mut();
@@ -639,11 +639,11 @@ pub fn start(
             };
             match update.type_url {
                 TypeUrl::Listener => {
-                    let _ = listeners.borrow_mut().apply_lds(&update);
+                    let _ = listeners.borrow_mut().apply_lds(&update, &sources);
                     sync_rds_files(&listeners);
                 }
                 TypeUrl::RouteConfiguration => {
-                    let _ = listeners.borrow_mut().apply_rds(&update);
+                    let _ = listeners.borrow_mut().apply_rds(&update, &sources);
                 }
                 _ => apply(&dynamic, update.type_url, &update, &sources),
             }

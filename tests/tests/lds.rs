@@ -313,6 +313,33 @@ async fn rejected_lds_and_rds_files_keep_serving_and_count_update_rejected() {
     let (ok, failed) = load.finish().await;
     assert!(failed.is_empty(), "{failed:?}");
     assert!(ok > 0);
+
+    // /config_dump: the LDS listener and the RDS routes in force, as the
+    // JSON they came in, with their version (the rejected ones never were).
+    let dump = Client::new().get(s.envoy.admin(), "/config_dump").await.text();
+    let dump: serde_json::Value = serde_json::from_str(&dump).expect("/config_dump is JSON");
+    let part = |t: &str| {
+        dump["configs"].as_array().unwrap().iter().find(|c| c["@type"] == t).cloned().unwrap()
+    };
+    let listeners = part("type.googleapis.com/envoy.admin.v3.ListenersConfigDump");
+    assert_eq!(listeners["version_info"], "3");
+    let front = &listeners["dynamic_listeners"][0];
+    assert_eq!(front["name"], "front");
+    assert_eq!(front["active_state"]["version_info"], "3");
+    let hcm = &front["active_state"]["listener"]["filter_chains"][0]["filters"][0]["typed_config"];
+    assert_eq!(hcm["server_name"], "listener-3", "{front}");
+    assert!(front["active_state"]["last_updated"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let routes = part("type.googleapis.com/envoy.admin.v3.RoutesConfigDump");
+    let rds = &routes["dynamic_route_configs"][0];
+    assert_eq!(rds["version_info"], "3", "{routes}");
+    assert_eq!(rds["route_config"]["name"], "routes");
+    assert_eq!(
+        rds["route_config"]["@type"],
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+    );
+    let only = Client::new().get(s.envoy.admin(), "/config_dump?resource=dynamic_listeners").await;
+    let only: serde_json::Value = serde_json::from_str(&only.text()).expect("JSON");
+    assert_eq!(only["configs"][0]["name"], "front", "{only}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 //!  bootstrap JSON (as loaded) ─► "bootstrap"  BootstrapConfigDump
 //!        └─ static_resources ──► "listeners"  static_listeners
 //!                            ──► "routes"     static_route_configs (HCM route_config)
+//!  ListenerManager (LDS) ─────► "listeners"  dynamic_listeners: active / warming / draining
+//!  ListenerManager routes (RDS) ► "routes"   dynamic_route_configs
 //!  ClusterManager + CDS state ─► "clusters"   static / dynamic_active / dynamic_warming
 //!  ClusterManager hosts ──────► "endpoints"  (?include_eds) ClusterLoadAssignments
 //! ```
@@ -12,7 +14,9 @@
 //! Static resources are the JSON of the bootstrap as loaded, `last_updated`
 //! the start-up time; dynamic clusters are the JSON they came in (a
 //! `DiscoveryResponse` file or an ADS response), with the `version_info` and
-//! time of the update that last changed them.
+//! time of the update that last changed them; so are LDS listeners (each
+//! version: serving, warming for its routes, or draining after an update or
+//! removal) and RDS route configurations.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -21,11 +25,13 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 use week1_core::cluster::{Host, HostHealth, PrioritySet};
 
+use super::DynamicListener;
 use super::{
     ConfigTracker, ENDPOINTS_KEY, EntryOwner, ResourceState, bootstrap_dump, clusters_dump,
     endpoints_dump, listeners_dump, routes_dump, typed,
 };
 use crate::cluster_manager::{ClusterManager, ClusterOrigin, ManagedCluster};
+use crate::listener_manager::{ListenerManager, ListenerOrigin, ManagedListener};
 use crate::xds::DynamicClusters;
 
 /// `envoy.config.cluster.v3.Cluster`.
@@ -148,6 +154,75 @@ pub fn clusters_part(
     clusters_dump(&dynamic.cds.version_info, &static_states, &active, &warming)
 }
 
+// ANCHOR: listeners_part
+/// The `listeners` part now: static listeners (their bootstrap JSON) and,
+/// per LDS listener name, its active, warming and draining versions (the
+/// JSON each came in).
+pub fn listeners_part(statics: &[ResourceState], lm: Option<&ListenerManager>) -> Value {
+    let Some(lm) = lm else { return listeners_dump("", statics, &[]) };
+    let mut dynamic: Vec<DynamicListener> = Vec::new();
+    let draining = lm.draining();
+    let versions = [(0, lm.active()), (1, lm.warming()), (2, &draining[..])];
+    for (state, listeners) in versions {
+        for l in listeners.iter().filter(|l| l.origin == ListenerOrigin::Dynamic) {
+            let i = match dynamic.iter().position(|d| d.name == l.name) {
+                Some(i) => i,
+                None => {
+                    dynamic.push(DynamicListener {
+                        name: l.name.clone(),
+                        active: None,
+                        warming: None,
+                        draining: None,
+                    });
+                    dynamic.len() - 1
+                }
+            };
+            let d = &mut dynamic[i];
+            let slot = match state {
+                0 => &mut d.active,
+                1 => &mut d.warming,
+                _ => &mut d.draining,
+            };
+            // Several draining versions: the newest one, as Envoy shows one.
+            if slot.as_ref().is_none_or(|s| s.last_updated <= l.last_updated) {
+                *slot = Some(listener_state(l));
+            }
+        }
+    }
+    listeners_dump(&lm.lds.version_info, statics, &dynamic)
+}
+// ANCHOR_END: listeners_part
+
+fn listener_state(l: &ManagedListener) -> ResourceState {
+    let resource = l.source.clone().unwrap_or_else(|| json!({ "name": l.name }));
+    ResourceState {
+        version_info: l.version_info.clone(),
+        resource: typed(LISTENER_TYPE, resource),
+        last_updated: l.last_updated,
+    }
+}
+
+/// The `routes` part now: route configurations inline in static listeners,
+/// and every RDS route configuration received (the JSON it came in).
+pub fn routes_part(statics: &[ResourceState], lm: Option<&ListenerManager>) -> Value {
+    let dynamic: Vec<ResourceState> = lm
+        .map(|lm| {
+            let configs = lm.routes.configs.iter().filter(|(_, s)| s.config.is_some());
+            configs
+                .map(|(name, s)| ResourceState {
+                    version_info: s.version_info.clone(),
+                    resource: typed(
+                        ROUTE_CONFIG_TYPE,
+                        s.source.clone().unwrap_or_else(|| json!({ "name": name })),
+                    ),
+                    last_updated: s.last_updated.unwrap_or(SystemTime::UNIX_EPOCH),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    routes_dump(statics, &dynamic)
+}
+
 fn health_status(host: &Host) -> &'static str {
     match host.health() {
         HostHealth::Healthy => "HEALTHY",
@@ -232,9 +307,9 @@ pub fn endpoints_part(clusters: &ClusterManager) -> Value {
 
 // ANCHOR: register
 /// Registers the proxy's parts: `bootstrap` (when its JSON is known),
-/// `clusters`, `endpoints`, and the static `listeners` and `routes`. LDS/RDS
-/// register their own `listeners` and `routes` instead (drop those owners
-/// first). Keep the owners as long as the parts should be dumped.
+/// `clusters`, `endpoints`, `listeners` and `routes` (static ones, and the
+/// main thread's listener manager's LDS listeners and RDS route
+/// configurations). Keep the owners as long as the parts should be dumped.
 pub fn register(
     tracker: &Rc<ConfigTracker>,
     bootstrap: Option<Value>,
@@ -264,8 +339,16 @@ pub fn register(
     }));
     let listeners = static_listeners(&source, bootstrap_model.listeners().len(), started);
     let routes = static_route_configs(&listeners);
-    owners.extend(tracker.add("listeners", move || listeners_dump("", &listeners, &[])));
-    owners.extend(tracker.add("routes", move || routes_dump(&routes, &[])));
+    // The listener manager (LDS, RDS) lives on this thread while the server runs.
+    let lm = crate::server::main_listener_manager;
+    owners.extend(tracker.add("listeners", move || {
+        let lm = lm();
+        listeners_part(&listeners, lm.as_ref().map(|lm| lm.borrow()).as_deref())
+    }));
+    owners.extend(tracker.add("routes", move || {
+        let lm = lm();
+        routes_part(&routes, lm.as_ref().map(|lm| lm.borrow()).as_deref())
+    }));
     owners
 }
 // ANCHOR_END: register
