@@ -622,7 +622,10 @@ async fn accept_loop(
             ChainTerminal::Tcp(tcp) => {
                 let guard = Some(drain.track());
                 tokio::task::spawn_local(async move {
-                    crate::tcp_proxy::serve_connection(io, connection, tcp, upstreams, guard).await;
+                    crate::tcp_proxy::serve_connection(
+                        io, connection, tcp, upstreams, limit, guard,
+                    )
+                    .await;
                     stats.connection_closed();
                 });
             }

@@ -162,6 +162,8 @@ impl std::fmt::Debug for HttpChain {
 pub struct TcpChain {
     /// Its settings.
     pub config: Arc<TcpProxyConfig>,
+    /// `tcp.<stat_prefix>.*`.
+    pub stats: Arc<crate::stats::TcpProxyStats>,
     /// Access logs.
     pub access_logs: AccessLogs,
     /// The clusters it may pick (looked up per connection).
@@ -386,6 +388,10 @@ fn build_chain(
                     }
                 }
                 ChainTerminal::Tcp(Arc::new(TcpChain {
+                    stats: Arc::new(crate::stats::TcpProxyStats::new(
+                        build.stats,
+                        &config.stat_prefix,
+                    )),
                     config: config.clone(),
                     access_logs,
                     clusters: clusters.clone(),

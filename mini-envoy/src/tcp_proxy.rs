@@ -14,7 +14,9 @@
 //! ```
 //!
 //! - Backpressure: a side is not read while the other side's write buffer
-//!   holds [`BUFFER_LIMIT`] bytes (Envoy's per-connection buffer watermark).
+//!   is full (Envoy's per-connection buffer watermarks): bytes for upstream
+//!   up to the cluster's `per_connection_buffer_limit_bytes`, bytes for
+//!   downstream up to the listener's (both 1 MiB by default).
 //! - Half-close: the connection ends when both directions have ended and
 //!   been written; a reset on one side flushes what is buffered for the
 //!   other side, then closes it (Envoy's `FlushWrite`).
@@ -24,11 +26,10 @@
 //!   `NC`.
 //! - Idle timeout (default 1 h; any byte read or written re-arms it) and
 //!   `max_downstream_connection_duration` (`DT`) close both sides at once.
-//! - One access-log entry per connection when it closes.
+//! - One access-log entry per connection when it closes; Envoy's
+//!   `tcp.<stat_prefix>.*` stats ([`crate::stats::TcpProxyStats`]).
 //!
 //! As in Envoy, the downstream is not read until the upstream is connected.
-//! Deviation: the buffer limit is Envoy's default 1 MiB, not the listener's
-//! `per_connection_buffer_limit_bytes`.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -47,12 +48,14 @@ use week3_filters::buffer::Buffer;
 use week3_filters::http::{ConnectionInfo, ResponseFlag, StreamInfo};
 use week3_filters::network::tcp_proxy::{SessionState, TcpAction, TcpProxySession};
 
+use week3_filters::network::tcp_proxy::{CLOSE_IDLE_TIMEOUT, CLOSE_MAX_DURATION};
+
 use crate::access_log::LogEntry;
 use crate::snapshot::TcpChain;
+use crate::stats::{ClusterStats, UpstreamConnectionStats};
 use crate::upstream::{ConnectionGuard, LbContext, WorkerUpstreams};
 
-/// Bytes buffered per direction before the reading side is paused (Envoy's
-/// default `per_connection_buffer_limit_bytes`).
+/// Envoy's default `per_connection_buffer_limit_bytes` (1 MiB).
 pub const BUFFER_LIMIT: usize = week3_filters::http::DEFAULT_BUFFER_LIMIT;
 
 /// Bytes read from a socket per `read` call.
@@ -62,18 +65,22 @@ const READ_SIZE: usize = 64 * 1024;
 const HOST_SELECTION_RETRIES: u32 = 3;
 
 /// Serves one downstream connection with tcp_proxy until both sides close.
+/// `buffer_limit` is the listener's `per_connection_buffer_limit_bytes`.
 pub async fn serve_connection(
     io: TcpStream,
     connection: ConnectionInfo,
     chain: Arc<TcpChain>,
     upstreams: Rc<WorkerUpstreams>,
+    buffer_limit: usize,
     drain: Option<week4_xds::drain::ConnectionGuard>,
 ) {
     let _ = io.set_nodelay(true);
     let mut proxy = Proxy::new(io, connection, chain, upstreams);
+    proxy.downstream_limit = buffer_limit.max(1);
     proxy.drain = drain;
     proxy.run().await;
     proxy.log();
+    proxy.account(0, 0);
 }
 
 /// The two sockets.
@@ -101,12 +108,17 @@ struct Connecting {
     future: Pin<Box<dyn Future<Output = io::Result<TcpStream>>>>,
     host: Arc<Host>,
     resource: ResourceGuard,
+    /// `cluster.<name>.upstream_cx_*`.
+    stats: Arc<ClusterStats>,
+    started: std::time::Instant,
 }
 
 /// An open upstream connection.
 struct Upstream {
     io: TcpStream,
     _guard: ConnectionGuard,
+    /// Counts it in `upstream_cx_active` (and `upstream_cx_destroy` when dropped).
+    _stats: UpstreamConnectionStats,
 }
 
 /// What woke the connection task.
@@ -142,6 +154,14 @@ struct Proxy {
     /// Counts this connection in its listener's drain, which closes it at
     /// the drain deadline (a byte stream has no graceful way to ask).
     drain: Option<week4_xds::drain::ConnectionGuard>,
+    /// Bytes for downstream held at most (the listener's buffer limit).
+    downstream_limit: usize,
+    /// Bytes for upstream held at most (the cluster's buffer limit).
+    upstream_limit: usize,
+    /// What this connection adds to `downstream_cx_{rx,tx}_bytes_buffered`.
+    buffered: (usize, usize),
+    /// Downstream reads are paused by a full upstream buffer.
+    paused: bool,
 }
 
 /// The session's clock is `std`'s; reading it through tokio keeps tests
@@ -180,7 +200,12 @@ impl Proxy {
             timer: Box::pin(tokio::time::sleep_until(Instant::from_std(start))),
             timer_at: None,
             drain: None,
+            downstream_limit: BUFFER_LIMIT,
+            upstream_limit: BUFFER_LIMIT,
+            buffered: (0, 0),
+            paused: false,
         };
+        proxy.chain.stats.downstream_cx_total.inc();
         proxy.apply(first);
         proxy
     }
@@ -196,6 +221,9 @@ impl Proxy {
                 break;
             }
             self.arm_timer();
+            let (rx, tx) = (self.to_upstream.pending.len(), self.to_downstream.pending.len());
+            self.account(rx, tx);
+            self.flow_control();
             match self.wait().await {
                 Some(Wake::Readable(side)) => self.read(side),
                 Some(Wake::Writable) => {}
@@ -230,10 +258,12 @@ impl Proxy {
     /// Starts a connect attempt to a host of `cluster`.
     fn connect(&mut self, cluster: &str) {
         let Some(entry) = self.chain.clusters.get(cluster) else {
+            self.chain.stats.downstream_cx_no_route.inc();
             let action = self.session.on_no_upstream(ResponseFlag::NoClusterFound);
             return self.apply(action);
         };
         self.info.upstream_cluster = Some(entry.info.name.clone());
+        self.upstream_limit = (entry.info.per_connection_buffer_limit_bytes as usize).max(1);
         let breakers = entry.info.circuit_breakers.for_priority(RoutingPriority::Default);
         let Ok(resource) = breakers.connections().try_acquire() else {
             let action = self.session.on_no_upstream(ResponseFlag::UpstreamOverflow);
@@ -250,6 +280,8 @@ impl Proxy {
         };
         let address = host.address();
         host.stats().cx_total.fetch_add(1, Ordering::Relaxed);
+        let stats = entry.pool.stats.clone();
+        stats.upstream_cx_total.inc();
         self.info.upstream_host = Some(address);
         let timeout = entry.info.connect_timeout;
         let future = Box::pin(async move {
@@ -258,21 +290,35 @@ impl Proxy {
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timeout")),
             }
         });
-        self.connecting = Some(Connecting { future, host, resource });
+        let started = now();
+        self.connecting = Some(Connecting { future, host, resource, stats, started });
     }
 
     fn on_connected(&mut self, result: io::Result<TcpStream>) {
-        let Some(Connecting { host, resource, .. }) = self.connecting.take() else { return };
+        let Some(Connecting { host, resource, stats, started, .. }) = self.connecting.take() else {
+            return;
+        };
         match result {
             Ok(io) => {
                 let _ = io.set_nodelay(true);
-                self.upstream = Some(Upstream { io, _guard: ConnectionGuard::new(host, resource) });
+                stats
+                    .upstream_cx_connect_ms
+                    .record_duration(now().saturating_duration_since(started));
+                self.upstream = Some(Upstream {
+                    io,
+                    _guard: ConnectionGuard::new(host, resource),
+                    _stats: UpstreamConnectionStats::new(&stats),
+                });
                 let action = self.session.on_upstream_connected(now());
                 self.apply(action);
             }
             Err(e) => {
                 tracing::debug!("tcp_proxy: connect to {}: {e}", host.address());
                 host.stats().cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                stats.upstream_cx_connect_fail.inc();
+                if e.kind() == io::ErrorKind::TimedOut {
+                    stats.upstream_cx_connect_timeout.inc();
+                }
                 self.tried.push(host.address());
                 drop(resource);
                 let action = self.session.on_upstream_connect_failed();
@@ -301,15 +347,45 @@ impl Proxy {
     }
 
     fn wants_read(&self, side: Side) -> bool {
-        let dir = match side {
-            Side::Downstream => &self.to_upstream,
-            Side::Upstream => &self.to_downstream,
+        let (dir, limit) = match side {
+            Side::Downstream => (&self.to_upstream, self.upstream_limit),
+            Side::Upstream => (&self.to_downstream, self.downstream_limit),
         };
         self.upstream.is_some()
             && !dir.source_done
             && !dir.sink_done
-            && dir.pending.len() < BUFFER_LIMIT
+            && dir.pending.len() < limit
             && self.session.state() != SessionState::Closed
+    }
+
+    /// Moves this connection's share of the `*_bytes_buffered` gauges to
+    /// `rx` (read from downstream, not yet upstream) and `tx` (for downstream).
+    fn account(&mut self, rx: usize, tx: usize) {
+        let stats = &self.chain.stats;
+        let (old_rx, old_tx) = self.buffered;
+        stats.downstream_cx_rx_bytes_buffered.add(rx as i64 - old_rx as i64);
+        stats.downstream_cx_tx_bytes_buffered.add(tx as i64 - old_tx as i64);
+        self.buffered = (rx, tx);
+    }
+
+    /// Counts pauses and resumptions of downstream reads by a full upstream
+    /// buffer (Envoy's `downstream_flow_control_*_reading_total`).
+    fn flow_control(&mut self) {
+        let dir = &self.to_upstream;
+        let full = self.upstream.is_some()
+            && !dir.source_done
+            && !dir.sink_done
+            && dir.pending.len() >= self.upstream_limit;
+        if full != self.paused {
+            self.paused = full;
+            let stats = &self.chain.stats;
+            let counter = if full {
+                &stats.downstream_flow_control_paused_reading_total
+            } else {
+                &stats.downstream_flow_control_resumed_reading_total
+            };
+            counter.inc();
+        }
     }
 
     /// Reads what `side` has, until it would block or the other side's
@@ -326,6 +402,11 @@ impl Proxy {
             };
             let result = io.try_read_buf(&mut self.read_space);
             let now = now();
+            if side == Side::Downstream
+                && let Ok(n) = result
+            {
+                self.chain.stats.downstream_cx_rx_bytes_total.add(n as u64);
+            }
             match result {
                 Ok(0) => {
                     let dir = self.read_from(side);
@@ -390,6 +471,9 @@ impl Proxy {
                 Ok(written) => {
                     dir.pending.advance(written);
                     wrote = true;
+                    if side == Side::Downstream {
+                        self.chain.stats.downstream_cx_tx_bytes_total.add(written as u64);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -482,6 +566,14 @@ impl Proxy {
         self.timer_at = None;
         let now = now();
         let action = self.session.on_timer(now);
+        if let TcpAction::Close(reason) = &action {
+            let stats = &self.chain.stats;
+            match *reason {
+                CLOSE_IDLE_TIMEOUT => stats.idle_timeout.inc(),
+                CLOSE_MAX_DURATION => stats.max_downstream_connection_duration.inc(),
+                _ => {}
+            }
+        }
         if self.session.state() == SessionState::Closed
             && matches!(action, TcpAction::None)
             && self.session.next_deadline().is_some_and(|d| now >= d)
@@ -570,6 +662,7 @@ mod tests {
     struct Harness {
         addr: SocketAddr,
         chain: Arc<TcpChain>,
+        store: crate::stats::Store,
         log: PathBuf,
         _dir: tempfile::TempDir,
     }
@@ -663,12 +756,18 @@ mod tests {
                     local_address: io.local_addr().ok(),
                 };
                 let guard = drain.as_ref().map(DrainManager::track);
-                let task =
-                    serve_connection(io, connection, serving.clone(), upstreams.clone(), guard);
+                let task = serve_connection(
+                    io,
+                    connection,
+                    serving.clone(),
+                    upstreams.clone(),
+                    BUFFER_LIMIT,
+                    guard,
+                );
                 tokio::task::spawn_local(task);
             }
         });
-        Harness { addr, chain, log, _dir: dir }
+        Harness { addr, chain, store, log, _dir: dir }
     }
 
     impl Harness {
@@ -686,6 +785,17 @@ mod tests {
             while hosts.iter().any(|h| h.stats().cx_active() > 0) {
                 tokio::task::yield_now().await;
             }
+        }
+
+        /// A `tcp.t.*` counter or gauge (`cluster.backend.*` with that prefix).
+        fn stat(&self, name: &str) -> i64 {
+            let name = if name.starts_with("cluster.") {
+                name.to_string()
+            } else {
+                format!("tcp.t.{name}")
+            };
+            let counter = self.store.counter_value(&name).map(|v| v as i64);
+            counter.or_else(|| self.store.gauge_value(&name)).unwrap()
         }
 
         fn log_lines(&self) -> Vec<String> {
@@ -751,6 +861,17 @@ mod tests {
                 assert_eq!(host.stats().cx_total.load(Ordering::Relaxed), 1);
                 assert_eq!(host.stats().cx_active(), 0);
                 assert_eq!(h.log_lines(), [format!("- 12 12 {echo} backend")]);
+                // Envoy's tcp.<stat_prefix>.* stats.
+                assert_eq!(h.stat("downstream_cx_total"), 1);
+                assert_eq!(h.stat("downstream_cx_rx_bytes_total"), 12);
+                assert_eq!(h.stat("downstream_cx_tx_bytes_total"), 12);
+                assert_eq!(h.stat("downstream_cx_rx_bytes_buffered"), 0);
+                assert_eq!(h.stat("downstream_cx_tx_bytes_buffered"), 0);
+                assert_eq!(h.stat("downstream_cx_no_route"), 0);
+                // The cluster counts tcp_proxy's upstream connections too.
+                assert_eq!(h.stat("cluster.backend.upstream_cx_total"), 1);
+                assert_eq!(h.stat("cluster.backend.upstream_cx_active"), 0);
+                assert_eq!(h.stat("cluster.backend.upstream_cx_destroy"), 1);
             })
             .await;
     }
@@ -782,7 +903,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_stalled_upstream_stops_downstream_reads_at_the_buffer_limit() {
+    async fn a_stalled_upstream_stops_downstream_reads_at_the_clusters_buffer_limit() {
         LocalSet::new()
             .run_until(async {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -795,7 +916,11 @@ mod tests {
                     io.read_to_end(&mut got).await.unwrap();
                     got
                 });
-                let h = start(&[upstream], "", "").await;
+                // The cluster's per_connection_buffer_limit_bytes bounds the
+                // bytes held for upstream (Envoy's upstream write watermark).
+                const LIMIT: usize = 256 * 1024;
+                let h =
+                    start(&[upstream], "", "    per_connection_buffer_limit_bytes: 262144\n").await;
                 let sent = pattern(64 << 20, 3);
                 let mut c = TcpStream::connect(h.addr).await.unwrap();
                 let data = sent.clone();
@@ -805,7 +930,7 @@ mod tests {
                     c
                 });
                 // The kernel buffers fill, then the proxy's buffer does.
-                while probe::max_pending() < BUFFER_LIMIT && !writer.is_finished() {
+                while probe::max_pending() < LIMIT && !writer.is_finished() {
                     tokio::task::yield_now().await;
                 }
                 assert!(
@@ -815,12 +940,21 @@ mod tests {
                 for _ in 0..1000 {
                     tokio::task::yield_now().await;
                 }
-                assert!(probe::max_pending() <= BUFFER_LIMIT + 2 * READ_SIZE);
+                assert!(probe::max_pending() <= LIMIT + 2 * READ_SIZE);
                 go.send(()).unwrap();
                 let got = server.await.unwrap();
                 let _client = writer.await.unwrap();
                 assert!(got == sent, "all bytes arrive in order ({} bytes)", got.len());
-                assert!(probe::max_pending() <= BUFFER_LIMIT + 2 * READ_SIZE);
+                h.settle().await;
+                assert!(h.stat("downstream_flow_control_paused_reading_total") >= 1);
+                assert_eq!(
+                    h.stat("downstream_flow_control_paused_reading_total"),
+                    h.stat("downstream_flow_control_resumed_reading_total"),
+                    "every pause was resumed"
+                );
+                assert_eq!(h.stat("downstream_cx_rx_bytes_total"), sent.len() as i64);
+                assert_eq!(h.stat("downstream_cx_rx_bytes_buffered"), 0);
+                assert!(probe::max_pending() <= LIMIT + 2 * READ_SIZE);
             })
             .await;
     }
@@ -883,6 +1017,9 @@ mod tests {
                 assert!(h.host(dead).stats().cx_connect_fail.load(Ordering::Relaxed) >= 1);
                 assert_eq!(h.host(echo).stats().cx_total.load(Ordering::Relaxed), 2);
                 assert_eq!(h.host(echo).stats().cx_connect_fail.load(Ordering::Relaxed), 0);
+                let fails = h.host(dead).stats().cx_connect_fail.load(Ordering::Relaxed) as i64;
+                assert_eq!(h.stat("cluster.backend.upstream_cx_connect_fail"), fails);
+                assert_eq!(h.stat("cluster.backend.upstream_cx_total"), 2 + fails);
                 let line = format!("- 3 3 {echo} backend");
                 assert_eq!(h.log_lines(), [line.clone(), line]);
             })
@@ -955,6 +1092,8 @@ mod tests {
                 );
                 h.settle().await;
                 assert_eq!(h.log_lines(), [format!("- 2 2 {echo} backend")]);
+                assert_eq!(h.stat("idle_timeout"), 1);
+                assert_eq!(h.stat("max_downstream_connection_duration"), 0);
             })
             .await;
     }
@@ -1015,6 +1154,8 @@ mod tests {
                 // Closed at 4.5 s, seen by the client's next exchange at 5 s.
                 assert_eq!(started.elapsed(), Duration::from_secs(5));
                 assert_eq!(h.log_lines(), [format!("DT 4 4 {echo} backend")]);
+                assert_eq!(h.stat("max_downstream_connection_duration"), 1);
+                assert_eq!(h.stat("idle_timeout"), 0);
             })
             .await;
     }

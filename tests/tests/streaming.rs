@@ -773,7 +773,8 @@ fn tcp_proxy_bootstrap(echo: SocketAddr) -> String {
           stat_prefix: tcp
           cluster: echo"#;
     // The HTTP listener's cluster is unused here; it points at the echo server.
-    http_bootstrap("", listener, &[("backend", echo), ("echo", echo)])
+    let admin = "admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 0 }\n";
+    format!("{admin}{}", http_bootstrap("", listener, &[("backend", echo), ("echo", echo)]))
 }
 
 /// Reads until EOF (bounded by `WAIT`).
@@ -804,6 +805,13 @@ async fn tcp_proxy_echoes_both_ways_and_half_closes() {
     let rest = read_to_eof(&mut io).await;
     let total = 4 + 16 + 4 + 10;
     assert_eq!(String::from_utf8_lossy(&rest), format!("last words[eof after {total} bytes]"));
+
+    // Envoy's tcp.<stat_prefix>.* stats and the cluster's upstream connection.
+    let stat = |name: &'static str| mini_envoy_tests::stat(&proxy, name);
+    assert_eq!(stat("tcp.tcp.downstream_cx_total").await, Some(1));
+    assert_eq!(stat("tcp.tcp.downstream_cx_rx_bytes_total").await, Some(total));
+    assert_eq!(stat("tcp.tcp.downstream_cx_tx_bytes_total").await, Some(24 + rest.len() as u64));
+    assert_eq!(stat("cluster.echo.upstream_cx_total").await, Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,6 +292,55 @@ impl HttpConnectionManagerStats {
     }
 }
 
+/// `tcp.<stat_prefix>.*` (Envoy's tcp_proxy stats), shared by every
+/// tcp_proxy with that prefix. Not kept: `upstream_flush_*` (a connection
+/// here stays one task until both directions are written, so there is no
+/// separate flush phase), `on_demand_cluster_*`, `early_data_received_count_total`.
+#[derive(Debug)]
+pub struct TcpProxyStats {
+    /// Connections handled.
+    pub downstream_cx_total: Counter,
+    /// Connections whose cluster does not exist (`NC`).
+    pub downstream_cx_no_route: Counter,
+    /// Bytes written to downstream.
+    pub downstream_cx_tx_bytes_total: Counter,
+    /// Bytes from upstream not yet written to downstream.
+    pub downstream_cx_tx_bytes_buffered: Gauge,
+    /// Bytes read from downstream.
+    pub downstream_cx_rx_bytes_total: Counter,
+    /// Bytes read from downstream not yet written upstream.
+    pub downstream_cx_rx_bytes_buffered: Gauge,
+    /// Downstream reads paused: the upstream's buffer was full.
+    pub downstream_flow_control_paused_reading_total: Counter,
+    /// Downstream reads resumed.
+    pub downstream_flow_control_resumed_reading_total: Counter,
+    /// Connections closed by `idle_timeout`.
+    pub idle_timeout: Counter,
+    /// Connections closed by `max_downstream_connection_duration`.
+    pub max_downstream_connection_duration: Counter,
+}
+
+impl TcpProxyStats {
+    /// The handles of `tcp.<stat_prefix>.`.
+    pub fn new(store: &Store, stat_prefix: &str) -> Self {
+        let scope = store.root().tagged_scope("tcp", "envoy_tcp_prefix", stat_prefix);
+        Self {
+            downstream_cx_total: scope.counter("downstream_cx_total"),
+            downstream_cx_no_route: scope.counter("downstream_cx_no_route"),
+            downstream_cx_tx_bytes_total: scope.counter("downstream_cx_tx_bytes_total"),
+            downstream_cx_tx_bytes_buffered: scope.gauge("downstream_cx_tx_bytes_buffered"),
+            downstream_cx_rx_bytes_total: scope.counter("downstream_cx_rx_bytes_total"),
+            downstream_cx_rx_bytes_buffered: scope.gauge("downstream_cx_rx_bytes_buffered"),
+            downstream_flow_control_paused_reading_total: scope
+                .counter("downstream_flow_control_paused_reading_total"),
+            downstream_flow_control_resumed_reading_total: scope
+                .counter("downstream_flow_control_resumed_reading_total"),
+            idle_timeout: scope.counter("idle_timeout"),
+            max_downstream_connection_duration: scope.counter("max_downstream_connection_duration"),
+        }
+    }
+}
+
 /// Envoy's listener stat-name form of an address: `127.0.0.1_10000`,
 /// `[__1]_10000` (`:` is not allowed in a stat name segment).
 pub fn listener_stat_address(address: SocketAddr) -> String {

@@ -113,6 +113,11 @@ pub enum SessionState {
     Closed,
 }
 
+/// The [`TcpAction::Close`] reason of an idle timeout (`tcp.<prefix>.idle_timeout`).
+pub const CLOSE_IDLE_TIMEOUT: &str = "idle timeout";
+/// The [`TcpAction::Close`] reason of `max_downstream_connection_duration` (`DT`).
+pub const CLOSE_MAX_DURATION: &str = "max connection duration";
+
 /// What the owner must do after a session step.
 #[derive(Debug)]
 pub enum TcpAction {
@@ -285,11 +290,11 @@ impl TcpProxySession {
         if self.deadline_max.is_some_and(|d| now >= d) {
             self.flags.insert(ResponseFlag::DurationTimeout);
             self.state = SessionState::Closed;
-            return TcpAction::Close("max connection duration");
+            return TcpAction::Close(CLOSE_MAX_DURATION);
         }
         if self.idle_timeout.is_some_and(|t| now >= self.last_activity + t) {
             self.state = SessionState::Closed;
-            return TcpAction::Close("idle timeout");
+            return TcpAction::Close(CLOSE_IDLE_TIMEOUT);
         }
         TcpAction::None
     }
