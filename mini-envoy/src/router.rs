@@ -696,6 +696,10 @@ impl UpstreamRequest {
                     let status = head.status;
                     if let (Some(cluster), Some(host)) = (&self.cluster, &self.attempt_host) {
                         crate::health::report_status(&cluster.info, host, status);
+                        // A presence bit: a well-known header name.
+                        if head.headers.contains("x-envoy-immediate-health-check-fail") {
+                            crate::health::report_immediate_fail(&cluster.info, host);
+                        }
                     }
                     let now = crate::clock::now();
                     let stats = self.cluster.as_ref().map(|c| c.pool.stats.clone());

@@ -320,3 +320,50 @@ health_checks:
     let r = Client::without_pool().get(envoy.admin(), "/ready").await;
     assert_eq!((r.status, r.text().trim()), (200, "LIVE"));
 }
+
+/// Envoy's passive health-check failure: a response carrying
+/// `x-envoy-immediate-health-check-fail` (what an Envoy upstream sends after
+/// `/healthcheck/fail`) fails that host at once, without waiting for the next
+/// check, and counts `health_check.passive_failure` (passing checks bring it
+/// back, as after any failure).
+#[tokio::test]
+async fn immediate_health_check_fail_on_a_response_takes_the_host_out_at_once() {
+    let failing = Backend::named(
+        "failing",
+        Behaviour::custom(|req, _| {
+            if req.path == "/healthz" {
+                Reply::new(200, "hc")
+            } else {
+                Reply::new(200, "failing").header("x-envoy-immediate-health-check-fail", "")
+            }
+        }),
+    );
+    let steady = backend("steady", switch(200), switch(200));
+    // Checks pass (the health path never fails) and are far apart: only the
+    // data path can take `failing` out within the test.
+    let checks = "\
+health_checks:
+- timeout: 1s
+  interval: 3600s
+  no_traffic_interval: 3600s
+  unhealthy_threshold: 3
+  healthy_threshold: 1
+  http_health_check: { path: /healthz }
+";
+    let envoy = start(cluster("backends", &[failing.addr(), steady.addr()], checks));
+    let front = envoy.listener("front");
+    let client = Client::new();
+    // Round robin reaches `failing` within two requests; soon after its
+    // answer, every request goes to `steady`.
+    // (A request or two may reach it before the main thread's update does.)
+    until_in_a_row(&client, front, 20, |s, body| s == 200 && body == "steady").await;
+    let data_requests = failing.requests().iter().filter(|r| r.path != "/healthz").count();
+    assert!((1..=3).contains(&data_requests), "{data_requests} requests reached failing");
+    let passive = stat(&envoy, "cluster.backends.health_check.passive_failure").await;
+    assert_eq!(passive, data_requests as u64, "one passive failure per such response");
+    let flags = health_flags(&envoy, failing.addr()).await;
+    assert!(
+        flags.contains("/failed_active_hc") && flags.contains("excluded_via_immediate_hc_fail"),
+        "{flags}"
+    );
+}

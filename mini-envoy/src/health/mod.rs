@@ -48,6 +48,7 @@ use tokio::task::AbortHandle;
 use week1_core::cluster::Host;
 use week1_core::cluster::health_checker::{
     CheckOutcome, HealthCheckPolicy, HealthCheckSession, HealthCheckStats, Transition,
+    passive_immediate_failure,
 };
 use week1_core::cluster::info::ClusterInfo;
 use week1_core::cluster::outlier::{
@@ -74,6 +75,26 @@ pub fn report_status(info: &ClusterInfo, host: &Host, status: u16) {
         && host.outlier().put_http_status(policy, status)
     {
         OUTLIER_WAKE.notify_one();
+    }
+}
+
+/// Hosts whose upstream response said `x-envoy-immediate-health-check-fail`,
+/// from workers to the main thread's health manager (by cluster name).
+static IMMEDIATE_FAILS: std::sync::OnceLock<
+    tokio::sync::mpsc::UnboundedSender<(String, Arc<Host>)>,
+> = std::sync::OnceLock::new();
+
+/// A worker saw `x-envoy-immediate-health-check-fail` on a response from
+/// `host`: when the cluster is actively health checked, the main thread
+/// fails the host at once (Envoy's passive health-check failure, counted in
+/// `health_check.passive_failure`). Off the request path's fast lane: only
+/// responses carrying the header get here.
+pub fn report_immediate_fail(info: &ClusterInfo, host: &Arc<Host>) {
+    if info.health_checks.is_empty() {
+        return;
+    }
+    if let Some(tx) = IMMEDIATE_FAILS.get() {
+        let _ = tx.send((info.name.clone(), host.clone()));
     }
 }
 
@@ -166,6 +187,7 @@ pub fn start(clusters: &Rc<RefCell<ClusterManager>>) -> Rc<HealthManager> {
     }));
     health.sync(&clusters.borrow());
     MAIN_HEALTH.with(|h| *h.borrow_mut() = Some(health.clone()));
+    health.receive_immediate_fails();
     health
 }
 // ANCHOR_END: start
@@ -410,6 +432,35 @@ impl HealthManager {
             self.set_cluster(&entry, all_hosts(&entry));
             self.wait_warmed(&entry.info);
         }
+    }
+
+    /// Applies the passive failures workers report ([`report_immediate_fail`])
+    /// on this thread, for as long as the manager lives. One process has one
+    /// main thread: the first manager to start receives them.
+    fn receive_immediate_fails(self: &Rc<Self>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        if IMMEDIATE_FAILS.set(tx).is_err() {
+            return;
+        }
+        let manager = Rc::downgrade(self);
+        tokio::task::spawn_local(async move {
+            while let Some((cluster, host)) = rx.recv().await {
+                let Some(m) = manager.upgrade() else { return };
+                let Some(c) = m.clusters.borrow().get(&cluster).cloned() else { continue };
+                if !c.hosts.borrow().iter().any(|h| Arc::ptr_eq(h, &host)) {
+                    continue; // the host left the cluster meanwhile
+                }
+                let transition = passive_immediate_failure(&host, &c.hc_stats);
+                tracing::warn!(
+                    "cluster {cluster}: host {} answered x-envoy-immediate-health-check-fail",
+                    host.address()
+                );
+                c.copy_stats();
+                if transition == Transition::Changed {
+                    (m.publish)(&cluster);
+                }
+            }
+        });
     }
 
     // ANCHOR: wait_warmed

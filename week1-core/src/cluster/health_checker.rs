@@ -194,7 +194,8 @@ pub struct HealthCheckStats {
     pub failure: AtomicU64,
     /// Checks failed by a network error or timeout (`network_failure`).
     pub network_failure: AtomicU64,
-    /// Failures reported passively by the outlier detector (`passive_failure`).
+    /// Failures reported by the data path (`passive_failure`): an upstream
+    /// response carrying `x-envoy-immediate-health-check-fail`.
     pub passive_failure: AtomicU64,
     /// Service-name verifications failed (`verify_cluster`; always 0 here).
     pub verify_cluster: AtomicU64,
@@ -374,6 +375,31 @@ impl HealthCheckSession {
 }
 // ANCHOR_END: session
 
+// ANCHOR: passive_immediate_failure
+/// An upstream response carried `x-envoy-immediate-health-check-fail`
+/// (Envoy's `HealthCheckHostMonitor::setUnhealthy(ImmediateHealthCheckFail)`,
+/// a passive failure): the host fails active health checking at once and is
+/// excluded from load calculations, until its checks pass again
+/// (`healthy_threshold`, as after any failure). Counts `failure` and
+/// `passive_failure`.
+pub fn passive_immediate_failure(host: &Host, stats: &HealthCheckStats) -> Transition {
+    let mut transition = Transition::Unchanged;
+    let flags = host.health_flags();
+    if !flags.contains(HealthFlags::FAILED_ACTIVE_HC) {
+        host.set_health_flags(HealthFlags::FAILED_ACTIVE_HC);
+        HealthCheckStats::dec(&stats.healthy);
+        transition = Transition::Changed;
+    }
+    if !flags.contains(HealthFlags::EXCLUDED_VIA_IMMEDIATE_HC_FAIL) {
+        host.set_health_flags(HealthFlags::EXCLUDED_VIA_IMMEDIATE_HC_FAIL);
+        transition = Transition::Changed;
+    }
+    HealthCheckStats::inc(&stats.failure);
+    HealthCheckStats::inc(&stats.passive_failure);
+    transition
+}
+// ANCHOR_END: passive_immediate_failure
+
 /// Clears `PENDING_ACTIVE_HC`; its removal changes the excluded list, so it
 /// is a change even when health is not.
 fn clear_pending(host: &Host, transition: Transition) -> Transition {
@@ -509,6 +535,24 @@ mod tests {
         r.step(NET);
         r.step(NET);
         assert_eq!(r.host.health(), HostHealth::Healthy);
+    }
+
+    #[test]
+    fn a_passive_immediate_failure_fails_and_excludes_the_host_at_once() {
+        let host = host(HealthFlags::empty());
+        let stats = HealthCheckStats::default();
+        stats.healthy.store(1, Ordering::Relaxed);
+        assert_eq!(passive_immediate_failure(&host, &stats), Transition::Changed);
+        let flags = host.health_flags();
+        assert!(flags.contains(HealthFlags::FAILED_ACTIVE_HC));
+        assert!(flags.contains(HealthFlags::EXCLUDED_VIA_IMMEDIATE_HC_FAIL));
+        assert_eq!(stats.passive_failure.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failure.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.healthy.load(Ordering::Relaxed), 0);
+        // Again while failed: counted, nothing changes.
+        assert_eq!(passive_immediate_failure(&host, &stats), Transition::Unchanged);
+        assert_eq!(stats.passive_failure.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.healthy.load(Ordering::Relaxed), 0);
     }
 
     #[test]
