@@ -320,7 +320,7 @@ impl Connection {
         let drain_event = async move {
             match guard {
                 Some(g) if !draining => {
-                    g.manager().wait_drain_started().await;
+                    g.drain_started().await;
                     Wake::Drain
                 }
                 Some(g) => {

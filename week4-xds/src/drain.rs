@@ -222,7 +222,17 @@ impl DrainManager {
     /// Tracks a new connection until the guard is dropped.
     pub fn track(&self) -> ConnectionGuard {
         self.inner.connections.send_modify(|n| *n += 1);
-        ConnectionGuard { manager: self.clone(), force_close: self.inner.force_close.subscribe() }
+        let parent = self
+            .inner
+            .parent
+            .as_ref()
+            .map(|p| (p.inner.draining.subscribe(), p.inner.force_close.subscribe()));
+        ConnectionGuard {
+            manager: self.clone(),
+            draining: self.inner.draining.subscribe(),
+            force_close: self.inner.force_close.subscribe(),
+            parent,
+        }
     }
 
     /// Connections open now.
@@ -268,10 +278,17 @@ impl DrainManager {
 
 /// Keeps a connection counted; dropping it (the connection closed) may
 /// complete the drain.
+///
+/// It subscribes once to what a connection waits for (its manager's and the
+/// parent's drain start and force-close), so a connection that waits many
+/// times (each request, each read) does not subscribe again each time.
 #[derive(Debug)]
 pub struct ConnectionGuard {
     manager: DrainManager,
+    draining: watch::Receiver<bool>,
     force_close: watch::Receiver<bool>,
+    /// The parent's (the server's) drain start and force-close.
+    parent: Option<(watch::Receiver<bool>, watch::Receiver<bool>)>,
 }
 
 impl ConnectionGuard {
@@ -280,18 +297,33 @@ impl ConnectionGuard {
         &self.manager
     }
 
+    /// Resolves when this connection's manager (or its parent) starts
+    /// draining: [`DrainManager::wait_drain_started`] without subscribing.
+    pub async fn drain_started(&mut self) {
+        match &mut self.parent {
+            None => {
+                let _ = self.draining.wait_for(|d| *d).await;
+            }
+            Some((parent, _)) => {
+                tokio::select! {
+                    _ = self.draining.wait_for(|d| *d) => {}
+                    _ = parent.wait_for(|d| *d) => {}
+                }
+            }
+        }
+    }
+
     /// Resolves when the drain deadline force-closes connections (of this
     /// manager or, for a listener, of the server).
     pub async fn force_closed(&mut self) {
-        match self.manager.inner.parent.clone() {
+        match &mut self.parent {
             None => {
                 let _ = self.force_close.wait_for(|f| *f).await;
             }
-            Some(parent) => {
-                let mut parent_rx = parent.inner.force_close.subscribe();
+            Some((_, parent)) => {
                 tokio::select! {
                     _ = self.force_close.wait_for(|f| *f) => {}
-                    _ = parent_rx.wait_for(|f| *f) => {}
+                    _ = parent.wait_for(|f| *f) => {}
                 }
             }
         }

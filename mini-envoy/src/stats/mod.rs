@@ -49,8 +49,8 @@ use parking_lot::Mutex;
 
 pub use handles::{
     CircuitBreakerStats, ClusterStats, HttpConnectionManagerStats, ListenerStats, PendingRequest,
-    TcpProxyStats,
-    ServerState, ServerStats, UpstreamConnectionStats, UpstreamRequestStats, listener_stat_address,
+    ServerState, ServerStats, TcpProxyStats, UpstreamConnectionStats, UpstreamRequestStats,
+    listener_stat_address,
 };
 pub use histogram::{BUCKETS, HistogramValue, SUPPORTED_QUANTILES};
 
