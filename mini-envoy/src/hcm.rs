@@ -96,6 +96,11 @@ pub async fn serve_connection(
     stats.downstream_cx_total.inc();
     stats.downstream_cx_active.inc();
     let mut conn = Connection::new(io, connection, chain, upstreams, buffer_limit);
+    conn.drain_event = drain.as_ref().map(|g| {
+        let started: Pin<Box<dyn std::future::Future<Output = ()>>> =
+            Box::pin(g.drain_started_owned());
+        started
+    });
     conn.drain = drain;
     conn.run().await;
     stats.downstream_cx_active.dec();
@@ -131,6 +136,10 @@ struct Connection {
     timer_at: Option<Instant>,
     /// Counts this connection in a drain.
     drain: Option<ConnectionGuard>,
+    /// What the drain holds for this connection next: its start, then (once
+    /// draining) the force-close. Kept across waits: registered once, not
+    /// per wake-up.
+    drain_event: Option<Pin<Box<dyn std::future::Future<Output = ()>>>>,
     /// The drain started and was acted on.
     draining: bool,
     /// While draining, when the connection closes if no request has started
@@ -206,6 +215,7 @@ impl Connection {
             timer: Box::pin(tokio::time::sleep_until(now)),
             timer_at: None,
             drain: None,
+            drain_event: None,
             draining: false,
             idle_close_at: None,
         }
@@ -263,7 +273,10 @@ impl Connection {
                 Wake::Upstream(ev) => self.on_upstream(ev),
                 Wake::Timer => self.on_timers(),
                 Wake::Drain => self.on_drain(),
-                Wake::ForceClose => self.closing = Closing::Abort,
+                Wake::ForceClose => {
+                    self.drain_event = None;
+                    self.closing = Closing::Abort;
+                }
                 Wake::Io(e) => self.on_downstream_error(e),
             }
         }
@@ -315,17 +328,12 @@ impl Connection {
             }
         };
         let draining = self.draining;
-        let guard = self.drain.as_mut();
-        let drain_armed = guard.is_some();
-        let drain_event = async move {
-            match guard {
-                Some(g) if !draining => {
-                    g.drain_started().await;
-                    Wake::Drain
-                }
-                Some(g) => {
-                    g.force_closed().await;
-                    Wake::ForceClose
+        let drain_armed = self.drain_event.is_some();
+        let drain_event = async {
+            match self.drain_event.as_mut() {
+                Some(event) => {
+                    event.as_mut().await;
+                    if draining { Wake::ForceClose } else { Wake::Drain }
                 }
                 None => std::future::pending().await,
             }
@@ -353,6 +361,12 @@ impl Connection {
     /// request a client is sending on it at that moment.
     fn on_drain(&mut self) {
         self.draining = true;
+        // Next: the drain deadline's force-close.
+        self.drain_event = self.drain.as_ref().map(|g| {
+            let closed: Pin<Box<dyn std::future::Future<Output = ()>>> =
+                Box::pin(g.force_closed_owned());
+            closed
+        });
         if self.closing != Closing::No {
             return;
         }

@@ -20,6 +20,7 @@
 //! ([`ListenerDrains`]), and also whenever the server drains.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -295,6 +296,46 @@ impl ConnectionGuard {
     /// The manager this connection belongs to (for `drain_close`).
     pub fn manager(&self) -> &DrainManager {
         &self.manager
+    }
+
+    /// [`drain_started`](Self::drain_started) as a future that owns what it
+    /// waits on: a connection keeps it across its waits (registered once,
+    /// polled cheaply) instead of building a new wait each time.
+    pub fn drain_started_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut own = self.draining.clone();
+        let mut parent = self.parent.as_ref().map(|(d, _)| d.clone());
+        async move {
+            match &mut parent {
+                None => {
+                    let _ = own.wait_for(|d| *d).await;
+                }
+                Some(parent) => {
+                    tokio::select! {
+                        _ = own.wait_for(|d| *d) => {}
+                        _ = parent.wait_for(|d| *d) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`force_closed`](Self::force_closed) as a future that owns what it waits on.
+    pub fn force_closed_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut own = self.force_close.clone();
+        let mut parent = self.parent.as_ref().map(|(_, f)| f.clone());
+        async move {
+            match &mut parent {
+                None => {
+                    let _ = own.wait_for(|f| *f).await;
+                }
+                Some(parent) => {
+                    tokio::select! {
+                        _ = own.wait_for(|f| *f) => {}
+                        _ = parent.wait_for(|f| *f) => {}
+                    }
+                }
+            }
+        }
     }
 
     /// Resolves when this connection's manager (or its parent) starts
