@@ -73,10 +73,7 @@ fn start(cluster: String) -> MiniEnvoy {
 
 /// One stat of `/stats` as a number (0 when absent).
 async fn stat(envoy: &MiniEnvoy, name: &str) -> u64 {
-    let r = Client::without_pool().get(envoy.admin(), "/stats").await;
-    let text = r.text();
-    let line = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "));
-    line.and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    mini_envoy_tests::stat(envoy, name).await.unwrap_or(0)
 }
 
 /// Sends requests until `n` answers in a row are `(status, body)` (bounded by [`WAIT`]).

@@ -31,13 +31,10 @@ fn backend(name: &'static str, health: Arc<AtomicU16>, status: Arc<AtomicU16>) -
     )
 }
 
-/// One stat of `/stats` (text format) as a number.
+/// One stat of `/stats` as a number (it must exist).
 async fn stat(envoy: &MiniEnvoy, name: &str) -> u64 {
-    let r = Client::without_pool().get(envoy.admin(), "/stats").await;
-    assert_eq!(r.status, 200);
-    let text = r.text();
-    let line = text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(": "));
-    line.and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    let value = mini_envoy_tests::stat(envoy, name).await;
+    value.unwrap_or_else(|| panic!("no {name} in /stats"))
 }
 
 /// The `health_flags` of `host` in `/clusters` (Envoy's text format).
