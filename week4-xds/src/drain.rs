@@ -298,74 +298,36 @@ impl ConnectionGuard {
         &self.manager
     }
 
-    /// [`drain_started`](Self::drain_started) as a future that owns what it
-    /// waits on: a connection keeps it across its waits (registered once,
-    /// polled cheaply) instead of building a new wait each time.
-    pub fn drain_started_owned(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut own = self.draining.clone();
-        let mut parent = self.parent.as_ref().map(|(d, _)| d.clone());
-        async move {
-            match &mut parent {
-                None => {
-                    let _ = own.wait_for(|d| *d).await;
-                }
-                Some(parent) => {
-                    tokio::select! {
-                        _ = own.wait_for(|d| *d) => {}
-                        _ = parent.wait_for(|d| *d) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`force_closed`](Self::force_closed) as a future that owns what it waits on.
-    pub fn force_closed_owned(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut own = self.force_close.clone();
-        let mut parent = self.parent.as_ref().map(|(_, f)| f.clone());
-        async move {
-            match &mut parent {
-                None => {
-                    let _ = own.wait_for(|f| *f).await;
-                }
-                Some(parent) => {
-                    tokio::select! {
-                        _ = own.wait_for(|f| *f) => {}
-                        _ = parent.wait_for(|f| *f) => {}
-                    }
-                }
-            }
-        }
-    }
-
     /// Resolves when this connection's manager (or its parent) starts
-    /// draining: [`DrainManager::wait_drain_started`] without subscribing.
-    pub async fn drain_started(&mut self) {
-        match &mut self.parent {
-            None => {
-                let _ = self.draining.wait_for(|d| *d).await;
-            }
-            Some((parent, _)) => {
-                tokio::select! {
-                    _ = self.draining.wait_for(|d| *d) => {}
-                    _ = parent.wait_for(|d| *d) => {}
-                }
-            }
-        }
+    /// draining ([`DrainManager::wait_drain_started`]), as a future that owns
+    /// what it waits on: a connection keeps it across its waits (registered
+    /// once, polled cheaply) instead of building a new wait each time.
+    pub fn drain_started_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        either_true(self.draining.clone(), self.parent.as_ref().map(|(d, _)| d.clone()))
     }
 
     /// Resolves when the drain deadline force-closes connections (of this
-    /// manager or, for a listener, of the server).
+    /// manager or, for a listener, of the server), as an owned future.
+    pub fn force_closed_owned(&self) -> impl Future<Output = ()> + Send + 'static {
+        either_true(self.force_close.clone(), self.parent.as_ref().map(|(_, f)| f.clone()))
+    }
+
+    /// [`force_closed_owned`](Self::force_closed_owned), awaited.
     pub async fn force_closed(&mut self) {
-        match &mut self.parent {
-            None => {
-                let _ = self.force_close.wait_for(|f| *f).await;
-            }
-            Some((_, parent)) => {
-                tokio::select! {
-                    _ = self.force_close.wait_for(|f| *f) => {}
-                    _ = parent.wait_for(|f| *f) => {}
-                }
+        self.force_closed_owned().await;
+    }
+}
+
+/// Resolves when `own` (or `parent`, if any) holds `true`.
+async fn either_true(mut own: watch::Receiver<bool>, parent: Option<watch::Receiver<bool>>) {
+    match parent {
+        None => {
+            let _ = own.wait_for(|v| *v).await;
+        }
+        Some(mut parent) => {
+            tokio::select! {
+                _ = own.wait_for(|v| *v) => {}
+                _ = parent.wait_for(|v| *v) => {}
             }
         }
     }

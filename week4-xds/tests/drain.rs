@@ -118,17 +118,22 @@ async fn a_graceful_drain_keeps_accepting_until_told_and_wakes_connections() {
 async fn a_connection_learns_of_its_listeners_or_the_servers_drain_and_waits_again_cheaply() {
     let server = manager(600);
     let (a, b) = (server.child(), server.child());
-    let (mut on_a, mut on_b) = (a.track(), b.track());
+    let (on_a, on_b) = (a.track(), b.track());
     // Waiting many times (a connection waits per request) and dropping the
     // wait each time must not miss the start.
     for _ in 0..3 {
-        let waited = tokio::time::timeout(Duration::from_millis(10), on_a.drain_started()).await;
+        let waited =
+            tokio::time::timeout(Duration::from_millis(10), on_a.drain_started_owned()).await;
         assert!(waited.is_err(), "nothing drains yet");
     }
     a.start_drain_sequence(Instant::now().into_std());
-    tokio::time::timeout(Duration::from_secs(1), on_a.drain_started()).await.expect("own drain");
-    let waited = tokio::time::timeout(Duration::from_millis(10), on_b.drain_started()).await;
+    tokio::time::timeout(Duration::from_secs(1), on_a.drain_started_owned())
+        .await
+        .expect("own drain");
+    let waited = tokio::time::timeout(Duration::from_millis(10), on_b.drain_started_owned()).await;
     assert!(waited.is_err(), "a sibling listener's drain is not b's");
     server.start_drain_sequence(Instant::now().into_std());
-    tokio::time::timeout(Duration::from_secs(1), on_b.drain_started()).await.expect("server's");
+    tokio::time::timeout(Duration::from_secs(1), on_b.drain_started_owned())
+        .await
+        .expect("server's");
 }
