@@ -852,10 +852,10 @@ impl UpstreamRequest {
     /// `upstream_rq_retry_overflow`, flag UO). True when a retry is scheduled.
     fn retry_decided(&mut self, fm: &mut FilterManager, wants: bool) -> bool {
         self.retry_guard = None;
-        let Some(cluster) = self.cluster.clone() else { return false };
         if !wants || !self.retry_enabled || !self.can_replay() {
             return false;
         }
+        let Some(cluster) = self.cluster.clone() else { return false };
         let stats = &cluster.pool.stats;
         if self.retries_left == 0 {
             stats.upstream_rq_retry_limit_exceeded.inc();
