@@ -352,10 +352,11 @@ impl UpstreamRequest {
         }
         let pools: Rc<WorkerPools> = self.upstreams.pools.clone();
         // Most of the time an idle connection is ready: no need to wait.
-        if let Some(conn) = pools.take_idle_for(&cluster.pool, &host) {
+        if let Some(conn) = pools.take_idle_for(&cluster.pool, &host, self.priority) {
             return self.on_acquired(fm, Ok(conn));
         }
-        let acquire = pools.acquire(cluster.pool.clone(), cluster.info.clone(), host);
+        let acquire =
+            pools.acquire(cluster.pool.clone(), cluster.info.clone(), host, self.priority);
         let mut acquire: Acquire = Box::pin(acquire);
         // A connection may also come at once (a new one cannot: connecting waits).
         let waker = futures_noop_waker();

@@ -1,8 +1,8 @@
 //! # Per-worker HTTP/1.1 connection pools
 //!
 //! Envoy's `Http1::ConnPoolImpl`: every worker keeps, for every upstream host
-//! it talks to, its own pool of keep-alive connections, so no lock is taken on
-//! the request path. A stream asks its worker's [`WorkerPools`] for a
+//! it talks to (and every routing priority, as Envoy's pool per priority), its
+//! own pool of keep-alive connections, so no lock is taken on the request path. A stream asks its worker's [`WorkerPools`] for a
 //! connection to a host and gives it back when its exchange is over:
 //!
 //! ```text
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Circuit breakers (`max_connections`, `max_pending_requests`) are the
-//! cluster's, shared by all workers (week 1's atomic [`ResourceManager`]); a
+//! cluster's for the route's priority, shared by all workers (week 1's atomic [`ResourceManager`]); a
 //! connection holds its `max_connections` guard for its whole life. Idle
 //! connections past the cluster's `idle_timeout`, over
 //! `max_requests_per_connection`, or closed by the upstream are dropped.
@@ -82,11 +82,14 @@ impl std::fmt::Display for PoolFailure {
     }
 }
 
-/// A pool is per cluster and host address (a host in two clusters has two pools).
+/// A pool is per cluster, host address and routing priority (a host in two
+/// clusters has two pools; as Envoy, `HIGH` priority requests have their own
+/// connections, counted against the `HIGH` circuit breakers).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PoolKey {
     cluster: Arc<str>,
     address: SocketAddr,
+    priority: RoutingPriority,
 }
 
 #[derive(Debug)]
@@ -139,34 +142,35 @@ pub struct WorkerPools {
     pools: RefCell<FxHashMap<PoolKey, HostPool>>,
 }
 
-/// The circuit breakers of a request's priority.
-fn breakers(info: &ClusterInfo) -> &ResourceManager {
-    info.circuit_breakers.for_priority(RoutingPriority::Default)
+/// The circuit breakers of a pool's priority.
+fn breakers(info: &ClusterInfo, priority: RoutingPriority) -> &ResourceManager {
+    info.circuit_breakers.for_priority(priority)
 }
 
 impl WorkerPools {
     // ANCHOR: acquire
-    /// A connection to `host`: an idle one, a new one, or one released while
-    /// waiting. The caller bounds the whole wait (route timeout) by dropping
-    /// the future.
+    /// A connection to `host` for a request of `priority`: an idle one, a
+    /// new one, or one released while waiting. The caller bounds the whole
+    /// wait (route timeout) by dropping the future.
     pub async fn acquire(
         self: Rc<Self>,
         settings: Arc<PoolSettings>,
         info: Arc<ClusterInfo>,
         host: Arc<Host>,
+        priority: RoutingPriority,
     ) -> Result<Box<UpstreamConnection>, PoolFailure> {
-        let key = PoolKey { cluster: settings.cluster.clone(), address: host.address() };
+        let key = PoolKey { cluster: settings.cluster.clone(), address: host.address(), priority };
         let mut pending_guard = None;
         loop {
             if let Some(conn) = self.take_idle(&key, &settings) {
                 return Ok(conn);
             }
-            if let Ok(cx) = breakers(&info).connections().try_acquire() {
+            if let Ok(cx) = breakers(&info, priority).connections().try_acquire() {
                 return connect(&settings, key, host, cx).await;
             }
             // At max_connections: wait for one of this worker's connections.
             if pending_guard.is_none() {
-                match breakers(&info).pending_requests().try_acquire() {
+                match breakers(&info, priority).pending_requests().try_acquire() {
                     Ok(g) => pending_guard = Some((g, PendingRequest::new(&settings.stats))),
                     Err(_) => {
                         settings.stats.upstream_rq_pending_overflow.inc();
@@ -185,13 +189,14 @@ impl WorkerPools {
     }
     // ANCHOR_END: acquire
 
-    /// An idle connection to `host`, if this worker has one (no waiting).
+    /// An idle connection to `host` for `priority`, if this worker has one (no waiting).
     pub fn take_idle_for(
         &self,
         settings: &PoolSettings,
         host: &Host,
+        priority: RoutingPriority,
     ) -> Option<Box<UpstreamConnection>> {
-        let key = PoolKey { cluster: settings.cluster.clone(), address: host.address() };
+        let key = PoolKey { cluster: settings.cluster.clone(), address: host.address(), priority };
         self.take_idle(&key, settings)
     }
 
@@ -375,13 +380,21 @@ mod tests {
             Arc::new(ClusterStats::new(&Store::default(), "c")),
         ));
         let pools = Rc::new(WorkerPools::default());
-        let c1 = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await.unwrap();
+        let c1 = pools
+            .clone()
+            .acquire(settings.clone(), info.clone(), host.clone(), RoutingPriority::Default)
+            .await
+            .unwrap();
         let (server_side, _) = l.accept().await.unwrap();
         assert!(!c1.reused);
         assert_eq!(host.stats().cx_active(), 1);
         pools.release(c1, true);
         assert_eq!(pools.idle_count(), 1);
-        let c2 = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await.unwrap();
+        let c2 = pools
+            .clone()
+            .acquire(settings.clone(), info.clone(), host.clone(), RoutingPriority::Default)
+            .await
+            .unwrap();
         assert!(c2.reused, "the idle connection is reused");
         pools.release(c2, true);
         // The upstream closes it: the next acquire notices and connects anew.
@@ -390,7 +403,12 @@ mod tests {
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
-        let acquire = pools.clone().acquire(settings.clone(), info.clone(), host.clone());
+        let acquire = pools.clone().acquire(
+            settings.clone(),
+            info.clone(),
+            host.clone(),
+            RoutingPriority::Default,
+        );
         let (c3, accepted) = tokio::join!(acquire, l.accept());
         let c3 = c3.unwrap();
         assert!(accepted.is_ok());
@@ -412,20 +430,43 @@ mod tests {
             Arc::new(ClusterStats::new(&Store::default(), "c")),
         ));
         let pools = Rc::new(WorkerPools::default());
-        let c1 = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await.unwrap();
+        let c1 = pools
+            .clone()
+            .acquire(settings.clone(), info.clone(), host.clone(), RoutingPriority::Default)
+            .await
+            .unwrap();
         let _server = l.accept().await.unwrap();
         // Second: pending. Third: overflow.
         let waiting = tokio::task::spawn_local(pools.clone().acquire(
             settings.clone(),
             info.clone(),
             host.clone(),
+            RoutingPriority::Default,
         ));
         tokio::task::yield_now().await;
-        let third = pools.clone().acquire(settings.clone(), info.clone(), host.clone()).await;
+        let third = pools
+            .clone()
+            .acquire(settings.clone(), info.clone(), host.clone(), RoutingPriority::Default)
+            .await;
         assert!(matches!(third, Err(PoolFailure::Overflow)));
+        // HIGH priority has its own connections and breakers (Envoy's pool per
+        // priority): it connects while DEFAULT is at its limits.
+        let high = pools.clone().acquire(
+            settings.clone(),
+            info.clone(),
+            host.clone(),
+            RoutingPriority::High,
+        );
+        let (high, accepted) = tokio::join!(high, l.accept());
+        let high = high.unwrap();
+        assert!(accepted.is_ok() && !high.reused);
         pools.release(c1, true);
         let c2 = waiting.await.unwrap().unwrap();
         assert!(c2.reused, "the waiter got the released connection");
+        pools.release(high, true);
+        assert!(pools.take_idle_for(&settings, &host, RoutingPriority::Default).is_none());
+        let again = pools.take_idle_for(&settings, &host, RoutingPriority::High);
+        assert!(again.is_some(), "a HIGH connection goes back to the HIGH pool");
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -438,7 +479,7 @@ mod tests {
             Arc::new(ClusterStats::new(&Store::default(), "c")),
         ));
         let pools = Rc::new(WorkerPools::default());
-        let r = pools.clone().acquire(settings, info, host.clone()).await;
+        let r = pools.clone().acquire(settings, info, host.clone(), RoutingPriority::Default).await;
         assert!(matches!(r, Err(PoolFailure::ConnectFailure(_))));
         assert_eq!(host.stats().cx_connect_fail.load(Ordering::Relaxed), 1);
         assert_eq!(host.stats().cx_active(), 0);
