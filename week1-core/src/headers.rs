@@ -77,7 +77,9 @@ macro_rules! well_known {
         ),*];
 
         /// The presence bit of a lowercase name, at run time: a `match` on
-        /// literals (a switch on the length, then a comparison).
+        /// literals (a switch on the length, then a comparison). Inlined: for
+        /// a literal name the compiler folds it to a constant.
+        #[inline]
         fn well_known_bit(lower: &[u8]) -> u64 {
             match lower {
                 $($name => 1 << $bit,)*
@@ -579,13 +581,23 @@ impl HeaderMap {
         Ok(())
     }
 
+    /// Inlined, so a name written as a literal at the call site gets its
+    /// presence bit at compile time (the classification folds away).
+    #[inline]
     fn position(&self, name: &str) -> Option<usize> {
+        let bit = lookup_bit(name);
+        if bit != 0 && bit != OTHER_X_ENVOY && self.present & bit == 0 {
+            return None;
+        }
+        self.position_with_bit(name, bit)
+    }
+
+    fn position_with_bit(&self, name: &str, bit: u64) -> Option<usize> {
         let (range, offset) = if name.starts_with(':') {
             (&self.entries[..self.pseudo_count], 0)
         } else {
             (&self.entries[self.pseudo_count..], self.pseudo_count)
         };
-        let bit = lookup_bit(name);
         let found = if bit == 0 || bit == OTHER_X_ENVOY {
             range.iter().position(|(n, _)| n.matches(name))
         } else if self.present & bit == 0 {
@@ -615,6 +627,7 @@ impl HeaderMap {
     }
 
     /// The first value of `name` (case-insensitive).
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&HeaderValue> {
         self.position(name).map(|i| &self.entries[i].1)
     }
@@ -646,6 +659,7 @@ impl HeaderMap {
     }
 
     /// Whether `name` has at least one value.
+    #[inline]
     pub fn contains(&self, name: &str) -> bool {
         self.position(name).is_some()
     }
