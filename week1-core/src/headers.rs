@@ -545,7 +545,14 @@ impl HeaderMap {
     /// Sets the only value of `name`: the first existing entry is replaced in
     /// place (keeping its position) and any others are removed.
     pub fn insert(&mut self, name: HeaderName, value: HeaderValue) {
-        match self.position(name.as_str()) {
+        // The name knows its presence bit: no classification of the text.
+        let known = name.bit != 0 && name.bit != OTHER_X_ENVOY;
+        let at = if known && self.present & name.bit == 0 {
+            None
+        } else {
+            self.position_with_bit(name.as_str(), name.bit)
+        };
+        match at {
             Some(first) => {
                 let old = &mut self.entries[first].1;
                 self.byte_size = self.byte_size - old.len() + value.len();
@@ -731,27 +738,37 @@ impl HeaderMap {
 
     /// `:method`, when set and UTF-8.
     pub fn method(&self) -> Option<&str> {
-        self.get_str(":method")
+        self.pseudo(":method", const { well_known_bit_const(b":method") })
     }
 
     /// `:path` (with the query string), when set and UTF-8.
     pub fn path(&self) -> Option<&str> {
-        self.get_str(":path")
+        self.pseudo(":path", const { well_known_bit_const(b":path") })
     }
 
     /// `:authority`, when set and UTF-8.
     pub fn authority(&self) -> Option<&str> {
-        self.get_str(":authority")
+        self.pseudo(":authority", const { well_known_bit_const(b":authority") })
     }
 
     /// `:scheme`, when set and UTF-8.
     pub fn scheme(&self) -> Option<&str> {
-        self.get_str(":scheme")
+        self.pseudo(":scheme", const { well_known_bit_const(b":scheme") })
     }
 
     /// `:status` parsed as a number, when set and valid.
     pub fn status(&self) -> Option<u16> {
-        self.get_str(":status")?.parse().ok()
+        self.pseudo(":status", const { well_known_bit_const(b":status") })?.parse().ok()
+    }
+
+    /// A pseudo-header's value as text, its presence bit computed at compile time.
+    #[inline]
+    fn pseudo(&self, name: &str, bit: u64) -> Option<&str> {
+        if self.present & bit == 0 {
+            return None;
+        }
+        let i = self.position_with_bit(name, bit)?;
+        self.entries[i].1.to_str()
     }
 }
 
