@@ -400,6 +400,11 @@ impl ClusterManager {
         self.active.get(name).or_else(|| self.warming.get(name))
     }
 
+    /// Whether `name` warms waiting for its first endpoints (EDS, DNS).
+    pub fn awaits_hosts(&self, name: &str) -> bool {
+        self.awaiting_hosts.contains(name)
+    }
+
     /// Whether `name` warms and has its endpoints: only its hosts' first
     /// health checks are missing.
     pub fn awaits_first_checks(&self, name: &str) -> bool {

@@ -37,7 +37,7 @@ use week4_xds::grpc::client::{self, AdsHandler};
 use week4_xds::grpc::convert::UnknownFields;
 use week4_xds::{AdsMux, Interest, Mode, MuxConfig, Node, SystemRandom, TypeUrl, Update};
 
-use crate::cluster_manager::{ClusterManager, ClusterManagerError};
+use crate::cluster_manager::{ClusterChange, ClusterManager, ClusterManagerError};
 use crate::listener_manager::ListenerManager;
 use crate::server::UnknownDynamicFields;
 use crate::stats::{Counter, Gauge, Scope};
@@ -226,7 +226,12 @@ impl DynamicClusters {
         for (i, r) in update.resources.iter().enumerate() {
             let Resource::Cluster(c) = r else { continue };
             let at = FieldPath::root().field("resources").index(i);
-            cm.add_or_update_cluster(c, &update.version_info, &at).map_err(|e| e.to_string())?;
+            let change = cm
+                .add_or_update_cluster(c, &update.version_info, &at)
+                .map_err(|e| e.to_string())?;
+            if change == ClusterChange::Warming && c.cluster_type == DiscoveryType::Eds {
+                end_warming_after_initial_fetch_timeout(&self.clusters, c);
+            }
             if eds_file_source(c).is_some() {
                 watch.push((**c).clone());
             }
@@ -285,6 +290,49 @@ impl DynamicClusters {
         result
     }
 }
+
+// ANCHOR: initial_fetch_timeout
+/// Envoy's `initial_fetch_timeout` (default 15 s, 0: none) for a new EDS
+/// cluster: if no assignment came by then, its initialization completes
+/// without hosts (it serves `503 UH` rather than warm for ever), and a later
+/// assignment fills it as usual.
+fn end_warming_after_initial_fetch_timeout(clusters: &Rc<RefCell<ClusterManager>>, c: &Cluster) {
+    let timeout = c
+        .eds_cluster_config
+        .as_ref()
+        .and_then(|e| e.eds_config.as_ref())
+        .map_or(std::time::Duration::from_secs(15), ConfigSource::initial_fetch_timeout);
+    if timeout.is_zero() {
+        return;
+    }
+    let (weak, config) = (Rc::downgrade(clusters), c.clone());
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(timeout).await;
+        let Some(cm) = weak.upgrade() else { return };
+        let still_waiting = {
+            let cm = cm.borrow();
+            cm.awaits_hosts(&config.name)
+                && cm.get_any(&config.name).is_some_and(|w| w.config == config)
+        };
+        if !still_waiting {
+            return;
+        }
+        tracing::warn!(
+            "cluster {}: no endpoints within initial_fetch_timeout ({timeout:?}): serving without hosts",
+            config.name
+        );
+        let empty = cm.borrow().get_any(&config.name).map(|w| (*w.entry.priority_set).clone());
+        if let Some(empty) = empty
+            && let Err(e) = cm.borrow_mut().update_hosts(&config.name, empty)
+        {
+            tracing::warn!("cluster {}: {e}", config.name);
+        }
+        if let Some(health) = crate::health::main_health() {
+            health.sync(&cm.borrow());
+        }
+    });
+}
+// ANCHOR_END: initial_fetch_timeout
 
 /// Watches one `DiscoveryResponse` file of `type_url`; applies its initial
 /// content and every file moved into place.
@@ -690,13 +738,15 @@ mod tests {
         }
     }
 
+    /// `web`'s `initial_fetch_timeout: 0s`: these tests run without a tokio
+    /// runtime, where the timeout's timer could not be started.
     const CDS: &str = r#"
 resources:
 - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
   name: web
   type: EDS
   connect_timeout: 1s
-  eds_cluster_config: {service_name: web-eds, eds_config: {ads: {}}}
+  eds_cluster_config: {service_name: web-eds, eds_config: {ads: {}, initial_fetch_timeout: 0s}}
 - "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
   name: api
   connect_timeout: 1s

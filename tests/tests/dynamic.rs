@@ -538,3 +538,45 @@ async fn a_health_checked_cds_cluster_serves_only_after_its_first_checks() {
     assert_eq!(stat(&envoy, "cluster_manager.active_clusters").await, Some(1));
     assert_eq!(stat(&envoy, "cluster.svc.health_check.success").await, Some(1));
 }
+
+/// Envoy's `initial_fetch_timeout` for a new EDS cluster: without an
+/// assignment by then, its warming ends and it serves without hosts
+/// (`503 UH`); a later assignment fills it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eds_cluster_without_endpoints_stops_warming_at_its_initial_fetch_timeout() {
+    use mini_envoy_tests::stat;
+    let backend = Backend::start(Behaviour::Fixed(200, "filled"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cds_path, eds_path) = (dir.path().join("cds.yaml"), dir.path().join("eds.yaml"));
+    // The EDS file exists but holds no assignment for `svc` yet.
+    move_in(&eds_path, "version_info: \"0\"\nresources: []\n");
+    move_in(
+        &cds_path,
+        &format!(
+            concat!(
+                "version_info: \"1\"\nresources:\n",
+                "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n",
+                "  name: svc\n  type: EDS\n  connect_timeout: 1s\n",
+                "  eds_cluster_config:\n    eds_config:\n      resource_api_version: V3\n",
+                "      initial_fetch_timeout: 0.5s\n      path_config_source: {{ path: {:?} }}\n",
+            ),
+            eds_path.display()
+        ),
+    );
+    let bootstrap_path = dir.path().join("envoy.yaml");
+    std::fs::write(&bootstrap_path, bootstrap(&cds_path)).expect("write the bootstrap");
+    let config = bootstrap_path.display().to_string();
+    let envoy = MiniEnvoy::start_with_args(&["-c", &config, "--concurrency", "1"], 1, true);
+    let front = envoy.listener("front");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stat(&envoy, "cluster_manager.active_clusters").await != Some(1) {
+        assert!(tokio::time::Instant::now() < deadline, "svc kept warming\n{}", envoy.output());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(stat(&envoy, "cluster_manager.warming_clusters").await, Some(0));
+    let r = Client::new().get(front, "/").await;
+    assert_eq!(r.status, 503, "served without hosts: {}", r.text());
+    assert!(r.text().contains("no healthy upstream"), "{}", r.text());
+    move_in(&eds_path, &eds(1, &[backend.addr()]));
+    assert!(Client::new().wait_for_ok(front).await, "the late assignment never served");
+}
